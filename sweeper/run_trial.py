@@ -1,0 +1,67 @@
+"""Run one trial in the foreground (no Ray), printing a line per epoch."""
+
+from __future__ import annotations
+
+import time
+from typing import TextIO
+
+from sweeper.spec import Trial
+from trainers.data import DatasetError
+from trainers.loop import (
+    CheckpointError,
+    CheckpointState,
+    DeviceUnavailable,
+    Metrics,
+    TrainingDiverged,
+    fit,
+)
+
+
+class TrialFailed(Exception):
+    """A trial could not finish; `exit_code` is 2 for a user mistake, 1 otherwise."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def run_trial(trial: Trial, progress: TextIO | None = None) -> Metrics:
+    """Train `trial` to the end; per-epoch progress goes to `progress`."""
+    cfg = trial.config
+    started = time.perf_counter()
+
+    def report(metrics: Metrics, _state: CheckpointState) -> None:
+        if progress is not None:
+            print(format_epoch(metrics, cfg.train.epochs, time.perf_counter() - started),
+                  file=progress, flush=True)
+
+    if progress is not None:
+        print(describe(trial), file=progress, flush=True)
+    try:
+        return fit(cfg, report=report)
+    except (DatasetError, CheckpointError, DeviceUnavailable) as exc:
+        raise TrialFailed(str(exc), exit_code=2) from None
+    except TrainingDiverged as exc:
+        raise TrialFailed(f"trial {trial.index} failed: {exc}", exit_code=1) from None
+
+
+def describe(trial: Trial) -> str:
+    cfg = trial.config
+    swept = ", ".join(f"{k}={v}" for k, v in trial.params.items())
+    return (f"trial {trial.index} [{trial.config_hash}] {cfg.method} {cfg.model.backbone}"
+            f"(width {cfg.model.width}) on {cfg.dataset.name}, batch {cfg.train.batch_size}, "
+            f"{cfg.train.epochs} epochs, {cfg.train.optimizer} lr {cfg.train.learning_rate}"
+            f"/256, probe {cfg.eval.protocol}; {swept}")
+
+
+def format_epoch(metrics: Metrics, epochs: int, elapsed: float) -> str:
+    parts = [f"epoch {int(metrics['epoch'])}/{epochs}", f"step {int(metrics['steps'])}"]
+    if "loss" in metrics:
+        parts.append(f"loss {metrics['loss']:.4f}")
+    if "top_1_accuracy" in metrics:
+        parts.append(f"top-1 {metrics['top_1_accuracy']:.3f} top-5 {metrics['top_5_accuracy']:.3f}")
+    if "images_per_sec" in metrics:
+        parts.append(f"{metrics['images_per_sec']:.0f} img/s")
+    parts.append(f"{elapsed:.0f} s")
+    return "  ".join(parts)
+

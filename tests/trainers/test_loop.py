@@ -1,0 +1,102 @@
+"""The epoch loop end to end on tiny synthetic data: metrics, the steps count,
+exact resume from a checkpoint, and the NaN guard."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import trainers.simclr
+from trainers.config import DatasetConfig, EvalConfig, ModelConfig, TrainConfig, TrialConfig
+from trainers.data import load_dataset
+from trainers.loop import (
+    CheckpointError,
+    TrainingDiverged,
+    fit,
+    load_checkpoint,
+    save_checkpoint,
+)
+
+
+def tiny(method: str = "simclr", epochs: int = 2, protocol: str = "online_linear",
+         optimizer: str = "lars") -> TrialConfig:
+    return TrialConfig(
+        method=method,
+        dataset=DatasetConfig(name="synthetic", synthetic_train_size=40,
+                              synthetic_test_size=20),
+        model=ModelConfig(width=4, hidden_dim=16, projection_dim=8),
+        train=TrainConfig(epochs=epochs, batch_size=16, warmup_epochs=1, optimizer=optimizer),
+        eval=EvalConfig(protocol=protocol, probe_max_iter=20),
+    )
+
+
+@pytest.mark.parametrize("method", ["simclr", "byol"])
+@pytest.mark.parametrize("protocol", ["online_linear", "offline_linear"])
+def test_fit_reports_every_epoch_with_the_thesis_metrics(method: str, protocol: str) -> None:
+    reports = []
+    final = fit(tiny(method, protocol=protocol), report=lambda m, s: reports.append((m, s)))
+    assert [m["epoch"] for m, _ in reports] == [1, 2]
+    assert [m["steps"] for m, _ in reports] == [3, 6]  # ceil(40 / 16) = 3 per epoch
+    assert final == reports[-1][0]
+    for name in ("top_1_accuracy", "top_5_accuracy", "regularization_loss", "loss",
+                 "images_per_sec", f"{protocol}_top_1_accuracy"):
+        assert name in final
+    assert final["top_1_accuracy"] == final[f"{protocol}_top_1_accuracy"]
+    assert 0 <= final["top_1_accuracy"] <= final["top_5_accuracy"] <= 1
+    assert final["regularization_loss"] >= 0
+    assert torch.isfinite(torch.tensor(final["loss"]))
+
+
+def test_zero_epochs_probes_the_random_encoder() -> None:
+    reports = []
+    final = fit(tiny(epochs=0), report=lambda m, s: reports.append(m))
+    assert final["steps"] == 0 and final["epoch"] == 0
+    assert "top_1_accuracy" in final and "loss" not in final
+    assert reports == [final]
+
+
+@pytest.mark.parametrize("method", ["simclr", "byol"])
+def test_resume_from_checkpoint_gives_the_same_next_loss(method: str, tmp_path: Path) -> None:
+    cfg = tiny(method, epochs=3, optimizer="adamw")
+    data = load_dataset(cfg.dataset)
+    path = tmp_path / "epoch1.pt"
+    straight: list[dict] = []
+
+    def keep(metrics: dict, state: dict) -> None:
+        straight.append(metrics)
+        if metrics["epoch"] == 1:  # the state shares memory with the model: save it now
+            save_checkpoint(state, path)
+
+    fit(cfg, report=keep, data=data)
+    resumed: list[dict] = []
+    fit(cfg, report=lambda m, s: resumed.append(m), resume=load_checkpoint(path), data=data)
+
+    assert [m["epoch"] for m in resumed] == [2, 3]
+    for a, b in zip(straight[1:], resumed, strict=True):
+        assert b["steps"] == a["steps"]
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-6)
+        assert b["top_1_accuracy"] == pytest.approx(a["top_1_accuracy"])
+
+
+def test_checkpoint_errors_name_the_path(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match=r"not found: .*missing\.pt"):
+        load_checkpoint(tmp_path / "missing.pt")
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match=r"corrupt\.pt is unreadable or corrupt"):
+        load_checkpoint(corrupt)
+
+
+def test_a_non_finite_loss_stops_the_trial_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = {"n": 0}
+    real = trainers.simclr.nt_xent
+
+    def poisoned(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
+        calls["n"] += 1
+        loss = real(z1, z2, temperature)
+        return loss * float("nan") if calls["n"] == 4 else loss
+
+    monkeypatch.setattr(trainers.simclr, "nt_xent", poisoned)
+    with pytest.raises(TrainingDiverged, match="loss became NaN at step 4"):
+        fit(tiny(epochs=3))
+    assert calls["n"] == 4  # stopped right there, not at the end of the epoch

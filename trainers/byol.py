@@ -1,0 +1,58 @@
+"""BYOL (thesis chapter 13): online network regressing an EMA target network."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from trainers.config import ModelConfig, TrainConfig
+from trainers.losses import byol_loss
+from trainers.models import build_encoder, head_dims, mlp
+from trainers.schedules import ema_momentum
+
+
+class BYOL(nn.Module):
+    """Online encoder+projector+predictor; target encoder+projector as their EMA."""
+
+    def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig) -> None:
+        super().__init__()
+        self.encoder = build_encoder(model_cfg)
+        hidden, out = head_dims(model_cfg, "byol", self.encoder.feature_dim)
+        self.projector = mlp(self.encoder.feature_dim, hidden, out)
+        self.predictor = mlp(out, hidden, out)
+        self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
+        self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
+        self.base_ema = train_cfg.ema_decay
+
+    def loss(self, view1: torch.Tensor, view2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n = view1.shape[0]
+        h = self.encoder(torch.cat([view1, view2]))
+        p = self.predictor(self.projector(h))
+        with torch.no_grad():
+            z_target = self.target_projector(self.target_encoder(torch.cat([view1, view2])))
+        return byol_loss(p[:n], p[n:], z_target[:n], z_target[n:]), h
+
+    def trainable(self) -> list[nn.Module]:
+        return [self.encoder, self.projector, self.predictor]
+
+    @torch.no_grad()
+    def after_step(self, step: int, total_steps: int) -> None:
+        """xi <- tau xi + (1 - tau) theta, with tau at the step just taken."""
+        tau = ema_momentum(min(step, total_steps), total_steps, self.base_ema)
+        online: list[torch.Tensor] = [*self.encoder.parameters(), *self.projector.parameters()]
+        target: list[torch.Tensor] = [*self.target_encoder.parameters(),
+                                      *self.target_projector.parameters()]
+        torch._foreach_mul_(target, tau)
+        torch._foreach_add_(target, online, alpha=1 - tau)
+        # BN running statistics follow the same average.
+        for t_buf, o_buf in zip(
+            [*self.target_encoder.buffers(), *self.target_projector.buffers()],
+            [*self.encoder.buffers(), *self.projector.buffers()],
+            strict=True,
+        ):
+            if t_buf.dtype.is_floating_point:
+                t_buf.mul_(tau).add_(o_buf, alpha=1 - tau)
+            else:
+                t_buf.copy_(o_buf)

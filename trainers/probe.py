@@ -1,0 +1,112 @@
+"""Linear-probe evaluation: top-1 / top-5 accuracy of a linear classifier on
+encoder features, and its weight-decay term (the thesis's regularization_loss).
+
+Two protocols:
+- online_linear: the thesis's; a linear head trained jointly with the encoder
+  on stop-gradient features of the augmented views (see trainers.loop).
+- offline_linear: a fresh linear head fitted full-batch with L-BFGS on frozen
+  features of the unaugmented training images.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainers.augment import normalize, to_unit_float
+
+
+@torch.no_grad()
+def extract_features(
+    encoder: nn.Module, images: torch.Tensor, batch_size: int = 1024, bf16: bool = False
+) -> torch.Tensor:
+    """Encoder features of uint8 images, in eval mode (BN running statistics)."""
+    was_training = encoder.training
+    encoder.eval()
+    chunks = []
+    for start in range(0, images.shape[0], batch_size):
+        x = normalize(to_unit_float(images[start : start + batch_size]))
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=bf16):
+            chunks.append(encoder(x).float())
+    encoder.train(was_training)
+    return torch.cat(chunks)
+
+
+@torch.no_grad()
+def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """(top-1, top-5) accuracy; top-5 is capped at the number of classes."""
+    k = min(5, logits.shape[1])
+    top = logits.topk(k, dim=1).indices
+    hits = top == labels[:, None]
+    return hits[:, 0].float().mean().item(), hits.any(dim=1).float().mean().item()
+
+
+def l2_term(head: nn.Linear, weight_decay: float) -> float:
+    """weight_decay * ||W||^2 / 2 over the head's weights (not its bias), as the
+    SimCLR TF2 code computes its regularization loss (tf.nn.l2_loss)."""
+    return float(weight_decay * 0.5 * head.weight.detach().float().pow(2).sum().item())
+
+
+def evaluate_head(
+    head: nn.Linear, features: torch.Tensor, labels: torch.Tensor, weight_decay: float
+) -> dict[str, float]:
+    with torch.no_grad():
+        top1, top5 = topk_accuracy(head(features.to(head.weight.dtype)), labels)
+    return {"top_1_accuracy": top1, "top_5_accuracy": top5,
+            "regularization_loss": l2_term(head, weight_decay)}
+
+
+def fit_offline_probe(
+    train_features: torch.Tensor,
+    train_labels: torch.Tensor,
+    num_classes: int,
+    weight_decay: float,
+    max_iter: int = 200,
+) -> StandardisedLinear:
+    """Multinomial logistic regression on standardised features, full batch.
+
+    L-BFGS converges in a few hundred cheap iterations, so probing costs a small
+    fraction of a training epoch. Returns a module mapping raw features to logits.
+    """
+    features = train_features.float()
+    mean = features.mean(dim=0)
+    std = features.std(dim=0).clamp_min(1e-6)
+    standardised = (features - mean) / std
+    linear = nn.Linear(features.shape[1], num_classes).to(features.device)
+    nn.init.zeros_(linear.weight)
+    nn.init.zeros_(linear.bias)
+    optimizer = torch.optim.LBFGS(linear.parameters(), lr=1.0, max_iter=max_iter,
+                                  history_size=20, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(linear(standardised), train_labels)
+        loss = loss + weight_decay * 0.5 * linear.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimizer.step(closure)
+    return StandardisedLinear(linear, mean, std)
+
+
+class StandardisedLinear(nn.Module):
+    """A linear classifier over features standardised with training statistics."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(self, linear: nn.Linear, mean: torch.Tensor, std: torch.Tensor) -> None:
+        super().__init__()
+        self.linear = linear
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.linear.weight
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.linear((features.float() - self.mean) / self.std)

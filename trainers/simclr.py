@@ -1,0 +1,34 @@
+"""SimCLR (thesis chapter 12): encoder f, projection g, NT-Xent over 2N views."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from trainers.config import ModelConfig, TrainConfig
+from trainers.losses import nt_xent
+from trainers.models import build_encoder, head_dims, mlp
+
+
+class SimCLR(nn.Module):
+    """Encoder f and projection g; NT-Xent over the 2N projected views."""
+
+    def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig) -> None:
+        super().__init__()
+        self.encoder = build_encoder(model_cfg)
+        hidden, out = head_dims(model_cfg, "simclr", self.encoder.feature_dim)
+        self.projector = mlp(self.encoder.feature_dim, hidden, out)
+        self.temperature = train_cfg.temperature
+
+    def loss(self, view1: torch.Tensor, view2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss, representations h of both views stacked [2N, D])."""
+        n = view1.shape[0]
+        h = self.encoder(torch.cat([view1, view2]))
+        z = self.projector(h)
+        return nt_xent(z[:n], z[n:], self.temperature), h
+
+    def trainable(self) -> list[nn.Module]:
+        return [self.encoder, self.projector]
+
+    def after_step(self, step: int, total_steps: int) -> None:
+        """SimCLR has no per-step state beyond the optimizer's."""
