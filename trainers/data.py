@@ -377,6 +377,7 @@ assert len(_SHAPES) == len(SYNTHETIC_CLASSES)
 _MIN_CONTRAST = 0.35  # RGB distance (in [0, 1] units) between shape and background
 _NOISE_STD = 0.03
 _CHUNK = 2048  # images rendered at once: bounds float memory for large `num_images`
+_INSTANCES = 4  # copies of the class's shape in each image
 _TEMPLATE_SIZE = 64  # resolution of each class's mask, sampled down to the image
 _TEMPLATE_EXTENT = 1.2  # a template covers local coordinates [-1.2, 1.2], a margin round a shape
 
@@ -404,8 +405,12 @@ def make_synthetic(
     n, num_classes = num_images, len(_SHAPES)
     # Balanced classes: i % 10, then shuffled.
     labels = (torch.arange(n) % num_classes)[torch.randperm(n, generator=g)]
-    centers = (torch.rand(n, 2, generator=g) - 0.5) * 0.6  # within [-0.3, 0.3]: shape stays inside
-    scales = 0.35 + 0.25 * torch.rand(n, generator=g)  # half-size, in units of half the image
+    # Several instances of the class's shape per image, so that most random crops (down to
+    # 8% of the area) still show a piece of the class: two views of one image then share
+    # shape evidence, which a contrastive objective can learn from.
+    m = _INSTANCES
+    centers = (torch.rand(n, m, 2, generator=g) - 0.5) * 1.4  # within [-0.7, 0.7]
+    scales = 0.2 + 0.15 * torch.rand(n, m, generator=g)  # half-size, in units of half the image
     background = torch.rand(n, 3, generator=g)
     foreground = torch.rand(n, 3, generator=g)
     # Redraw foregrounds too close to their background, so every shape stays visible.
@@ -429,16 +434,18 @@ def make_synthetic(
     for lo in range(0, n, _CHUNK):
         sl = slice(lo, min(lo + _CHUNK, n))
         k = sl.stop - sl.start
-        r = scales[sl, None, None] * _TEMPLATE_EXTENT
+        r = scales[sl, :, None, None] * _TEMPLATE_EXTENT  # [k, m, 1, 1]
         grid = torch.stack(
             [
-                (xs - centers[sl, 0, None, None]) / r,
-                (ys - centers[sl, 1, None, None]) / r,
-                slice_z[sl, None, None].expand(k, image_size, image_size),
+                (xs - centers[sl, :, 0, None, None]) / r,
+                (ys - centers[sl, :, 1, None, None]) / r,
+                slice_z[sl, None, None, None].expand(k, m, image_size, image_size),
             ],
             dim=-1,
-        )
-        mask = F.grid_sample(templates, grid[None], mode="bilinear", align_corners=False)[0, 0]
+        ).view(1, k * m, image_size, image_size, 3)
+        mask = F.grid_sample(templates, grid, mode="bilinear", padding_mode="zeros",
+                             align_corners=False)[0, 0].view(k, m, image_size, image_size)
+        mask = mask.amax(dim=1)  # the union of the instances
         fg, bg = foreground[sl, :, None, None], background[sl, :, None, None]
         img = torch.lerp(bg, fg, mask[:, None])
         img = img + _NOISE_STD * torch.randn(img.shape, generator=g)
