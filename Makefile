@@ -16,9 +16,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# --resume: a second `make demo` continues (or just reports) the first one's sweep.
 demo: install
-	$(BIN)/sweeper validate $(SPEC)
-	$(BIN)/sweeper trial $(SPEC)
+	$(BIN)/sweeper run $(SPEC) --resume
 
 test: install
 	$(BIN)/python -m pytest

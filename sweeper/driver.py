@@ -1,0 +1,363 @@
+"""Ray Tune wiring: the one module that imports Ray, so Ray's API churn stays here.
+
+A sweep is a Tuner over our own grid expansion (or an OptunaSearch over the
+declared distributions), FIFO or ASHA, each trial with its resources, retried
+from its last checkpoint up to `max_failures`. A driver-side callback is the
+only MLflow writer (sweeper.tracking) and prints live progress.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import optuna
+import ray
+from ray import tune
+from ray.tune.experiment import Trial as RayTrial
+from ray.tune.result import AUTO_RESULT_KEYS
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+from ray.tune.search import ConcurrencyLimiter, Searcher
+from ray.tune.search.optuna import OptunaSearch
+
+from sweeper.spec import (
+    OptunaParam,
+    SpecError,
+    SweepSpec,
+    base_config,
+    expand,
+    num_trials,
+    summary,
+)
+from sweeper.tracking import SweepTracker, run_name
+from sweeper.trainable import STATE_FILE, grid_entry, run_trial_in_worker, trial_from_ray_config
+from trainers.loop import Metrics, load_checkpoint
+
+log = logging.getLogger(__name__)
+
+_RAY_KEYS = set(AUTO_RESULT_KEYS) | {"done", "trial_id", "experiment_tag", "should_checkpoint"}
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    storage: Path  # results root; the sweep's folder is storage / name
+    tracking_uri: str
+    address: str | None = None
+    resume: bool = False
+    retry_failed: bool = False
+
+
+@dataclass
+class SweepOutcome:
+    total: int
+    finished: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (run name, error)
+    unfinished: int = 0  # trials not finished or failed: running, pending, or never started
+    best: tuple[str, float] | None = None
+    wall_seconds: float = 0.0
+    trial_seconds: float = 0.0  # the trials' own time, summed over the epochs they reported
+
+    @property
+    def interrupted(self) -> bool:
+        return bool(self.unfinished)
+
+
+class SweepExists(SpecError):
+    """A sweep of that name already has results; resuming must be explicit."""
+
+
+# --- the Ray trainable ----------------------------------------------------------
+
+def _ray_trainable(config: dict[str, Any]) -> None:
+    """Runs in a Ray worker: resume from Tune's checkpoint, report every epoch."""
+    resume = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:  # read now: the folder may be pruned later
+            resume = load_checkpoint(Path(folder) / STATE_FILE)
+
+    def publish(metrics: Metrics, folder: Path) -> None:
+        tune.report(dict(metrics), checkpoint=tune.Checkpoint.from_directory(str(folder)))
+
+    run_trial_in_worker(config, publish, resume)
+
+
+# --- the driver-side callback -------------------------------------------------------
+
+class _Session:
+    """Per-process state of the running sweep; the callback (which Ray pickles
+    with the experiment) looks it up here, so a restored sweep writes through
+    this process's tracker and progress stream."""
+
+    def __init__(self, spec: SweepSpec, tracker: SweepTracker, progress: TextIO) -> None:
+        self.spec = spec
+        self.tracker = tracker
+        self.progress = progress
+        self.with_seed = len(spec.search.seeds) > 1
+        self.runs: dict[str, str] = {}  # Ray trial id -> MLflow run id
+        self.names: dict[str, str] = {}
+        self.best: tuple[str, float] | None = None
+        self.trial_seconds = 0.0
+        self.trials: list[RayTrial] = []
+        self.errors: dict[str, str] = {}
+
+    def run_for(self, trial: RayTrial) -> str:
+        if trial.trial_id not in self.runs:
+            resolved = trial_from_ray_config(trial.config)
+            self.runs[trial.trial_id] = self.tracker.trial_run(resolved, self.with_seed)
+            self.names[trial.trial_id] = run_name(resolved.params, self.with_seed)
+        return self.runs[trial.trial_id]
+
+    def on_result(self, trials: list[RayTrial], trial: RayTrial, result: dict[str, Any]) -> None:
+        metrics = {k: v for k, v in result.items() if k not in _RAY_KEYS}
+        self.tracker.log_metrics(self.run_for(trial), metrics, step=int(metrics.get("epoch", 0)))
+        self.trial_seconds += float(result.get("time_this_iter_s", 0.0))
+        value = metrics.get(self.spec.metric)
+        name = self.names[trial.trial_id]
+        if isinstance(value, int | float) and (
+                self.best is None or (value > self.best[1]) == (self.spec.mode == "max")):
+            self.best = (name, float(value))
+        self._print(trials, f"{name} epoch {int(metrics.get('epoch', 0))}/"
+                            f"{trial_from_ray_config(trial.config).config.train.epochs}"
+                            + (f" {self.spec.metric} {value:.4f}" if value is not None else ""))
+
+    def on_complete(self, trials: list[RayTrial], trial: RayTrial) -> None:
+        self.tracker.end_trial(self.run_for(trial), "FINISHED")
+        self._print(trials, f"{self.names[trial.trial_id]} finished", (trial, RayTrial.TERMINATED))
+
+    def on_error(self, trials: list[RayTrial], trial: RayTrial) -> None:
+        error = _error_text(trial)
+        self.errors[trial.trial_id] = error
+        self.tracker.end_trial(self.run_for(trial), "FAILED", error)
+        self._print(trials, f"{self.names[trial.trial_id]} FAILED: {error}",
+                    (trial, RayTrial.ERROR))
+
+    def on_recover(self, trials: list[RayTrial], trial: RayTrial) -> None:
+        self._print(trials, f"{self.names.get(trial.trial_id, trial.trial_id)} failed; "
+                            "retrying from its last checkpoint")
+
+    def _print(self, trials: list[RayTrial], event: str,
+               settled: tuple[RayTrial, str] | None = None) -> None:
+        """One progress line; `settled` is a trial whose new status Tune sets only
+        after the callback returns."""
+        self.trials = trials
+        statuses = [settled[1] if settled and t is settled[0] else t.status for t in trials]
+        total = max(len(trials), num_trials(self.spec))
+        done, running, failed = (statuses.count(s) for s in
+                                 (RayTrial.TERMINATED, RayTrial.RUNNING, RayTrial.ERROR))
+        pending = total - done - running - failed
+        best = (f" | best {self.spec.metric} {self.best[1]:.4f} ({self.best[0]})"
+                if self.best else "")
+        print(f"[{done}/{total} done, {running} running, {pending} pending, {failed} failed]"
+              f" {event}{best}", file=self.progress, flush=True)
+
+
+_SESSION: _Session | None = None
+
+
+class _TrackingCallback(tune.Callback):
+    """Forwards Tune's trial events to the active session (see _Session)."""
+
+    def on_trial_start(self, iteration: int, trials: list[RayTrial], trial: RayTrial,
+                       **info: Any) -> None:
+        if _SESSION is not None:
+            _SESSION.run_for(trial)
+
+    def on_trial_result(self, iteration: int, trials: list[RayTrial], trial: RayTrial,
+                        result: dict[str, Any], **info: Any) -> None:
+        if _SESSION is not None:
+            _SESSION.on_result(trials, trial, result)
+
+    def on_trial_complete(self, iteration: int, trials: list[RayTrial], trial: RayTrial,
+                          **info: Any) -> None:
+        if _SESSION is not None:
+            _SESSION.on_complete(trials, trial)
+
+    def on_trial_error(self, iteration: int, trials: list[RayTrial], trial: RayTrial,
+                       **info: Any) -> None:
+        if _SESSION is not None:
+            _SESSION.on_error(trials, trial)
+
+    def on_trial_recover(self, iteration: int, trials: list[RayTrial], trial: RayTrial,
+                         **info: Any) -> None:
+        if _SESSION is not None:
+            _SESSION.on_recover(trials, trial)
+
+    def on_experiment_end(self, trials: list[RayTrial], **info: Any) -> None:
+        if _SESSION is not None:
+            _SESSION.trials = trials
+
+
+def _error_text(trial: RayTrial) -> str:
+    try:
+        error = trial.get_error()
+    except Exception:  # the error file may be gone; the status still says ERROR
+        error = None
+    text = str(error) if error is not None else "trial failed (no error recorded)"
+    # Ray wraps the worker's exception; its last non-empty line is the user-facing message.
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1].strip() if lines else text
+
+
+# --- building the Tuner --------------------------------------------------------
+
+def _param_space(spec: SweepSpec) -> dict[str, Any]:
+    if spec.search.type == "grid":
+        return {"trial": tune.grid_search([grid_entry(t) for t in expand(spec)])}
+    sampled = {name: _domain(dist) for name, dist in spec.search.params.items()
+               if isinstance(dist, OptunaParam)}
+    return {"base": base_config(spec), "seed": spec.search.seeds[0], "sampled": sampled}
+
+
+def _domain(param: OptunaParam) -> Any:
+    if param.type == "categorical":
+        return tune.choice(list(param.choices or []))
+    assert param.low is not None and param.high is not None  # checked by the spec
+    if param.type == "int":
+        low, high = int(param.low), int(param.high) + 1  # Tune's upper bound is exclusive
+        return tune.lograndint(low, high) if param.log else tune.randint(low, high)
+    return tune.loguniform(param.low, param.high) if param.log else tune.uniform(param.low,
+                                                                                 param.high)
+
+
+def _search_alg(spec: SweepSpec) -> Searcher | None:
+    if spec.search.type != "optuna":
+        return None
+    seed = spec.search.seeds[0]
+    sampler = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
+               "cmaes": optuna.samplers.CmaEsSampler}[spec.search.sampler](seed=seed)
+    search: Searcher = OptunaSearch(sampler=sampler, metric=spec.metric, mode=spec.mode)
+    if spec.max_concurrent_trials:
+        search = ConcurrencyLimiter(search, max_concurrent=spec.max_concurrent_trials)
+    return search
+
+
+def _scheduler(spec: SweepSpec) -> TrialScheduler:
+    if spec.scheduler.type == "asha":
+        max_epochs = max(t.config.train.epochs for t in expand(spec))
+        return ASHAScheduler(time_attr="epoch", max_t=max(max_epochs, 1),
+                             grace_period=spec.scheduler.grace_period,
+                             reduction_factor=spec.scheduler.reduction_factor)
+    return FIFOScheduler()
+
+
+def _trial_name(trial: RayTrial, with_seed: bool) -> str:
+    return run_name(trial_from_ray_config(trial.config).params, with_seed)
+
+
+def _build_tuner(spec: SweepSpec, options: SweepOptions, trainable: Any) -> tune.Tuner:
+    with_seed = len(spec.search.seeds) > 1
+    return tune.Tuner(
+        trainable,
+        param_space=_param_space(spec),
+        tune_config=tune.TuneConfig(
+            metric=spec.metric, mode=spec.mode,
+            search_alg=_search_alg(spec), scheduler=_scheduler(spec),
+            num_samples=spec.search.num_samples or 1 if spec.search.type == "optuna" else 1,
+            max_concurrent_trials=spec.max_concurrent_trials if spec.search.type == "grid"
+            else None,
+            trial_name_creator=lambda t: _trial_name(t, with_seed),
+            trial_dirname_creator=lambda t: f"{_trial_name(t, with_seed)}-{t.trial_id}",
+        ),
+        run_config=tune.RunConfig(
+            name=spec.name,
+            storage_path=str(options.storage.resolve()),
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            callbacks=[_TrackingCallback()],
+            verbose=0,
+        ),
+    )
+
+
+def init_ray(address: str | None) -> None:
+    """Connect to `address`, or start a private local instance."""
+    if ray.is_initialized():
+        return
+    # Trials read relative paths (dataset.root) from the driver's folder, not a trial folder.
+    os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"
+    # Keeping one checkpoint per trial forces a state snapshot after each; on small
+    # trials Tune warns about that every few seconds. The snapshot is what we want.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter honours verbose=0
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    ray.init(address=address, include_dashboard=False, log_to_driver=False,
+             logging_level=logging.WARNING,
+             runtime_env={"env_vars": {"RAY_CHDIR_TO_TRIAL_DIR": "0"}})
+
+
+def experiment_dir(spec: SweepSpec, options: SweepOptions) -> Path:
+    return options.storage.resolve() / spec.name
+
+
+def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
+              progress: TextIO = sys.stderr) -> SweepOutcome:
+    """Run (or resume) the sweep to its end, or until interrupted."""
+    global _SESSION
+    started = time.perf_counter()
+    folder = experiment_dir(spec, options)
+    restoring = options.resume and tune.Tuner.can_restore(str(folder))
+    if folder.exists() and any(folder.iterdir()) and not restoring:
+        if options.resume:
+            raise SweepExists(f"{folder} holds no sweep state to resume; remove it or pass "
+                              "--name to start a new sweep")
+        raise SweepExists(f"sweep {spec.name!r} already has results in {folder}: pass --resume "
+                          "to continue it (--retry-failed to re-run failed trials), or --name "
+                          "to start a new sweep")
+    tracker = SweepTracker(options.tracking_uri, spec.name)
+    tracker.check_available()
+    tracker.open_sweep(spec_text, summary(spec), num_trials(spec))
+    init_ray(options.address)
+    _SESSION = _Session(spec, tracker, progress)
+    trainable = tune.with_resources(_ray_trainable, {"cpu": spec.resources.cpu,
+                                                     "gpu": spec.resources.gpu})
+    try:
+        if restoring:
+            print(f"resuming sweep {spec.name!r} from {folder}", file=progress, flush=True)
+            tuner = tune.Tuner.restore(str(folder), trainable, resume_unfinished=True,
+                                       resume_errored=options.retry_failed,
+                                       restart_errored=False)
+        else:
+            tuner = _build_tuner(spec, options, trainable)
+        tuner.fit()
+        outcome = _outcome(spec, _SESSION, time.perf_counter() - started)
+        tracker.end_sweep("KILLED" if outcome.interrupted
+                          else "FAILED" if outcome.failed else "FINISHED")
+        return outcome
+    finally:
+        _SESSION = None
+
+
+def _outcome(spec: SweepSpec, session: _Session, wall: float) -> SweepOutcome:
+    outcome = SweepOutcome(total=num_trials(spec), best=session.best, wall_seconds=wall,
+                           trial_seconds=session.trial_seconds)
+    for trial in session.trials:
+        name = session.names.get(trial.trial_id) or str(trial)
+        if trial.status == RayTrial.TERMINATED:
+            outcome.finished.append(name)
+        elif trial.status == RayTrial.ERROR:  # anything else counts as unfinished
+            outcome.failed.append((name, session.errors.get(trial.trial_id)
+                                   or _error_text(trial)))
+    # Tune creates trials lazily, so some may not exist yet when a sweep is interrupted.
+    outcome.unfinished = outcome.total - len(outcome.finished) - len(outcome.failed)
+    return outcome
+
+
+def dry_run(spec: SweepSpec) -> list[str]:
+    """The lines `sweeper run --dry-run` prints: one per trial (or the Optuna space)."""
+    lines = [summary(spec)]
+    if spec.search.type == "optuna":
+        for name, dist in spec.search.params.items():
+            lines.append(f"  {name}: {dist}")
+        return lines
+    with_seed = len(spec.search.seeds) > 1
+    for trial in expand(spec):
+        lines.append(f"  {trial.index:>3}  {run_name(trial.params, with_seed):<32} "
+                     f"{trial.config_hash}")
+    return lines
+

@@ -1,0 +1,51 @@
+"""Ray <-> trainer glue without Ray: a Ray trial's config dict becomes a
+`Trial`, its checkpoint folder a resume state, and each epoch's state a folder
+handed to `publish` (which the driver wires to `tune.report`)."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sweeper.spec import Trial, resolve_values
+from trainers.config import TrialConfig
+from trainers.loop import CheckpointState, Metrics, fit, save_checkpoint
+
+STATE_FILE = "state.pt"
+Publish = Callable[[Metrics, Path], None]
+
+
+def grid_entry(trial: Trial) -> dict[str, Any]:
+    """What a grid trial carries through Ray: its index, swept values and resolved config."""
+    return {"index": trial.index, "params": trial.params,
+            "config": trial.config.model_dump(mode="json")}
+
+
+def trial_from_ray_config(config: dict[str, Any]) -> Trial:
+    """The Trial behind a Ray config: a grid entry, or an Optuna sample over the base."""
+    if "trial" in config:
+        entry = config["trial"]
+        return Trial(int(entry["index"]), dict(entry["params"]),
+                     TrialConfig.model_validate(entry["config"]))
+    values = {**config["sampled"], "seed": config["seed"]}
+    return resolve_values(config["base"], values)
+
+
+def run_trial_in_worker(config: dict[str, Any], publish: Publish,
+                        resume: CheckpointState | None) -> Metrics:
+    """Train one trial inside a Ray worker, continuing from `resume` if given."""
+    trial = trial_from_ray_config(config)
+    cfg = trial.config
+    if cfg.resources.cpu >= 1:  # trials packed on one node must not oversubscribe its cores
+        torch.set_num_threads(int(cfg.resources.cpu))
+
+    def report(metrics: Metrics, state: CheckpointState) -> None:
+        with tempfile.TemporaryDirectory(prefix="sweeper-ckpt-") as folder:
+            save_checkpoint(state, Path(folder) / STATE_FILE)
+            publish(metrics, Path(folder))
+
+    return fit(cfg, report=report, resume=resume)

@@ -1,0 +1,170 @@
+"""Real sweeps on a local Ray instance over synthetic data, checked against the
+runs they must leave in MLflow."""
+
+import io
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+from sweeper.driver import SweepExists, SweepOptions, dry_run, run_sweep
+from sweeper.spec import expand, parse_spec
+from sweeper.tracking import TrackingUnavailable
+
+from .conftest import tiny_sweep
+
+pytestmark = pytest.mark.slow
+
+
+def runs_of(uri: str, experiment: str) -> pd.DataFrame:
+    mlflow.set_tracking_uri(uri)
+    return mlflow.search_runs(experiment_names=[experiment])
+
+
+def options(workdir: Path, **kwargs: object) -> SweepOptions:
+    return SweepOptions(storage=workdir / "results",
+                        tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}", **kwargs)  # type: ignore[arg-type]
+
+
+def test_grid_sweep_leaves_one_parent_and_one_finished_run_per_trial(
+        local_ray: None, workdir: Path) -> None:
+    text = tiny_sweep("grid", "search:\n  params:\n    temperature: [0.2, 0.5]\n"
+                      "    color_jitter_strength: [0.5, 1.0]\n")
+    spec = parse_spec(text)
+    opts = options(workdir)
+    progress = io.StringIO()
+    outcome = run_sweep(spec, text, opts, progress=progress)
+    assert (len(outcome.finished), outcome.failed, outcome.unfinished) == (4, [], 0)
+    assert outcome.best is not None and "4/4 done" in progress.getvalue()
+
+    runs = runs_of(opts.tracking_uri, "grid")
+    parents = runs[runs["tags.sweeper.kind"] == "sweep"]
+    trials = runs[runs["tags.sweeper.kind"] == "trial"]
+    assert len(parents) == 1 and parents.iloc[0]["status"] == "FINISHED"
+    assert len(trials) == 4
+    assert set(trials["status"]) == {"FINISHED"}
+    assert set(trials["tags.mlflow.parentRunId"]) == {parents.iloc[0]["run_id"]}
+    assert set(trials["tags.sweeper.config_hash"]) == {t.config_hash for t in expand(spec)}
+    assert set(trials["tags.mlflow.runName"]) == {"t0.2-cj0.5", "t0.2-cj1", "t0.5-cj0.5",
+                                                  "t0.5-cj1"}
+    assert set(trials["params.temperature"]) == {"0.2", "0.5"}
+    assert set(trials["params.train.epochs"]) == {"2"}
+    assert (trials["metrics.steps"] == 2 * 3).all()  # 2 epochs x ceil(48 / 16)
+    for column in ("top_1_accuracy", "top_5_accuracy", "regularization_loss", "loss",
+                   "images_per_sec"):
+        assert trials[f"metrics.{column}"].notna().all(), column
+    client = mlflow.MlflowClient(opts.tracking_uri)
+    history = client.get_metric_history(trials.iloc[0]["run_id"], "top_1_accuracy")
+    assert sorted(m.step for m in history) == [1, 2]
+    experiment = client.get_experiment_by_name("grid")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert "spec.yaml" in [a.path for a in client.list_artifacts(parents.iloc[0]["run_id"])]
+
+    # Running it again needs --resume; resuming a finished sweep adds no run.
+    with pytest.raises(SweepExists, match="--resume"):
+        run_sweep(spec, text, opts, progress=io.StringIO())
+    again = run_sweep(spec, text, options(workdir, resume=True), progress=io.StringIO())
+    assert len(again.finished) == 4
+    assert len(runs_of(opts.tracking_uri, "grid")) == 5
+
+
+def test_optuna_sweep_samples_inside_its_distributions(local_ray: None, workdir: Path) -> None:
+    text = tiny_sweep("optuna", "search:\n  type: optuna\n  num_samples: 4\n  params:\n"
+                      "    temperature: {type: float, low: 0.1, high: 0.3, log: true}\n"
+                      "    color_jitter_strength: {type: categorical, choices: [0.25, 0.75]}\n"
+                      "    batch_size: {type: int, low: 8, high: 12}\n", epochs=1)
+    spec = parse_spec(text)
+    opts = options(workdir)
+    outcome = run_sweep(spec, text, opts, progress=io.StringIO())
+    assert len(outcome.finished) == 4
+    trials = runs_of(opts.tracking_uri, "optuna").query("`tags.sweeper.kind` == 'trial'")
+    assert len(trials) == 4 and set(trials["status"]) == {"FINISHED"}
+    temperatures = trials["params.temperature"].astype(float)
+    assert temperatures.between(0.1, 0.3).all()
+    assert temperatures.nunique() == 4
+    assert set(trials["params.color_jitter_strength"]) <= {"0.25", "0.75"}
+    assert trials["params.batch_size"].astype(int).between(8, 12).all()
+    # the sampled batch size is the one the trial trained with: steps = ceil(48 / bs)
+    steps = [-(-48 // bs) for bs in trials["params.batch_size"].astype(int)]
+    assert trials["metrics.steps"].astype(int).tolist() == steps
+
+
+def test_asha_stops_weak_trials_early(local_ray: None, workdir: Path) -> None:
+    # NT-Xent starts near log(2N - 1): 1.9 at batch 4, 3.1 at 12, 3.4 at 16. Run in
+    # that order, the later trials are worse than the rung's cutoff and are stopped.
+    text = tiny_sweep("asha", "search:\n  params:\n"
+                      "    batch_size: [4, 12, 16]\n", epochs=4,
+                      concurrent=1,
+                      extra="scheduler: {type: asha, grace_period: 1, reduction_factor: 2}\n"
+                            "metric: loss\nmode: min\n")
+    spec = parse_spec(text)
+    opts = options(workdir)
+    outcome = run_sweep(spec, text, opts, progress=io.StringIO())
+    assert len(outcome.finished) == 3  # stopped early still counts as finished
+    trials = runs_of(opts.tracking_uri, "asha").query("`tags.sweeper.kind` == 'trial'")
+    epochs = trials["metrics.epoch"].astype(int)
+    assert (epochs < 4).sum() >= 1
+    assert epochs.max() == 4
+
+
+def test_unreachable_tracking_store_fails_before_any_trial(workdir: Path) -> None:
+    text = tiny_sweep("nostore", "search:\n  params:\n    temperature: [0.2]\n")
+    opts = SweepOptions(storage=workdir / "results",
+                        tracking_uri=f"sqlite:///{workdir}/missing/dir/mlflow.db")
+    with pytest.raises(TrackingUnavailable, match="unavailable"):
+        run_sweep(parse_spec(text), text, opts, progress=io.StringIO())
+    assert not (workdir / "results").exists()
+
+
+def test_dry_run_lists_every_trial() -> None:
+    text = tiny_sweep("dry", "search:\n  params:\n    batch_size: [8, 16]\n"
+                      "    temperature: [0.2, 0.5]\n  seeds: [0, 1]\n")
+    lines = dry_run(parse_spec(text))
+    assert lines[0] == "8 trials: grid over batch_size × temperature × 2 seeds"
+    assert len(lines) == 9 and "bs8-t0.2-seed0" in lines[1]
+
+
+def test_sigint_then_resume_finishes_with_one_run_per_trial(workdir: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    spec_path = workdir / "spec.yaml"
+    spec_path.write_text(tiny_sweep("interrupted", "search:\n  params:\n"
+                                    "    temperature: [0.2, 0.5, 0.8]\n", epochs=3,
+                                    concurrent=1))
+    command = [sys.executable, "-m", "sweeper.cli", "run", str(spec_path)]
+    driver = subprocess.Popen(command, cwd=workdir, stderr=subprocess.PIPE, text=True)
+    assert driver.stderr is not None
+    seen = []
+    for line in driver.stderr:  # wait for the first trial to finish, then press Ctrl-C
+        seen.append(line)
+        if "1/3 done" in line and "finished" in line:
+            driver.send_signal(signal.SIGINT)
+            break
+    _, rest = driver.communicate(timeout=120)
+    output = "".join(seen) + rest
+    assert driver.returncode == 130, output
+    assert "--resume" in output and "Traceback" not in output
+
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    first = runs_of(uri, "interrupted").query("`tags.sweeper.kind` == 'trial' and "
+                                              "status == 'FINISHED'")
+    assert len(first) == 1
+    client = mlflow.MlflowClient(uri)
+    before = client.get_run(first.iloc[0]["run_id"])
+    history = client.get_metric_history(before.info.run_id, "loss")
+
+    resumed = subprocess.run([*command, "--resume"], cwd=workdir, capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    runs = runs_of(uri, "interrupted")
+    trials = runs[runs["tags.sweeper.kind"] == "trial"]
+    assert len(runs[runs["tags.sweeper.kind"] == "sweep"]) == 1
+    assert len(trials) == 3 and set(trials["status"]) == {"FINISHED"}
+    assert trials["tags.sweeper.config_hash"].nunique() == 3
+    assert (trials["metrics.epoch"] == 3).all()
+    after = client.get_run(before.info.run_id)
+    assert after.info.end_time == before.info.end_time  # the finished run was not touched
+    assert client.get_metric_history(before.info.run_id, "loss") == history
