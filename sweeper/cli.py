@@ -155,7 +155,8 @@ def _format_outcome(outcome: object, metric: str) -> str:
     assert isinstance(outcome, SweepOutcome)
     lines = [f"{len(outcome.finished)}/{outcome.total} trials finished, "
              f"{len(outcome.failed)} failed, {outcome.unfinished} unfinished "
-             f"in {outcome.wall_seconds:.1f} s"]
+             f"in {outcome.wall_seconds:.1f} s (the trials' own time: "
+             f"{outcome.trial_seconds:.1f} s)"]
     if outcome.best:
         lines.append(f"best {metric}: {outcome.best[1]:.4f} ({outcome.best[0]})")
     lines += [f"  FAILED {name}: {error}" for name, error in outcome.failed]

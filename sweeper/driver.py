@@ -194,14 +194,21 @@ class _TrackingCallback(tune.Callback):
 
 
 def _error_text(trial: RayTrial) -> str:
-    try:
-        error = trial.get_error()
-    except Exception:  # the error file may be gone; the status still says ERROR
-        error = None
-    text = str(error) if error is not None else "trial failed (no error recorded)"
-    # Ray wraps the worker's exception; its last non-empty line is the user-facing message.
-    lines = [line for line in text.splitlines() if line.strip()]
-    return lines[-1].strip() if lines else text
+    """The worker's exception as one line, e.g. 'TrainingDiverged: loss became NaN at step 7'."""
+    text = ""
+    try:  # the local error file is written before the callback runs; storage syncs later
+        if trial.error_file and Path(trial.error_file).is_file():
+            text = Path(trial.error_file).read_text()
+        elif (error := trial.get_error()) is not None:
+            text = str(error)
+    except OSError:
+        pass
+    # Ray wraps the worker's traceback; its last non-empty line is the exception itself.
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return "trial failed (no error recorded)"
+    kind, sep, message = lines[-1].partition(": ")
+    return f"{kind.rsplit('.', 1)[-1]}{sep}{message}"
 
 
 # --- building the Tuner --------------------------------------------------------
@@ -326,6 +333,7 @@ def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
             tuner = _build_tuner(spec, options, trainable)
         tuner.fit()
         outcome = _outcome(spec, _SESSION, time.perf_counter() - started)
+        outcome.best = _best_finished(spec, tracker)
         tracker.end_sweep("KILLED" if outcome.interrupted
                           else "FAILED" if outcome.failed else "FINISHED")
         return outcome
@@ -334,7 +342,7 @@ def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
 
 
 def _outcome(spec: SweepSpec, session: _Session, wall: float) -> SweepOutcome:
-    outcome = SweepOutcome(total=num_trials(spec), best=session.best, wall_seconds=wall,
+    outcome = SweepOutcome(total=num_trials(spec), wall_seconds=wall,
                            trial_seconds=session.trial_seconds)
     for trial in session.trials:
         name = session.names.get(trial.trial_id) or str(trial)
@@ -346,6 +354,16 @@ def _outcome(spec: SweepSpec, session: _Session, wall: float) -> SweepOutcome:
     # Tune creates trials lazily, so some may not exist yet when a sweep is interrupted.
     outcome.unfinished = outcome.total - len(outcome.finished) - len(outcome.failed)
     return outcome
+
+
+def _best_finished(spec: SweepSpec, tracker: SweepTracker) -> tuple[str, float] | None:
+    """The best final metric among finished trial runs (including earlier sessions')."""
+    scored = [(run.info.run_name, run.data.metrics[spec.metric]) for run in tracker.trial_runs()
+              if run.info.status == "FINISHED" and spec.metric in run.data.metrics]
+    if not scored:
+        return None
+    pick = max if spec.mode == "max" else min
+    return pick(scored, key=lambda item: item[1])
 
 
 def dry_run(spec: SweepSpec) -> list[str]:

@@ -182,6 +182,10 @@ def _evaluate(cfg: TrialConfig, encoder: nn.Module, head: nn.Linear, data: Image
     """Both probes' metrics under prefixed names, and the protocol's as headline."""
     started = time.perf_counter()
     test_features = extract_features(encoder, data.test_images, bf16=bf16)
+    if not torch.isfinite(test_features).all():
+        # The last steps can blow the weights up after a still-finite loss.
+        raise TrainingDiverged("encoder features became NaN or infinite: the weights diverged "
+                               "(try a lower train.learning_rate)")
     head.eval()
     results: Metrics = {
         f"online_linear_{k}": v

@@ -168,3 +168,21 @@ def test_sigint_then_resume_finishes_with_one_run_per_trial(workdir: Path) -> No
     after = client.get_run(before.info.run_id)
     assert after.info.end_time == before.info.end_time  # the finished run was not touched
     assert client.get_metric_history(before.info.run_id, "loss") == history
+
+
+def test_a_failing_trial_ends_failed_with_its_error_and_the_sweep_goes_on(
+        local_ray: None, workdir: Path) -> None:
+    text = tiny_sweep("failing", "search:\n  params:\n    learning_rate: [0.01, 1.0e+30]\n",
+                      extra="max_failures: 0\n").replace("optimizer: adamw", "optimizer: sgd")
+    spec = parse_spec(text)
+    opts = options(workdir)
+    outcome = run_sweep(spec, text, opts, progress=io.StringIO())
+    assert outcome.finished == ["lr0.01"]
+    assert [name for name, _ in outcome.failed] == ["lr1e+30"]
+    assert outcome.failed[0][1].startswith("TrainingDiverged: ")
+    trials = runs_of(opts.tracking_uri, "failing").query("`tags.sweeper.kind` == 'trial'")
+    failed = trials[trials["tags.mlflow.runName"] == "lr1e+30"].iloc[0]
+    assert failed["status"] == "FAILED"
+    assert failed["tags.sweeper.error"] == outcome.failed[0][1]
+    parent = runs_of(opts.tracking_uri, "failing").query("`tags.sweeper.kind` == 'sweep'")
+    assert parent.iloc[0]["status"] == "FAILED"
