@@ -36,11 +36,12 @@ from sweeper.spec import (
 )
 from sweeper.tracking import SweepTracker, run_name
 from sweeper.trainable import STATE_FILE, grid_entry, run_trial_in_worker, trial_from_ray_config
-from trainers.loop import Metrics, load_checkpoint
+from trainers.loop import Metrics, TrainingDiverged, TrialInfeasible, load_checkpoint
 
 log = logging.getLogger(__name__)
 
 _RAY_KEYS = set(AUTO_RESULT_KEYS) | {"done", "trial_id", "experiment_tag", "should_checkpoint"}
+_FAILURE_KEY = "sweeper_failure"  # a final result saying the trial failed for good
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,12 @@ def _ray_trainable(config: dict[str, Any]) -> None:
     def publish(metrics: Metrics, folder: Path) -> None:
         tune.report(dict(metrics), checkpoint=tune.Checkpoint.from_directory(str(folder)))
 
-    run_trial_in_worker(config, publish, resume)
+    try:
+        run_trial_in_worker(config, publish, resume)
+    except (TrainingDiverged, TrialInfeasible) as exc:
+        # A retry would fail the same way: end the trial now and say why, instead of
+        # raising (which makes Tune retry it max_failures times).
+        tune.report({_FAILURE_KEY: f"{type(exc).__name__}: {exc}"})
 
 
 # --- the driver-side callback -------------------------------------------------------
@@ -114,6 +120,9 @@ class _Session:
         return self.runs[trial.trial_id]
 
     def on_result(self, trials: list[RayTrial], trial: RayTrial, result: dict[str, Any]) -> None:
+        if _FAILURE_KEY in result:
+            self.errors[trial.trial_id] = str(result[_FAILURE_KEY])
+            return
         metrics = {k: v for k, v in result.items() if k not in _RAY_KEYS}
         self.tracker.log_metrics(self.run_for(trial), metrics, step=int(metrics.get("epoch", 0)))
         self.trial_seconds += float(result.get("time_this_iter_s", 0.0))
@@ -127,15 +136,19 @@ class _Session:
                             + (f" {self.spec.metric} {value:.4f}" if value is not None else ""))
 
     def on_complete(self, trials: list[RayTrial], trial: RayTrial) -> None:
+        if trial.trial_id in self.errors:  # ended by a failure that retries cannot fix
+            self._failed(trials, trial, self.errors[trial.trial_id], RayTrial.TERMINATED)
+            return
         self.tracker.end_trial(self.run_for(trial), "FINISHED")
         self._print(trials, f"{self.names[trial.trial_id]} finished", (trial, RayTrial.TERMINATED))
 
     def on_error(self, trials: list[RayTrial], trial: RayTrial) -> None:
-        error = _error_text(trial)
+        self._failed(trials, trial, _error_text(trial), RayTrial.ERROR)
+
+    def _failed(self, trials: list[RayTrial], trial: RayTrial, error: str, status: str) -> None:
         self.errors[trial.trial_id] = error
         self.tracker.end_trial(self.run_for(trial), "FAILED", error)
-        self._print(trials, f"{self.names[trial.trial_id]} FAILED: {error}",
-                    (trial, RayTrial.ERROR))
+        self._print(trials, f"{self.names[trial.trial_id]} FAILED: {error}", (trial, status))
 
     def on_recover(self, trials: list[RayTrial], trial: RayTrial) -> None:
         self._print(trials, f"{self.names.get(trial.trial_id, trial.trial_id)} failed; "
@@ -146,7 +159,8 @@ class _Session:
         """One progress line; `settled` is a trial whose new status Tune sets only
         after the callback returns."""
         self.trials = trials
-        statuses = [settled[1] if settled and t is settled[0] else t.status for t in trials]
+        statuses = [RayTrial.ERROR if t.trial_id in self.errors
+                    else settled[1] if settled and t is settled[0] else t.status for t in trials]
         total = max(len(trials), num_trials(self.spec))
         done, running, failed = (statuses.count(s) for s in
                                  (RayTrial.TERMINATED, RayTrial.RUNNING, RayTrial.ERROR))
@@ -291,6 +305,8 @@ def init_ray(address: str | None) -> None:
     # Keeping one checkpoint per trial forces a state snapshot after each; on small
     # trials Tune warns about that every few seconds. The snapshot is what we want.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter honours verbose=0
+    # A trial that fails for good ends with a result that has no metric (see _FAILURE_KEY).
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     ray.init(address=address, include_dashboard=False, log_to_driver=False,
@@ -346,9 +362,9 @@ def _outcome(spec: SweepSpec, session: _Session, wall: float) -> SweepOutcome:
                            trial_seconds=session.trial_seconds)
     for trial in session.trials:
         name = session.names.get(trial.trial_id) or str(trial)
-        if trial.status == RayTrial.TERMINATED:
+        if trial.status == RayTrial.TERMINATED and trial.trial_id not in session.errors:
             outcome.finished.append(name)
-        elif trial.status == RayTrial.ERROR:  # anything else counts as unfinished
+        elif trial.status in (RayTrial.ERROR, RayTrial.TERMINATED):  # others: unfinished
             outcome.failed.append((name, session.errors.get(trial.trial_id)
                                    or _error_text(trial)))
     # Tune creates trials lazily, so some may not exist yet when a sweep is interrupted.

@@ -13,6 +13,7 @@ from trainers.loop import (
     DeviceUnavailable,
     Metrics,
     TrainingDiverged,
+    TrialInfeasible,
     fit,
 )
 
@@ -41,7 +42,7 @@ def run_trial(trial: Trial, progress: TextIO | None = None) -> Metrics:
         return fit(cfg, report=report)
     except (DatasetError, CheckpointError, DeviceUnavailable) as exc:
         raise TrialFailed(str(exc), exit_code=2) from None
-    except TrainingDiverged as exc:
+    except (TrainingDiverged, TrialInfeasible) as exc:
         raise TrialFailed(f"trial {trial.index} failed: {exc}", exit_code=1) from None
 
 

@@ -52,6 +52,10 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable or from a different config."""
 
 
+class TrialInfeasible(RuntimeError):
+    """The trial cannot run as configured (e.g. out of memory); retrying will not help."""
+
+
 class DeviceUnavailable(RuntimeError):
     """The trial asked for a device this machine does not have."""
 
@@ -84,7 +88,35 @@ def fit(
     data: ImageData | None = None,
     device: torch.device | None = None,
 ) -> Metrics:
-    """Train and evaluate one trial; returns the final epoch's metrics."""
+    """Train and evaluate one trial; returns the final epoch's metrics.
+
+    `report(metrics, state)` runs after every epoch; `state` shares memory with the
+    live model, so save or copy it before returning. Raises TrainingDiverged and
+    TrialInfeasible for failures that a retry would only repeat.
+    """
+    try:
+        return _fit(cfg, report, resume, data, device)
+    except torch.OutOfMemoryError as exc:
+        raise TrialInfeasible(_out_of_memory(cfg, exc)) from None
+    except RuntimeError as exc:
+        if "can't allocate memory" not in str(exc):  # the CPU allocator's wording
+            raise
+        raise TrialInfeasible(_out_of_memory(cfg, exc)) from None
+
+
+def _out_of_memory(cfg: TrialConfig, exc: BaseException) -> str:
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return (f"out of memory with batch_size {cfg.train.batch_size}, {cfg.model.backbone} "
+            f"width {cfg.model.width}: {first_line[:300]}")
+
+
+def _fit(
+    cfg: TrialConfig,
+    report: ReportFn | None,
+    resume: CheckpointState | None,
+    data: ImageData | None,
+    device: torch.device | None,
+) -> Metrics:
     device = device or select_device(cfg.resources.gpu)
     data = (data or load_dataset(cfg.dataset)).to(device)
     train, ev = cfg.train, cfg.eval

@@ -170,19 +170,29 @@ def test_sigint_then_resume_finishes_with_one_run_per_trial(workdir: Path) -> No
     assert client.get_metric_history(before.info.run_id, "loss") == history
 
 
-def test_a_failing_trial_ends_failed_with_its_error_and_the_sweep_goes_on(
+def test_diverged_and_out_of_memory_trials_fail_at_once_and_the_sweep_goes_on(
         local_ray: None, workdir: Path) -> None:
-    text = tiny_sweep("failing", "search:\n  params:\n    learning_rate: [0.01, 1.0e+30]\n",
-                      extra="max_failures: 0\n").replace("optimizer: adamw", "optimizer: sgd")
+    # lr 1e30 blows the weights up (NaN); width 40000 needs a 57 GB conv weight, which the
+    # CPU allocator refuses at once: a real allocation failure. Neither is retried.
+    text = tiny_sweep("failing", "search:\n  params:\n    learning_rate: [0.01, 1.0e+30]\n"
+                      "    model.width: [4, 40000]\n",
+                      extra="max_failures: 2\n").replace("optimizer: adamw", "optimizer: sgd")
     spec = parse_spec(text)
     opts = options(workdir)
-    outcome = run_sweep(spec, text, opts, progress=io.StringIO())
-    assert outcome.finished == ["lr0.01"]
-    assert [name for name, _ in outcome.failed] == ["lr1e+30"]
-    assert outcome.failed[0][1].startswith("TrainingDiverged: ")
+    progress = io.StringIO()
+    outcome = run_sweep(spec, text, opts, progress=progress)
+    assert "retrying" not in progress.getvalue()
+    assert outcome.finished == ["lr0.01-width4"]
+    failures = dict(outcome.failed)
+    assert failures["lr0.01-width40000"].startswith("TrialInfeasible: out of memory")
+    assert failures["lr1e+30-width40000"].startswith("TrialInfeasible: out of memory")
+    assert failures["lr1e+30-width4"].startswith("TrainingDiverged: ")
+    assert "[1/4 done, 0 running, 0 pending, 3 failed]" in progress.getvalue()
     trials = runs_of(opts.tracking_uri, "failing").query("`tags.sweeper.kind` == 'trial'")
-    failed = trials[trials["tags.mlflow.runName"] == "lr1e+30"].iloc[0]
+    assert len(trials) == 4
+    assert (trials["status"] == "FAILED").sum() == 3
+    failed = trials[trials["tags.mlflow.runName"] == "lr1e+30-width4"].iloc[0]
     assert failed["status"] == "FAILED"
-    assert failed["tags.sweeper.error"] == outcome.failed[0][1]
+    assert failed["tags.sweeper.error"] == failures["lr1e+30-width4"]
     parent = runs_of(opts.tracking_uri, "failing").query("`tags.sweeper.kind` == 'sweep'")
     assert parent.iloc[0]["status"] == "FAILED"
