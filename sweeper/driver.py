@@ -111,6 +111,7 @@ class _Session:
         self.trial_seconds = 0.0
         self.trials: list[RayTrial] = []
         self.errors: dict[str, str] = {}
+        self.workers: dict[str, str] = {}  # Ray trial id -> "host:pid" of its latest worker
 
     def run_for(self, trial: RayTrial) -> str:
         if trial.trial_id not in self.runs:
@@ -124,7 +125,12 @@ class _Session:
             self.errors[trial.trial_id] = str(result[_FAILURE_KEY])
             return
         metrics = {k: v for k, v in result.items() if k not in _RAY_KEYS}
-        self.tracker.log_metrics(self.run_for(trial), metrics, step=int(metrics.get("epoch", 0)))
+        run_id = self.run_for(trial)
+        worker = f"{result.get('hostname', '?')}:{result.get('pid', '?')}"
+        if self.workers.get(trial.trial_id) != worker:  # first result, or after a retry
+            self.workers[trial.trial_id] = worker
+            self.tracker.set_worker(run_id, str(result.get("node_ip", "?")), worker)
+        self.tracker.log_metrics(run_id, metrics, step=int(metrics.get("epoch", 0)))
         self.trial_seconds += float(result.get("time_this_iter_s", 0.0))
         value = metrics.get(self.spec.metric)
         name = self.names[trial.trial_id]

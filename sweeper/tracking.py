@@ -143,6 +143,11 @@ class SweepTracker:
         self._runs[key] = run.info.run_id
         return run.info.run_id
 
+    def set_worker(self, run_id: str, node_ip: str, worker: str) -> None:
+        """Where the trial runs now (tags sweeper.node and sweeper.worker = host:pid)."""
+        self.client.log_batch(run_id, tags=[RunTag("sweeper.node", node_ip),
+                                            RunTag("sweeper.worker", worker)])
+
     def log_metrics(self, run_id: str, metrics: dict[str, Any], step: int) -> None:
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, step) for k, v in metrics.items()

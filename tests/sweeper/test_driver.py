@@ -196,3 +196,50 @@ def test_diverged_and_out_of_memory_trials_fail_at_once_and_the_sweep_goes_on(
     assert failed["tags.sweeper.error"] == failures["lr1e+30-width4"]
     parent = runs_of(opts.tracking_uri, "failing").query("`tags.sweeper.kind` == 'sweep'")
     assert parent.iloc[0]["status"] == "FAILED"
+
+
+def test_a_killed_trial_worker_is_retried_from_its_checkpoint_in_its_own_run(
+        workdir: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    spec_path = workdir / "spec.yaml"
+    spec_path.write_text(tiny_sweep("killed", "search:\n  params:\n    temperature: [0.2]\n",
+                                    epochs=5).replace("synthetic_train_size: 48",
+                                                      "synthetic_train_size: 768"))
+    driver = subprocess.Popen([sys.executable, "-m", "sweeper.cli", "run", str(spec_path)],
+                              cwd=workdir, stderr=subprocess.PIPE, text=True)
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    killed_pid = None
+    deadline = time.monotonic() + 120
+    while killed_pid is None and time.monotonic() < deadline and driver.poll() is None:
+        time.sleep(0.3)
+        try:
+            runs = runs_of(uri, "killed")
+        except Exception:  # the store or experiment may not exist yet
+            continue
+        trials = runs[runs.get("tags.sweeper.kind", pd.Series(dtype=str)) == "trial"]
+        if len(trials) and "tags.sweeper.worker" in trials and trials.iloc[0].get(
+                "metrics.epoch", 0) >= 2:
+            killed_pid = int(trials.iloc[0]["tags.sweeper.worker"].rsplit(":", 1)[1])
+            os.kill(killed_pid, signal.SIGKILL)  # mid-training: epoch 3 of 5 is under way
+    _, err = driver.communicate(timeout=300)
+    assert killed_pid is not None, err
+    assert driver.returncode == 0, err
+    assert "retrying from its last checkpoint" in err
+
+    runs = runs_of(uri, "killed")
+    trials = runs[runs["tags.sweeper.kind"] == "trial"]
+    assert len(trials) == 1 and trials.iloc[0]["status"] == "FINISHED"
+    assert trials.iloc[0]["metrics.epoch"] == 5
+    assert int(trials.iloc[0]["tags.sweeper.worker"].rsplit(":", 1)[1]) != killed_pid
+    client = mlflow.MlflowClient(uri)
+    epochs = sorted(m.step for m in client.get_metric_history(trials.iloc[0]["run_id"],
+                                                              "steps"))
+    # Resumed from the epoch-2 (or later) checkpoint, not restarted: epoch 1 was logged
+    # once, and every epoch is there.
+    assert set(epochs) == {1, 2, 3, 4, 5} and epochs.count(1) == 1
+    assert trials.iloc[0]["metrics.steps"] == 5 * 48  # 5 epochs x ceil(768 / 16)
