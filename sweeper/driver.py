@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +38,14 @@ from sweeper.spec import (
 )
 from sweeper.tracking import SweepTracker, run_name
 from sweeper.trainable import STATE_FILE, grid_entry, run_trial_in_worker, trial_from_ray_config
-from trainers.loop import Metrics, TrainingDiverged, TrialInfeasible, load_checkpoint
+from trainers.data import DatasetError, check_dataset
+from trainers.loop import (
+    CheckpointError,
+    Metrics,
+    TrainingDiverged,
+    TrialInfeasible,
+    load_checkpoint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +96,7 @@ def _ray_trainable(config: dict[str, Any]) -> None:
 
     try:
         run_trial_in_worker(config, publish, resume)
-    except (TrainingDiverged, TrialInfeasible) as exc:
+    except (TrainingDiverged, TrialInfeasible, DatasetError, CheckpointError) as exc:
         # A retry would fail the same way: end the trial now and say why, instead of
         # raising (which makes Tune retry it max_failures times).
         tune.report({_FAILURE_KEY: f"{type(exc).__name__}: {exc}"})
@@ -340,8 +349,15 @@ def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
                           "to start a new sweep")
     tracker = SweepTracker(options.tracking_uri, spec.name)
     tracker.check_available()
+    if options.address is None:  # on a cluster the workers' filesystems are what matter
+        for dataset in {t.config.dataset for t in expand(spec)}:
+            check_dataset(dataset)
     tracker.open_sweep(spec_text, summary(spec), num_trials(spec))
     init_ray(options.address)
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (a batch scheduler, `kill`) stops the sweep as gracefully as Ctrl-C; set
+        # after ray.init, which installs a SIGTERM handler of its own that aborts the driver.
+        signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
     _SESSION = _Session(spec, tracker, progress)
     trainable = tune.with_resources(_ray_trainable, {"cpu": spec.resources.cpu,
                                                      "gpu": spec.resources.gpu})

@@ -155,6 +155,10 @@ class SweepTracker:
         self.client.log_batch(run_id, metrics=batch)
 
     def end_trial(self, run_id: str, status: str, error: str | None = None) -> None:
+        # After a driver was killed, Tune may replay a trial that had already finished
+        # (its completion was not yet in Tune's snapshot): leave that run as it was.
+        if self.client.get_run(run_id).info.status == status == "FINISHED":
+            return
         if error:
             self.client.log_batch(run_id, tags=[RunTag(ERROR_TAG, error[:4000])])
         self.client.set_terminated(run_id, status=status)

@@ -198,30 +198,20 @@ def _cifar10_error(root: Path, base: Path, download: bool, exc: Exception) -> Da
 # --- image_folder -----------------------------------------------------------------------------
 
 
+def check_dataset(cfg: DatasetConfig) -> None:
+    """A cheap pre-flight before a sweep: the data is there (CIFAR-10 downloaded once,
+    here, rather than by every trial at the same time), or a DatasetError says why."""
+    if cfg.name == "cifar10":
+        _load_cifar10(cfg)
+    elif cfg.name == "image_folder":
+        assert cfg.root is not None  # guaranteed by DatasetConfig's validator
+        _image_folder_layout(Path(cfg.root).expanduser().resolve())
+
+
 def _load_image_folder(cfg: DatasetConfig) -> ImageData:
     assert cfg.root is not None  # guaranteed by DatasetConfig's validator
     root = Path(cfg.root).expanduser().resolve()
-    layout_hint = "expected train/<class>/<image> and test/<class>/<image> (ImageFolder layout)"
-    if not root.is_dir():
-        raise DatasetError(
-            f"image folder dataset.root {root} does not exist or is not a folder: point "
-            f"dataset.root at a folder with train/ and test/ subfolders; {layout_hint}"
-        )
-    train_dir, test_dir = root / "train", root / "test"
-    for split_dir in (train_dir, test_dir):
-        if not split_dir.is_dir():
-            raise DatasetError(f"missing folder {split_dir}: {layout_hint}")
-
-    classes = _find_classes(train_dir)
-    test_classes = _find_classes(test_dir)
-    if test_classes != classes:
-        only_train = sorted(set(classes) - set(test_classes))
-        only_test = sorted(set(test_classes) - set(classes))
-        raise DatasetError(
-            f"class folders differ between {train_dir} and {test_dir} "
-            f"(only in train: {only_train}; only in test: {only_test}): both splits need the "
-            "same class subfolders"
-        )
+    train_dir, test_dir, classes = _image_folder_layout(root)
 
     train_files, train_labels = _list_images(train_dir, classes)
     test_files, test_labels = _list_images(test_dir, classes)
@@ -253,6 +243,32 @@ def _load_image_folder(cfg: DatasetConfig) -> ImageData:
             resized[0],
         )
     return ImageData(train_images, train_labels, test_images, test_labels, tuple(classes))
+
+
+def _image_folder_layout(root: Path) -> tuple[Path, Path, list[str]]:
+    """(train dir, test dir, classes) of an ImageFolder tree, checked without decoding."""
+    layout_hint = "expected train/<class>/<image> and test/<class>/<image> (ImageFolder layout)"
+    if not root.is_dir():
+        raise DatasetError(
+            f"image folder dataset.root {root} does not exist or is not a folder: point "
+            f"dataset.root at a folder with train/ and test/ subfolders; {layout_hint}"
+        )
+    train_dir, test_dir = root / "train", root / "test"
+    for split_dir in (train_dir, test_dir):
+        if not split_dir.is_dir():
+            raise DatasetError(f"missing folder {split_dir}: {layout_hint}")
+
+    classes = _find_classes(train_dir)
+    test_classes = _find_classes(test_dir)
+    if test_classes != classes:
+        only_train = sorted(set(classes) - set(test_classes))
+        only_test = sorted(set(test_classes) - set(classes))
+        raise DatasetError(
+            f"class folders differ between {train_dir} and {test_dir} "
+            f"(only in train: {only_train}; only in test: {only_test}): both splits need the "
+            "same class subfolders"
+        )
+    return train_dir, test_dir, classes
 
 
 def _find_classes(split_dir: Path) -> list[str]:

@@ -11,6 +11,7 @@ import pytest
 from sweeper.driver import SweepExists, SweepOptions, dry_run, run_sweep
 from sweeper.spec import expand, parse_spec
 from sweeper.tracking import TrackingUnavailable
+from trainers.data import DatasetError
 
 from .conftest import tiny_sweep
 
@@ -117,6 +118,15 @@ def test_unreachable_tracking_store_fails_before_any_trial(workdir: Path) -> Non
     assert not (workdir / "results").exists()
 
 
+def test_missing_data_fails_before_any_trial(workdir: Path) -> None:
+    text = tiny_sweep("nodata", "search:\n  params:\n    temperature: [0.2]\n").replace(
+        "{name: synthetic,", f"{{name: image_folder, root: {workdir / 'absent'},")
+    with pytest.raises(DatasetError, match=f"{workdir / 'absent'} does not exist"):
+        run_sweep(parse_spec(text), text, options(workdir), progress=io.StringIO())
+    assert not (workdir / "results").exists()
+    assert runs_of(f"sqlite:///{workdir / 'mlflow.db'}", "nodata").empty
+
+
 def test_dry_run_lists_every_trial() -> None:
     text = tiny_sweep("dry", "search:\n  params:\n    batch_size: [8, 16]\n"
                       "    temperature: [0.2, 0.5]\n  seeds: [0, 1]\n")
@@ -125,7 +135,9 @@ def test_dry_run_lists_every_trial() -> None:
     assert len(lines) == 9 and "bs8-t0.2-seed0" in lines[1]
 
 
-def test_sigint_then_resume_finishes_with_one_run_per_trial(workdir: Path) -> None:
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM", "SIGKILL"])
+def test_interrupted_driver_then_resume_finishes_with_one_run_per_trial(
+        workdir: Path, stop: str) -> None:
     import signal
     import subprocess
     import sys
@@ -141,12 +153,15 @@ def test_sigint_then_resume_finishes_with_one_run_per_trial(workdir: Path) -> No
     for line in driver.stderr:  # wait for the first trial to finish, then press Ctrl-C
         seen.append(line)
         if "1/3 done" in line and "finished" in line:
-            driver.send_signal(signal.SIGINT)
+            driver.send_signal(getattr(signal, stop))
             break
     _, rest = driver.communicate(timeout=120)
     output = "".join(seen) + rest
-    assert driver.returncode == 130, output
-    assert "--resume" in output and "Traceback" not in output
+    if stop == "SIGKILL":  # no chance to clean up: the resume must cope
+        assert driver.returncode == -signal.SIGKILL
+    else:
+        assert driver.returncode == 130, output
+        assert "--resume" in output and "Traceback" not in output
 
     uri = f"sqlite:///{workdir / 'mlflow.db'}"
     first = runs_of(uri, "interrupted").query("`tags.sweeper.kind` == 'trial' and "
