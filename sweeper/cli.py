@@ -118,6 +118,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from sweeper.driver import SweepOptions, dry_run, run_sweep
     from sweeper.tracking import TrackingUnavailable, resolve_tracking_uri
+    from trainers.data import DatasetError
 
     overrides = list(args.overrides) + ([f"name={args.name}"] if args.name else [])
     spec = load_spec(args.spec, overrides)
@@ -134,7 +135,7 @@ def _run(args: argparse.Namespace) -> int:
     print(f"sweep {spec.name!r}: {summary(spec)}", file=sys.stderr)
     try:
         outcome = run_sweep(spec, spec_text, options)
-    except TrackingUnavailable as exc:
+    except (TrackingUnavailable, DatasetError) as exc:
         print(f"sweeper: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(_format_outcome(outcome, spec.metric), file=sys.stderr)
