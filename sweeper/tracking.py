@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,8 @@ class SweepTracker:
         self.experiment_id = ""
         self.parent_id = ""
         self._runs: dict[str, str] = {}  # config hash -> run id
+        self._pending: list[tuple[Callable[[], Any], str]] = []  # writes held back by an outage
+        self._outage = False
 
     def check_available(self) -> None:
         """Fail before any trial starts when the store cannot be reached."""
@@ -123,8 +126,26 @@ class SweepTracker:
             self._runs[run.data.tags.get(HASH_TAG, "")] = run.info.run_id
         return self.parent_id
 
-    def trial_run(self, trial: Trial, with_seed: bool) -> str:
-        """The trial's run: found by its config hash, else created (exactly once)."""
+    def trial_run(self, trial: Trial, with_seed: bool, patience_s: float = 120.0) -> str:
+        """The trial's run: found by its config hash, else created (exactly once).
+
+        Creating needs the store (it assigns the run id): through an outage this waits
+        up to `patience_s`, then raises TrackingUnavailable (resume the sweep later)."""
+        deadline = time.monotonic() + patience_s
+        while True:
+            try:
+                self._flush()
+                return self._trial_run(trial, with_seed)
+            except Exception as exc:  # a store that is down raises many types
+                if time.monotonic() >= deadline:
+                    raise TrackingUnavailable(
+                        f"MLflow tracking store {self.tracking_uri} is unavailable: {exc}; "
+                        "the sweep stopped — resume it with --resume when the store is back"
+                    ) from exc
+                log.warning("MLflow store unavailable (%s); retrying in 5 s", exc)
+                time.sleep(min(5.0, max(deadline - time.monotonic(), 0.0)))
+
+    def _trial_run(self, trial: Trial, with_seed: bool) -> str:
         key = trial.config_hash
         if key in self._runs:
             run_id = self._runs[key]
@@ -145,27 +166,66 @@ class SweepTracker:
 
     def set_worker(self, run_id: str, node_ip: str, worker: str) -> None:
         """Where the trial runs now (tags sweeper.node and sweeper.worker = host:pid)."""
-        self.client.log_batch(run_id, tags=[RunTag("sweeper.node", node_ip),
-                                            RunTag("sweeper.worker", worker)])
+        self._write(lambda: self.client.log_batch(run_id, tags=[
+            RunTag("sweeper.node", node_ip), RunTag("sweeper.worker", worker)]), "tags")
 
     def log_metrics(self, run_id: str, metrics: dict[str, Any], step: int) -> None:
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, step) for k, v in metrics.items()
                  if isinstance(v, int | float) and not isinstance(v, bool)]
-        self.client.log_batch(run_id, metrics=batch)
+        self._write(lambda: self.client.log_batch(run_id, metrics=batch), f"epoch {step}")
 
     def end_trial(self, run_id: str, status: str, error: str | None = None) -> None:
-        # After a driver was killed, Tune may replay a trial that had already finished
-        # (its completion was not yet in Tune's snapshot): leave that run as it was.
-        if self.client.get_run(run_id).info.status == status == "FINISHED":
-            return
-        if error:
-            self.client.log_batch(run_id, tags=[RunTag(ERROR_TAG, error[:4000])])
-        self.client.set_terminated(run_id, status=status)
+        def end() -> None:
+            # After a driver was killed, Tune may replay a trial that had already finished
+            # (its completion was not yet in Tune's snapshot): leave that run as it was.
+            if self.client.get_run(run_id).info.status == status == "FINISHED":
+                return
+            if error:
+                self.client.log_batch(run_id, tags=[RunTag(ERROR_TAG, error[:4000])])
+            self.client.set_terminated(run_id, status=status)
 
-    def end_sweep(self, status: str) -> None:
+        self._write(end, f"the end of a run ({status})")
+
+    def end_sweep(self, status: str, patience_s: float = 300.0) -> int:
+        """End the parent run, first delivering whatever an outage held back (waiting
+        up to `patience_s` for the store). Returns how many writes were lost."""
         if self.parent_id:
-            self.client.set_terminated(self.parent_id, status=status)
+            self._write(lambda: self.client.set_terminated(self.parent_id, status=status),
+                        "the end of the sweep")
+        deadline = time.monotonic() + patience_s
+        while self._pending and time.monotonic() < deadline:
+            time.sleep(min(5.0, max(deadline - time.monotonic(), 0)))
+            self._flush()
+        if self._pending:
+            log.error("MLflow store %s stayed unavailable: %d writes were not delivered",
+                      self.tracking_uri, len(self._pending))
+        return len(self._pending)
+
+    # --- delivery that survives a store outage -------------------------------------
+
+    def _write(self, op: Callable[[], Any], what: str) -> None:
+        """Deliver `op` after everything held back before it, in order; if the store
+        is down, keep it for the next write (or end_sweep) instead of failing the sweep."""
+        self._pending.append((op, what))
+        self._flush()
+
+    def _flush(self) -> None:
+        while self._pending:
+            op, what = self._pending[0]
+            try:
+                op()
+            except Exception as exc:  # a store that is down raises many types
+                if not self._outage:
+                    log.warning("MLflow store %s is unavailable (%s): keeping %s and later "
+                                "writes until it returns", self.tracking_uri, exc, what)
+                self._outage = True
+                return
+            self._pending.pop(0)
+        if self._outage:
+            log.warning("MLflow store %s is back: delivered the held-back writes",
+                        self.tracking_uri)
+        self._outage = False
 
     def trial_runs(self) -> list[Any]:
         """Every trial run of the sweep (for status and tests)."""
