@@ -19,6 +19,7 @@ install: $(STAMP)
 # --resume: a second `make demo` continues (or just reports) the first one's sweep.
 demo: install
 	$(BIN)/sweeper run $(SPEC) --resume
+	$(BIN)/sweeper report demo
 
 test: install
 	$(BIN)/python -m pytest

@@ -55,6 +55,23 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="the trials of a sweep and their metrics")
     status.add_argument("name", help="the sweep's name")
     _add_location_options(status)
+
+    ui = commands.add_parser("ui", help="serve the MLflow UI for a sweep on 127.0.0.1")
+    ui.add_argument("name", nargs="?", help="the sweep to open (default: the store's home)")
+    ui.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+    ui.add_argument("--host", default="127.0.0.1",
+                    help="address to listen on (default 127.0.0.1: this machine only)")
+    ui.add_argument("--tracking-uri", help="MLflow tracking URI (default: "
+                    "$MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in this folder)")
+
+    # Subcommands owned by other modules: each adds its arguments and runs itself.
+    from reports.command import add_report_arguments
+    from sweeper.bench_cli import add_bench_arguments
+
+    add_report_arguments(commands.add_parser(
+        "report", help="tables (CSV, LaTeX) and plots of a sweep from MLflow"))
+    add_bench_arguments(commands.add_parser(
+        "bench", help="measure augmentation, training-step and sweep throughput"))
     return parser
 
 
@@ -69,8 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    handler = {"validate": _validate, "trial": _trial, "run": _run, "status": _status}[
-        args.command]
+    handler = {"validate": _validate, "trial": _trial, "run": _run, "status": _status,
+               "report": _report, "bench": _bench, "ui": _ui}[args.command]
     try:
         return handler(args)
     except SpecError as exc:
@@ -183,6 +200,29 @@ def _status(args: argparse.Namespace) -> int:
     print(f"{states.count('FINISHED')} finished, {states.count('RUNNING')} running, "
           f"{states.count('FAILED')} failed, {states.count('KILLED')} interrupted")
     return EXIT_OK
+
+
+def _ui(args: argparse.Namespace) -> int:
+    from sweeper.tracking import resolve_tracking_uri
+    from sweeper.ui import UiError, serve
+
+    try:
+        return serve(resolve_tracking_uri(args.tracking_uri), args.name, args.host, args.port)
+    except UiError as exc:
+        print(f"sweeper: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _report(args: argparse.Namespace) -> int:
+    from reports.command import run_report
+
+    return run_report(args)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from sweeper.bench_cli import run_bench
+
+    return run_bench(args)
 
 
 def _format_final(result: dict[str, object]) -> str:

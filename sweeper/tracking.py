@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -89,8 +90,17 @@ class SweepTracker:
         self._pending: list[tuple[Callable[[], Any], str]] = []  # writes held back by an outage
         self._outage = False
 
-    def check_available(self) -> None:
+    def check_available(self, timeout_s: float = 10.0) -> None:
         """Fail before any trial starts when the store cannot be reached."""
+        if self.tracking_uri.startswith(("http://", "https://")):
+            # MLflow's client retries a dead server for minutes; ask its /health once.
+            try:
+                with urllib.request.urlopen(self.tracking_uri.rstrip("/") + "/health",
+                                            timeout=timeout_s):
+                    pass
+            except (OSError, ValueError) as exc:
+                raise TrackingUnavailable(
+                    f"MLflow tracking server {self.tracking_uri} is unavailable: {exc}") from exc
         try:
             self.client.search_experiments(max_results=1)
         except Exception as exc:  # MLflow raises many types for an unreachable store

@@ -111,8 +111,12 @@ def test_asha_stops_weak_trials_early(local_ray: None, workdir: Path) -> None:
 
 def test_unreachable_tracking_store_fails_before_any_trial(workdir: Path) -> None:
     text = tiny_sweep("nostore", "search:\n  params:\n    temperature: [0.2]\n")
-    opts = SweepOptions(storage=workdir / "results",
-                        tracking_uri=f"sqlite:///{workdir}/missing/dir/mlflow.db")
+    import socket
+
+    with socket.socket() as sock:  # a loopback port that nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    opts = SweepOptions(storage=workdir / "results", tracking_uri=f"http://127.0.0.1:{port}")
     with pytest.raises(TrackingUnavailable, match="unavailable"):
         run_sweep(parse_spec(text), text, opts, progress=io.StringIO())
     assert not (workdir / "results").exists()

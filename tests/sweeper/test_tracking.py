@@ -24,6 +24,7 @@ def test_run_names_and_params() -> None:
 
 def test_metrics_survive_a_store_outage_in_order(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # MLflow puts a SQLite store's artifacts under ./mlruns
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracker = SweepTracker(uri, "t")
     tracker.open_sweep(SPEC, "1 trial", 1)
@@ -53,6 +54,7 @@ def test_metrics_survive_a_store_outage_in_order(tmp_path: Path,
 
 def test_writes_still_undelivered_at_the_end_are_counted(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     tracker = SweepTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "t")
     tracker.open_sweep(SPEC, "1 trial", 1)
     run_id = tracker.trial_run(expand(parse_spec(SPEC))[0], with_seed=False)

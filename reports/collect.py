@@ -1,0 +1,267 @@
+"""MLflow -> pandas: the only module of `reports` that talks to the tracking store.
+
+It reads a sweep written by sweeper.tracking (see docs/architecture.md, the
+tracking contract) into a `Sweep`: one tidy row per trial run with the swept
+values typed back from MLflow's string params, the final metrics, the run's
+state and error, plus the per-epoch history of top-1 for the curves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+from sweeper.tracking import ERROR_TAG, KIND_TAG, PARENT_TAG, find_sweep
+
+log = logging.getLogger(__name__)
+
+# Final metrics copied into the trials frame (the latest value = the last epoch's).
+METRICS = ("regularization_loss", "top_1_accuracy", "top_5_accuracy", "steps", "epoch")
+CURVE_METRIC = "top_1_accuracy"
+NOT_STARTED = "NOT_STARTED"  # a grid cell of the spec that has no run (sweep interrupted early)
+_INT = re.compile(r"[+-]?\d+")
+
+
+class SweepNotFound(Exception):
+    """No sweep of that name in the tracking store (a user error)."""
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A sweep as the tables and plots see it."""
+
+    name: str
+    parent_id: str
+    axes: list[str]  # the swept params (MLflow names), in the spec's declared order
+    search_type: str  # grid | optuna
+    metric: str  # what "best" means (the spec's metric)
+    mode: str  # max | min
+    expected_trials: int | None  # the parent's num_trials param
+    # One row per trial run: run_id, run_name, trial_index, state, error, seed,
+    # every axis, batch_size (swept or fixed) and the final value of each metric.
+    trials: pd.DataFrame
+    history: pd.DataFrame  # run_id, run_name, state, step, value: CURVE_METRIC per epoch
+
+
+def load_sweep(tracking_uri: str, name: str) -> Sweep:
+    """Read the sweep `name` and all its trial runs from MLflow."""
+    _check_store(tracking_uri)
+    tracker = find_sweep(tracking_uri, name)
+    if tracker is None:
+        raise SweepNotFound(f"no sweep named {name!r} in {tracking_uri}")
+    client = tracker.client
+    parent = client.get_run(tracker.parent_id)
+    spec = _spec_of(client, tracker.parent_id)
+    # The client rather than mlflow.search_runs: the fluent API reads the
+    # process-global tracking URI (and setting it also exports MLFLOW_TRACKING_URI).
+    runs = _search_all(client, tracker.experiment_id,
+                       f"tags.`{PARENT_TAG}` = '{tracker.parent_id}' "
+                       f"AND tags.`{KIND_TAG}` = 'trial'")
+    search = spec.get("search")
+    search = search if isinstance(search, dict) else {}
+    declared = search.get("params")
+    declared = declared if isinstance(declared, dict) else None
+    axes = list(declared) if declared else _varying_params(runs)
+    metric = str(spec.get("metric") or "top_1_accuracy")
+    mode = str(spec.get("mode") or "max")
+    trials = _trials_frame(runs, axes, metric)
+    expected = _int_or_none(parent.data.params.get("num_trials"))
+    search_type = str(search.get("type") or "grid")
+    if search_type == "grid" and declared:
+        trials = _with_missing_cells(trials, axes, declared, search.get("seeds"), expected)
+    return Sweep(name=name, parent_id=tracker.parent_id, axes=axes, search_type=search_type,
+                 metric=metric, mode=mode, expected_trials=expected, trials=trials,
+                 history=_history(client, trials))
+
+
+def attach_report(tracking_uri: str, parent_id: str, files: list[Path]) -> None:
+    """Log the report's files to the sweep's parent run, under report/ (only these:
+    --out may name a folder holding other things)."""
+    client = MlflowClient(tracking_uri)
+    for path in files:
+        client.log_artifact(parent_id, str(path), artifact_path="report")
+
+
+def read_reference(path: Path) -> pd.DataFrame:
+    """A reference table such as the thesis's Appendix B CSV (user errors raise ValueError)."""
+    try:
+        return pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError,
+            UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read the reference table {path}: {exc}") from exc
+
+
+# --- helpers -------------------------------------------------------------------------
+
+def _check_store(tracking_uri: str) -> None:
+    """MLflow would create an empty SQLite store for a mistyped path (or a report run
+    from the wrong folder) and then find nothing: say so instead."""
+    if tracking_uri.startswith("sqlite:///"):
+        path = Path(tracking_uri.removeprefix("sqlite:///"))
+        if str(path) != ":memory:" and not path.exists():
+            raise SweepNotFound(f"no MLflow store at {path} (tracking URI {tracking_uri}); "
+                                "pass --tracking-uri or run from the sweep's folder")
+
+
+def _search_all(client: MlflowClient, experiment_id: str, filter_string: str) -> list[Run]:
+    runs: list[Run] = []
+    token = None
+    while True:
+        page = client.search_runs([experiment_id], filter_string=filter_string,
+                                  max_results=10_000, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def _spec_of(client: MlflowClient, parent_id: str) -> dict[str, Any]:
+    """The spec.yaml the parent run carries, as plain data ({} when absent or broken)."""
+    with tempfile.TemporaryDirectory() as folder, _no_progress_bar():
+        try:
+            path = client.download_artifacts(parent_id, "spec.yaml", folder)
+            data = yaml.safe_load(Path(path).read_text())
+        except Exception as exc:  # missing artifact, unreadable store, bad YAML: infer instead
+            log.warning("no usable spec.yaml on the sweep's parent run (%s); "
+                        "inferring the swept axes from the trials' params", exc)
+            return {}
+    return data if isinstance(data, dict) else {}
+
+
+@contextlib.contextmanager
+def _no_progress_bar() -> Iterator[None]:
+    """MLflow draws a progress bar on stderr for every download, even of one small file."""
+    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(key)
+    os.environ[key] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
+
+
+def _varying_params(runs: list[Run]) -> list[str]:
+    """Without a spec: the params whose values differ across trials (seeds aside),
+    batch_size first (it groups Table 2), then alphabetical."""
+    names = {key for run in runs for key in run.data.params}
+    varying = [k for k in names if k != "seed"
+               and len({run.data.params.get(k) for run in runs}) > 1]
+    return sorted(varying, key=lambda k: (k != "batch_size", k))
+
+
+def _trials_frame(runs: list[Run], axes: list[str], metric: str) -> pd.DataFrame:
+    metrics = list(dict.fromkeys([*METRICS, metric]))
+    rows = []
+    for run in runs:
+        params, tags = run.data.params, run.data.tags
+        row: dict[str, Any] = {
+            "run_id": run.info.run_id,
+            "run_name": run.info.run_name,
+            "trial_index": tags.get("sweeper.trial_index"),
+            "state": run.info.status,
+            "error": tags.get(ERROR_TAG, ""),
+            "seed": params.get("seed"),
+            # Table 2 groups by batch size whether it was swept or fixed.
+            "batch_size": params.get("batch_size", params.get("train.batch_size")),
+        }
+        row.update({axis: params.get(axis) for axis in axes})
+        row.update({m: run.data.metrics.get(m) for m in metrics if m not in row})
+        rows.append(row)
+    columns = ["run_id", "run_name", "trial_index", "state", "error", "seed", "batch_size",
+               *axes, *(m for m in metrics if m not in axes)]
+    frame = pd.DataFrame(rows, columns=list(dict.fromkeys(columns)))
+    frame = frame.sort_values(["trial_index", "run_name"], key=_index_order, kind="stable")
+    frame = frame.reset_index(drop=True)
+    for column in ("trial_index", "seed", "batch_size", *axes):
+        frame[column] = _typed(frame[column])
+    for column in ("steps", "epoch"):
+        if column not in axes:
+            frame[column] = frame[column].astype("Float64").round().astype("Int64")
+    return frame
+
+
+def _index_order(column: pd.Series) -> pd.Series:
+    # trial_index is a string tag: order 2 before 10
+    if column.name == "trial_index":
+        return pd.to_numeric(column, errors="coerce")
+    return column
+
+
+def _typed(values: pd.Series) -> pd.Series:
+    """MLflow params are strings: integers back to Int64, numbers to float64, else str.
+    Decided per column so that 1.0 stays a float next to 0.25 (the thesis prints 1.0)."""
+    present = [v for v in values if isinstance(v, str)]
+    if present and all(_INT.fullmatch(v) for v in present):
+        return pd.Series([int(v) if isinstance(v, str) else None for v in values],
+                         index=values.index, dtype="Int64")
+    numbers = pd.to_numeric(values, errors="coerce")
+    if present and numbers.notna().sum() == len(present):
+        return numbers.astype("float64")
+    return values.astype(object)
+
+
+def _int_or_none(text: str | None) -> int | None:
+    return int(text) if text and _INT.fullmatch(text) else None
+
+
+def _with_missing_cells(trials: pd.DataFrame, axes: list[str], grid: dict[str, Any],
+                        seeds: Any, expected: int | None) -> pd.DataFrame:
+    """Grid cells of the spec without any run (a sweep interrupted before Tune
+    created them) as NOT_STARTED rows, so that they do not vanish from the tables.
+    Only when the spec text matches what ran: `--set` overrides are not in spec.yaml."""
+    values = [v if isinstance(v, list) else [v] for v in grid.values()]
+    seed_list = seeds if isinstance(seeds, list) and seeds else [0]
+    cells = [(*cell, seed) for cell in itertools.product(*values) for seed in seed_list]
+    if expected is not None and len(cells) != expected:
+        return trials
+    keys = [*axes, "seed"]
+    typed = pd.DataFrame(cells, columns=keys).astype(str)
+    typed = pd.DataFrame({k: _typed(typed[k]) for k in keys})
+    have = {tuple(_key(v) for v in row) for row in trials[keys].itertuples(index=False)}
+    wanted = [tuple(_key(v) for v in row) for row in typed.itertuples(index=False)]
+    if not have <= set(wanted):
+        return trials  # runs outside the declared grid: the spec was overridden
+    missing = typed[[key not in have for key in wanted]]
+    if missing.empty:
+        return trials
+    log.info("%d trial(s) of the grid have no run", len(missing))
+    extra = missing.assign(state=NOT_STARTED, error="", run_id="", run_name="")
+    fixed = trials["batch_size"].dropna().unique()
+    if "batch_size" not in axes and len(fixed) == 1:
+        extra["batch_size"] = fixed[0]
+    return pd.concat([trials, extra], ignore_index=True)
+
+
+def _key(value: Any) -> Any:
+    """A comparable form of a cell value: 512 (Int64) and 512.0 match, strings stay."""
+    if pd.isna(value):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def _history(client: MlflowClient, trials: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for run in trials[trials["run_id"] != ""].itertuples(index=False):
+        for point in client.get_metric_history(str(run.run_id), CURVE_METRIC):
+            rows.append({"run_id": run.run_id, "run_name": run.run_name, "state": run.state,
+                         "step": point.step, "value": point.value})
+    return pd.DataFrame(rows, columns=["run_id", "run_name", "state", "step", "value"])

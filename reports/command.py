@@ -1,0 +1,162 @@
+"""`sweeper report NAME`: a sweep's tables (CSV, LaTeX) and plots (PNG) from
+MLflow, written to a folder and attached to the sweep's parent run.
+
+Files (docs/reports.md): appendix_b.csv/.tex (every trial, the thesis's Table 3),
+best_by_batch_size.csv/.tex (Table 2), trials.csv (every run as logged),
+top_1_heatmap.png (grids) or top_1_vs_params.png (Optuna), top_1_per_epoch.png,
+and with --reference: reference_comparison.csv/.tex, reference_diff_heatmap.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+# Only the standard library at import time: the CLI builds every subcommand's
+# parser on each call, and `sweeper validate` must not pay for MLflow, pandas
+# and matplotlib (seconds). They are imported when a report runs.
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from reports.collect import Sweep
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+REPORT_FILES = (
+    "appendix_b.csv", "appendix_b.tex", "best_by_batch_size.csv", "best_by_batch_size.tex",
+    "trials.csv", "top_1_heatmap.png", "top_1_vs_params.png", "top_1_per_epoch.png",
+    "reference_comparison.csv", "reference_comparison.tex", "reference_diff_heatmap.png",
+)
+STATE_ORDER = ("FINISHED", "FAILED", "KILLED", "RUNNING", "NOT_STARTED")
+HEATMAP_VALUE = "top_1_accuracy"  # the issue asks for top-1 maps whatever the spec's metric
+
+
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="the sweep's name (its MLflow experiment)")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: "
+                        "$MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in this folder)")
+    parser.add_argument("--storage", default="results",
+                        help="results root; a sweep's folder is STORAGE/NAME (default: results)")
+    parser.add_argument("--out", type=Path,
+                        help="where to write the report (default: STORAGE/NAME/report)")
+    parser.add_argument("--reference", type=Path, metavar="CSV",
+                        help="a table in appendix_b.csv's layout to compare with, e.g. the "
+                        "thesis's Appendix B")
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from mlflow.exceptions import MlflowException
+
+    from reports.collect import SweepNotFound, attach_report, load_sweep, read_reference
+    from sweeper.tracking import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(args.tracking_uri)
+    try:
+        sweep = load_sweep(uri, args.name)
+        if sweep.trials.empty:
+            raise SweepNotFound(f"sweep {args.name!r} has no trial runs yet in {uri}")
+        reference = read_reference(args.reference) if args.reference else None
+        folder = args.out if args.out is not None else Path(args.storage) / args.name / "report"
+        written = write_report(sweep, folder, reference)
+    except (SweepNotFound, ValueError) as exc:
+        print(f"sweeper: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except MlflowException as exc:
+        print(f"sweeper: cannot read the MLflow tracking store {uri}: {exc.message}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"sweeper: cannot write the report: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(_summary(sweep, folder, written))
+    try:
+        attach_report(uri, sweep.parent_id, written)
+    except (MlflowException, OSError) as exc:
+        print(f"sweeper: the report is in {folder} but could not be attached to the sweep's "
+              f"MLflow run: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"attached to MLflow run {sweep.parent_id} (experiment {sweep.name!r}) under report/")
+    return EXIT_OK
+
+
+def write_report(sweep: Sweep, folder: Path, reference: pd.DataFrame | None = None
+                 ) -> list[Path]:
+    """Every table and plot of the report into `folder`; returns the files written."""
+    from reports import plots, tables
+    from reports.collect import CURVE_METRIC
+
+    layout = tables.Layout(axes=tuple(sweep.axes), grid=sweep.search_type == "grid",
+                           metric=sweep.metric, mode=sweep.mode)
+    summary = tables.summarise(sweep.trials, layout)
+    comparison = tables.compare(summary, reference) if reference is not None else None
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in REPORT_FILES:  # a previous report's files must not linger (e.g. a comparison)
+        (folder / name).unlink(missing_ok=True)
+
+    name = _latex_text(sweep.name)
+    texts = {
+        "appendix_b.csv": tables.to_csv(tables.appendix_b(summary)),
+        "appendix_b.tex": tables.appendix_b_latex(
+            summary, caption=f"All trials of the sweep {name}.", label=f"tab:{sweep.name}-all"),
+        "best_by_batch_size.csv": tables.to_csv(tables.best_by_batch_size(summary)),
+        "best_by_batch_size.tex": tables.best_by_batch_size_latex(
+            summary, caption=f"Best trial per batch size of the sweep {name} "
+            f"({_latex_text(sweep.metric)}, {sweep.mode}).", label=f"tab:{sweep.name}-best"),
+        "trials.csv": tables.to_csv(tables.trials_table(sweep.trials, layout)),
+    }
+    if comparison is not None:
+        texts["reference_comparison.csv"] = tables.to_csv(comparison)
+        texts["reference_comparison.tex"] = tables.compare_latex(
+            comparison, summary, caption=f"The sweep {name} side by side with the reference "
+            "(diff = sweep $-$ reference).", label=f"tab:{sweep.name}-reference")
+    written = []
+    for filename, text in texts.items():
+        (folder / filename).write_text(text)
+        written.append(folder / filename)
+
+    axes = [tables.renamed(a) for a in sweep.axes]
+    # Unfinished trials keep their cell in the maps, drawn empty (–).
+    finished = tables.appendix_b(summary)
+    finished.loc[(summary.rows["state"] != tables.FINISHED).to_numpy(), HEATMAP_VALUE] = None
+    pictures = {"top_1_per_epoch.png": lambda path: plots.curves(
+        sweep.history, path, f"{sweep.name}: {CURVE_METRIC} per epoch", CURVE_METRIC)}
+    if layout.grid:
+        pictures["top_1_heatmap.png"] = lambda path: plots.heatmaps(
+            finished, HEATMAP_VALUE, axes, path, f"{sweep.name}: {HEATMAP_VALUE}")
+    else:
+        pictures["top_1_vs_params.png"] = lambda path: plots.scatter(
+            finished, HEATMAP_VALUE, axes, path, f"{sweep.name}: {HEATMAP_VALUE}")
+    if comparison is not None:
+        pictures["reference_diff_heatmap.png"] = lambda path: plots.heatmaps(
+            comparison, HEATMAP_VALUE + tables.DIFF, [a for a in axes if a in comparison],
+            path, f"{sweep.name} $-$ reference: {HEATMAP_VALUE}", diverging=True)
+    for filename, draw in pictures.items():
+        if draw(folder / filename):
+            written.append(folder / filename)
+    return written
+
+
+def _summary(sweep: Sweep, folder: Path, written: list[Path]) -> str:
+    from reports.tables import FINISHED
+
+    states = sweep.trials["state"].value_counts()
+    order = {state: i for i, state in enumerate(STATE_ORDER)}
+    counts = ", ".join(f"{states[s]} {s.lower().replace('_', ' ')}"
+                       for s in sorted(states.index, key=lambda s: (order.get(s, 99), s)))
+    lines = [f"report of sweep {sweep.name!r} ({len(sweep.trials)} trials: {counts}) "
+             f"in {folder}:", "  " + " ".join(p.name for p in written)]
+    unfinished = sweep.trials[sweep.trials["state"] != FINISHED]
+    for _, row in unfinished.iterrows():  # never drop a trial silently
+        error = f": {str(row['error']).splitlines()[0]}" if row["error"] else ""
+        name = row["run_name"] or " ".join(f"{a}={row[a]}" for a in sweep.axes)
+        lines.append(f"  {row['state']} {name}{error}")
+    if sweep.expected_trials is not None and len(sweep.trials) < sweep.expected_trials:
+        lines.append(f"  {sweep.expected_trials - len(sweep.trials)} of the sweep's "
+                     f"{sweep.expected_trials} trials have no run yet")
+    return "\n".join(lines)
+
+
+def _latex_text(text: str) -> str:
+    # Sweep names are [A-Za-z0-9._-]+ and metrics snake_case: `_` is all there is to escape.
+    return text.replace("_", r"\_")

@@ -1,0 +1,348 @@
+"""DataFrame -> tables, pure: the thesis's Table 3 (every trial) and Table 2 (the
+best trial per batch size) as CSV and booktabs LaTeX, and a side-by-side
+comparison with a reference table. No I/O here, so golden files can pin it.
+
+Input: the trials frame of reports.collect (one row per trial run, original
+MLflow param names, unrounded final metrics, a `state` per run).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+# The thesis calls the colour-jitter strength `color_jitter`; this is the only rename.
+RENAMES = {"color_jitter_strength": "color_jitter"}
+TABLE_METRICS = ("regularization_loss", "top_1_accuracy", "top_5_accuracy", "steps")
+# The thesis's rounding: 4 decimals for the loss, 3 for accuracies; steps are integers.
+DECIMALS = {"regularization_loss": 4, "top_1_accuracy": 3, "top_5_accuracy": 3, "steps": 0}
+OTHER_DECIMALS = 4  # a spec metric outside the thesis's columns (e.g. loss)
+FINISHED = "FINISHED"
+STD = "_std"
+REFERENCE, DIFF = "_reference", "_diff"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What the tables need to know about the sweep."""
+
+    axes: tuple[str, ...]  # swept params (MLflow names), declared order: the leading columns
+    grid: bool = True  # False for Optuna: rows sorted by the metric, not by the axes
+    metric: str = "top_1_accuracy"  # what "best" means
+    mode: str = "max"
+
+    @property
+    def metrics(self) -> list[str]:
+        return list(dict.fromkeys([*TABLE_METRICS, self.metric]))
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One row per trial, or per grid cell when seeds repeat cells (finished runs
+    averaged; every other run its own row). Unrounded, original names, plus the
+    columns `seeds` (the seeds of the runs in the row, e.g. "0 1 2"), `state` and
+    `best` (the best row of its batch size)."""
+
+    rows: pd.DataFrame
+    layout: Layout
+    repeated: bool  # some cell has several runs: tables show mean ± std
+
+
+def renamed(column: str) -> str:
+    return RENAMES.get(column, column)
+
+
+def decimals(column: str) -> int:
+    base = column.removesuffix(STD).removesuffix(REFERENCE).removesuffix(DIFF)
+    return DECIMALS.get(base, OTHER_DECIMALS)
+
+
+# --- summarising trials ------------------------------------------------------------
+
+def summarise(trials: pd.DataFrame, layout: Layout) -> Summary:
+    axes, metrics = list(layout.axes), layout.metrics
+    repeated = layout.grid and bool(axes) and trials.groupby(axes, dropna=False).size().gt(1).any()
+    keep = [c for c in dict.fromkeys([*axes, "batch_size", *metrics, "state", "seed",
+                                      "trial_index"]) if c in trials]
+    finished = trials.loc[trials["state"] == FINISHED, keep]
+    others = trials.loc[trials["state"] != FINISHED, keep]
+    if repeated:
+        parts = [_aggregate(cell, axes, metrics)
+                 for _, cell in finished.groupby(axes, dropna=False, sort=False)]
+        finished = pd.DataFrame(parts, columns=list(dict.fromkeys(
+            [*axes, "batch_size", *metrics, *_std_columns(metrics), "seeds", "state"])))
+    # concat of an empty part would reset the other part's dtypes (Int64 -> object)
+    rows = pd.concat([p for p in (finished, others) if not p.empty] or [finished],
+                     ignore_index=True)
+    single = rows["seed"].map(_seed_text) if "seed" in rows else ""
+    rows["seeds"] = rows["seeds"].fillna(single) if "seeds" in rows else single
+    rows = _sorted(rows, layout)
+    rows["best"] = best_mask(rows, layout)
+    return Summary(rows, layout, bool(repeated))
+
+
+def _aggregate(cell: pd.DataFrame, axes: list[str], metrics: list[str]) -> dict[str, Any]:
+    row: dict[str, Any] = {axis: cell[axis].iloc[0] for axis in axes}
+    row["batch_size"] = cell["batch_size"].iloc[0]
+    for metric in metrics:
+        values = pd.to_numeric(cell[metric], errors="coerce").astype(float)
+        row[metric] = values.mean()
+        if metric != "steps":
+            row[metric + STD] = values.std(ddof=1)  # the sample std; NaN for one seed
+    row.update(seeds=" ".join(_seed_text(s) for s in sorted(cell["seed"].dropna())),
+               state=FINISHED)
+    return row
+
+
+def _seed_text(seed: Any) -> str:
+    return "" if pd.isna(seed) else str(int(seed))
+
+
+def _std_columns(metrics: list[str]) -> list[str]:
+    return [m + STD for m in metrics if m != "steps"]
+
+
+def _sorted(rows: pd.DataFrame, layout: Layout) -> pd.DataFrame:
+    """Grid: by the axes in declared order (the thesis's order). Optuna: finished
+    trials by the metric, best first, then the others by trial index."""
+    rows = rows.assign(_unfinished=rows["state"] != FINISHED)
+    if layout.grid:
+        keys = [*layout.axes, "_unfinished", *(k for k in ("seed", "trial_index") if k in rows)]
+        ascending = [True] * len(keys)
+    else:
+        keys = ["_unfinished", layout.metric,
+                *(k for k in ("trial_index",) if k in rows)]
+        ascending = [True, layout.mode == "min", True][: len(keys)]
+    rows = rows.sort_values(keys, ascending=ascending, na_position="last", kind="stable")
+    return rows.drop(columns="_unfinished").reset_index(drop=True)
+
+
+def best_mask(rows: pd.DataFrame, layout: Layout) -> pd.Series:
+    """The best finished row of each batch size; unfinished rows never count."""
+    best = pd.Series(False, index=rows.index)
+    scored = rows[(rows["state"] == FINISHED) & rows[layout.metric].notna()]
+    if scored.empty:
+        return best
+    values = scored[layout.metric].astype(float)
+    groups = values.groupby(scored["batch_size"].astype(object), dropna=False)
+    best[groups.idxmax() if layout.mode == "max" else groups.idxmin()] = True
+    return best
+
+
+# --- the output tables (renamed, rounded) ------------------------------------------
+
+def appendix_b(summary: Summary) -> pd.DataFrame:
+    """Table 3: every trial. For the SimCLR grid exactly the thesis's columns
+    batch_size,temperature,color_jitter,regularization_loss,top_1_accuracy,
+    top_5_accuracy,steps; with seeds also <metric>_std and `seeds`; with any
+    trial not FINISHED also its `state`."""
+    rows, layout = summary.rows, summary.layout
+    columns = [*layout.axes]
+    for metric in layout.metrics:
+        if metric in layout.axes:
+            continue
+        columns.append(metric)
+        if summary.repeated and metric != "steps":
+            columns.append(metric + STD)
+    if summary.repeated:
+        columns.append("seeds")
+    if (rows["state"] != FINISHED).any():
+        columns.append("state")
+    return _presented(rows[columns], layout.axes)
+
+
+def best_by_batch_size(summary: Summary) -> pd.DataFrame:
+    """Table 2: the best finished trial of each batch size, batch_size first."""
+    table = appendix_b(summary)
+    best = table[summary.rows["best"].to_numpy()].copy()
+    if "batch_size" not in best:
+        best.insert(0, "batch_size", summary.rows.loc[summary.rows["best"], "batch_size"].array)
+    leading = ["batch_size", *(c for c in best.columns if c != "batch_size")]
+    best = best[[c for c in leading if c != "state"]]
+    return best.sort_values("batch_size", kind="stable").reset_index(drop=True)
+
+
+def _presented(frame: pd.DataFrame, axes: Sequence[str]) -> pd.DataFrame:
+    """Renamed and rounded as the thesis prints: pandas then writes 0.0093, 0.83, 1.0.
+    Axis values stay as logged."""
+    frame = frame.copy()
+    for column in frame.columns:
+        if column in axes or column in ("seeds", "state"):
+            continue
+        places = decimals(column)
+        frame[column] = frame[column].astype(float).round(places)
+        if places == 0:
+            frame[column] = frame[column].astype("Int64")
+    return frame.rename(columns=RENAMES).reset_index(drop=True)
+
+
+def trials_table(trials: pd.DataFrame, layout: Layout) -> pd.DataFrame:
+    """trials.csv: every run as logged (no averaging, no rounding), with its state
+    and error, so that nothing a table folds away is lost."""
+    leading = ["run_name", "trial_index", "state", "seed", *layout.axes]
+    if "batch_size" not in layout.axes:
+        leading.append("batch_size")
+    metrics = [m for m in dict.fromkeys([*layout.metrics, "epoch"])
+               if m in trials and m not in layout.axes]
+    table = trials[[*leading, *metrics, "error", "run_id"]]
+    keys = [*layout.axes, "seed", "trial_index"] if layout.grid else ["trial_index"]
+    table = table.sort_values(keys, na_position="last", kind="stable")
+    return table.rename(columns=RENAMES).reset_index(drop=True)
+
+
+def compare(summary: Summary, reference: pd.DataFrame) -> pd.DataFrame:
+    """Side by side with a reference table (e.g. the thesis's Appendix B CSV):
+    per cell, each shared metric as ours, <metric>_reference and <metric>_diff
+    (ours - reference). Cells missing on either side stay, with blanks."""
+    layout = summary.layout
+    keys = [renamed(a) for a in layout.axes if renamed(a) in reference.columns]
+    if not keys:
+        raise ValueError("the reference table shares no column with the sweep's axes "
+                         f"({', '.join(renamed(a) for a in layout.axes) or 'none'}); "
+                         f"its columns: {', '.join(map(str, reference.columns))}")
+    metrics = [m for m in layout.metrics if m in reference.columns and m not in layout.axes]
+    if not metrics:
+        raise ValueError("the reference table has none of the metric columns "
+                         f"{', '.join(layout.metrics)}")
+    rows = summary.rows[summary.rows["state"] == FINISHED].rename(columns=RENAMES)
+    ours = rows[[*keys, *metrics]]
+    theirs = reference[[*keys, *metrics]].rename(columns={m: m + REFERENCE for m in metrics})
+    merged = ours.merge(theirs, on=keys, how="outer", sort=True)
+    columns = list(keys)
+    for metric in metrics:
+        merged[metric + DIFF] = merged[metric].astype(float) - merged[metric + REFERENCE]
+        columns += [metric, metric + REFERENCE, metric + DIFF]
+    merged = merged[columns]
+    for column in columns[len(keys):]:
+        places = decimals(column)
+        merged[column] = merged[column].astype(float).round(places)
+        if places == 0:
+            merged[column] = merged[column].astype("Int64")
+    return merged.reset_index(drop=True)
+
+
+def to_csv(table: pd.DataFrame) -> str:
+    return table.to_csv(index=False, lineterminator="\n", na_rep="")
+
+
+# --- LaTeX ---------------------------------------------------------------------------
+
+def appendix_b_latex(summary: Summary, caption: str, label: str) -> str:
+    """Table 3 in booktabs: a leading value repeated from the row above is left
+    blank (no multirow package needed), and the best row of each batch size is
+    bold together with the leading values printed for it, as in the thesis."""
+    table = appendix_b(summary)
+    collapse = [renamed(a) for a in summary.layout.axes][:-1] if summary.layout.grid else []
+    bold = pd.DataFrame(False, index=table.index, columns=table.columns)
+    for row in table.index[summary.rows["best"].to_numpy()]:
+        bold.loc[row, :] = True
+        for level, column in enumerate(collapse):
+            bold.loc[_group_start(table, collapse[: level + 1], row), column] = True
+    return to_latex(table, caption=caption, label=label, axes=_axes(summary),
+                    collapse=collapse, bold=bold)
+
+
+def best_by_batch_size_latex(summary: Summary, caption: str, label: str) -> str:
+    """Table 2; like the thesis, the overall best value of the metric is bold."""
+    table = best_by_batch_size(summary)
+    bold = pd.DataFrame(False, index=table.index, columns=table.columns)
+    metric = renamed(summary.layout.metric)
+    if not table.empty and metric in table:
+        values = table[metric].astype(float)
+        bold.loc[values.idxmax() if summary.layout.mode == "max" else values.idxmin(),
+                 metric] = True
+    return to_latex(table, caption=caption, label=label,
+                    axes=["batch_size", *_axes(summary)], bold=bold)
+
+
+def compare_latex(table: pd.DataFrame, summary: Summary, caption: str, label: str) -> str:
+    """The comparison for the spec's metric only (sweep, reference, diff): with every
+    metric the table would be 15 columns wide; the CSV has them all."""
+    axes = [c for c in _axes(summary) if c in table]
+    metric = renamed(summary.layout.metric)
+    shown = [*axes, *(c for c in (metric, metric + REFERENCE, metric + DIFF) if c in table)]
+    return to_latex(table[shown], caption=caption, label=label, axes=axes, collapse=axes[:-1])
+
+
+def _axes(summary: Summary) -> list[str]:
+    return [renamed(a) for a in summary.layout.axes]
+
+
+def _group_start(table: pd.DataFrame, columns: list[str], row: Any) -> Any:
+    """The first row of the contiguous block sharing `row`'s values in `columns`."""
+    start = row
+    position = table.index.get_loc(row)
+    key = tuple(table.loc[row, columns])
+    while position > 0 and tuple(table.iloc[position - 1][columns]) == key:
+        position -= 1
+        start = table.index[position]
+    return start
+
+
+def to_latex(table: pd.DataFrame, *, caption: str, label: str, axes: Sequence[str] = (),
+             collapse: Sequence[str] = (), bold: pd.DataFrame | None = None) -> str:
+    """A booktabs table (\\toprule, \\midrule, \\bottomrule) via pandas' Styler.
+
+    `axes` are printed as logged (4 significant digits when longer, e.g. Optuna
+    samples); a value in `collapse` equal to the row above's (and all columns
+    before it) is blank; <metric>_std columns merge into their metric as
+    $mean \\pm std$; missing values print as --.
+    """
+    cells, merged = _cells(table, axes)
+    for level, column in enumerate(collapse):
+        prefix = list(collapse[: level + 1])
+        repeated = table[prefix].eq(table[prefix].shift()).all(axis=1)
+        repeated &= table[prefix].notna().all(axis=1)
+        cells.loc[repeated.to_numpy(), column] = ""
+    style = pd.DataFrame("", index=cells.index, columns=cells.columns)
+    if bold is not None:
+        mask = bold[cells.columns].to_numpy() & (cells != "").to_numpy()
+        style[mask] = "textbf: --rwrap;"
+    plain = [c for c in cells.columns if c not in merged]
+    styler = (cells.style.hide(axis="index")
+              .format(escape="latex", subset=plain)  # text such as NOT_STARTED needs escaping
+              .format_index(escape="latex", axis="columns")
+              .apply(lambda _: style, axis=None))
+    column_format = "".join("l" if c in axes else "r" for c in cells.columns)
+    return styler.to_latex(hrules=True, column_format=column_format, environment="table",
+                           position_float="centering", caption=caption, label=label)
+
+
+def _cells(table: pd.DataFrame, axes: Sequence[str]) -> tuple[pd.DataFrame, set[str]]:
+    """Every cell as the text to print; returns the columns holding mean ± std."""
+    cells = pd.DataFrame(index=table.index)
+    merged: set[str] = set()
+    for column in table.columns:
+        if column.endswith(STD) and column.removesuffix(STD) in table:
+            continue
+        values = table[column]
+        if column in axes:
+            cells[column] = [_axis_text(v) for v in values]
+        elif column + STD in table:
+            merged.add(column)
+            cells[column] = [_mean_std_text(m, s) for m, s in zip(values, table[column + STD],
+                                                                   strict=True)]
+        else:
+            cells[column] = [_text(v) for v in values]
+    return cells, merged
+
+
+def _text(value: Any) -> str:
+    return "--" if pd.isna(value) else str(value)
+
+
+def _axis_text(value: Any) -> str:
+    if isinstance(value, float) and not pd.isna(value) and float(f"{value:.4g}") != value:
+        return f"{value:.4g}"
+    return _text(value)
+
+
+def _mean_std_text(mean: Any, std: Any) -> str:
+    if pd.isna(mean):
+        return "--"
+    if pd.isna(std):
+        return str(mean)  # a single finished seed: no spread to show
+    return f"${mean} \\pm {std}$"

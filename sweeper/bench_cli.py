@@ -1,0 +1,145 @@
+"""`sweeper bench` on the command line: arguments and dispatch only.
+
+Kept free of torch at import time so that every other `sweeper` command starts
+fast; the measurements live in sweeper.bench.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """`sweeper bench augment|step|sweep` and their options."""
+    benches = parser.add_subparsers(dest="bench", required=True, metavar="{augment,step,sweep}",
+                                    parser_class=type(parser))
+
+    def common(sub: argparse.ArgumentParser, batch_size: int) -> None:
+        sub.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if present)")
+        sub.add_argument("--batch-size", type=_positive_int, default=batch_size,
+                         help=f"images per batch (default {batch_size})")
+        sub.add_argument("--threads", type=_positive_int,
+                         help="CPU threads for torch (default: torch's own choice)")
+        sub.add_argument("--json", action="store_true",
+                         help="also print the result as one JSON object on the last line")
+
+    augment = benches.add_parser(
+        "augment", help="batched on-device augmentation vs torchvision's per-image pipeline")
+    common(augment, 512)
+    augment.add_argument("--data-root", help="an image_folder tree (train/<class>/*.jpg) "
+                         "instead of the built-in synthetic images")
+    augment.add_argument("--seconds", type=_positive_float, default=3.0,
+                         help="time each side for about this long (default 3)")
+    augment.add_argument("--strength", type=float, default=0.5,
+                         help="colour-jitter strength s (default 0.5)")
+    augment.add_argument("--blur", action="store_true", help="include the Gaussian blur")
+    augment.add_argument("--baseline-threads", type=_non_negative_int, default=1,
+                         help="threads for the per-image baseline (default 1, as in a "
+                              "DataLoader worker; 0: the same as --threads)")
+
+    step = benches.add_parser("step", help="training images/s and the FLOP floor")
+    common(step, 512)
+    step.add_argument("--method", choices=["byol", "simclr"], default="simclr")
+    step.add_argument("--backbone", choices=["resnet18", "resnet50"], default="resnet18")
+    step.add_argument("--width", type=_positive_int, default=64,
+                      help="channels of the first stage (default 64, the standard ResNet)")
+    step.add_argument("--steps", type=_positive_int, default=20,
+                      help="timed steps (default 20)")
+    step.add_argument("--warmup", type=_non_negative_int, default=3,
+                      help="untimed steps first (default 3)")
+    step.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                      help="as train.precision (default auto: bf16 on CUDA and AMX CPUs)")
+    step.add_argument("--peak-tflops", type=_positive_float,
+                      help="the device's peak TFLOP/s (default: a table of CUDA GPUs)")
+
+    sweep = benches.add_parser("sweep", help="orchestration overhead per trial (Ray + MLflow)")
+    sweep.add_argument("--trials", type=_positive_int, default=8,
+                       help="trivial trials to run both ways (default 8)")
+    sweep.add_argument("--json", action="store_true",
+                       help="also print the result as one JSON object on the last line")
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """Run the chosen benchmark, print its table (and JSON line); the exit code."""
+    import torch
+
+    from sweeper.bench import (
+        BenchError,
+        BenchFailed,
+        _threads,
+        format_result,
+        load_images,
+        measure_augment,
+        measure_step,
+        measure_sweep,
+        resolve_device,
+    )
+
+    try:
+        if args.bench == "augment":
+            device = resolve_device(args.device)
+            with _threads(args.threads):
+                images = load_images(max(2048, args.batch_size), args.data_root)
+            result = measure_augment(
+                images, device, args.batch_size, args.seconds, args.strength, args.blur,
+                threads=args.threads, baseline_threads=args.baseline_threads or None,
+                progress=sys.stderr)
+        elif args.bench == "step":
+            result = measure_step(
+                args.method, resolve_device(args.device), args.batch_size, args.backbone,
+                args.width, args.steps, args.warmup, args.precision, args.peak_tflops,
+                threads=args.threads, progress=sys.stderr)
+        else:
+            result = measure_sweep(args.trials, progress=sys.stderr)
+    except BenchError as exc:
+        print(f"sweeper: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BenchFailed as exc:
+        print(f"sweeper: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except torch.OutOfMemoryError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "out of memory"
+        print(f"sweeper: out of memory at batch size {args.batch_size}: {first}",
+              file=sys.stderr)
+        return EXIT_FAILED
+    print(format_result(result))
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    return EXIT_OK
+
+

@@ -1,0 +1,71 @@
+"""`sweeper ui`: the MLflow UI for a sweep's tracking store, on loopback by default."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from typing import TextIO
+
+from sweeper.tracking import find_sweep
+
+
+class UiError(Exception):
+    """The UI could not be started (a busy port, a store that cannot be read)."""
+
+
+def mlflow_ui_command(tracking_uri: str, host: str, port: int) -> list[str]:
+    return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri,
+            "--host", host, "--port", str(port), "--workers", "1"]  # one user: one worker
+
+
+def experiment_url(host: str, port: int, experiment_id: str | None) -> str:
+    base = f"http://{host}:{port}/"
+    # The runs page: MLflow 3 would otherwise open a new experiment on its GenAI overview.
+    return f"{base}#/experiments/{experiment_id}/runs" if experiment_id else base
+
+
+def wait_until_serving(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """Poll MLflow's /health until it answers; fail early if the server died."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise UiError(f"mlflow ui exited with status {process.returncode} "
+                          "(is the port already in use?)")
+        try:
+            with urllib.request.urlopen(url + "health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise UiError(f"mlflow ui did not answer at {url} within {timeout_s:.0f} s")
+
+
+def serve(tracking_uri: str, name: str | None, host: str, port: int,
+          out: TextIO = sys.stdout, timeout_s: float = 120.0) -> int:
+    """Start the UI, print the sweep's URL, and serve until interrupted."""
+    experiment_id = None
+    if name is not None:
+        tracker = find_sweep(tracking_uri, name)
+        if tracker is None:
+            raise UiError(f"no sweep named {name!r} in {tracking_uri}")
+        experiment_id = tracker.experiment_id
+    process = subprocess.Popen(mlflow_ui_command(tracking_uri, host, port))
+    # A terminated `sweeper ui` must take its server down with it, not orphan it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        wait_until_serving(f"http://{host}:{port}/", process, timeout_s)
+        print(f"MLflow UI for {tracking_uri}: {experiment_url(host, port, experiment_id)}\n"
+              "(Ctrl-C to stop)", file=out, flush=True)
+        return process.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()

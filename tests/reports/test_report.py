@@ -1,0 +1,177 @@
+"""`sweeper report` on sweeps logged into MLflow: failed and unfinished trials,
+seeds, the default folder, user errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sweeper.cli import main
+from sweeper.spec import Trial
+
+from .conftest import Outcome, compile_latex, log_sweep
+
+GRID = """\
+name: {name}
+train: {{epochs: 4}}
+search:
+  params:
+    temperature: [0.1, 0.2]
+    color_jitter_strength: [0.5, 1.0]
+  seeds: {seeds}
+"""
+METRICS = {"regularization_loss": 0.01, "top_5_accuracy": 0.9, "steps": 392.0}
+
+
+@pytest.fixture(scope="module")
+def uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One store for the module's sweeps (creating an MLflow SQLite store takes seconds)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
+
+
+def with_failures(trial: Trial) -> Outcome:
+    cell = (trial.params["temperature"], trial.params["color_jitter_strength"])
+    return {
+        (0.1, 0.5): ({**METRICS, "top_1_accuracy": 0.5}, "FINISHED", None),
+        # The highest top-1 of all, but the trial failed: listed, never "best".
+        (0.1, 1.0): ({**METRICS, "top_1_accuracy": 0.9}, "FAILED",
+                     "TrainingDiverged: the loss became nan at epoch 3"),
+        (0.2, 0.5): ({**METRICS, "top_1_accuracy": 0.7}, "KILLED", None),  # interrupted
+        (0.2, 1.0): None,  # never started: no run at all
+    }[cell]
+
+
+def test_failed_and_unfinished_trials_are_listed_and_never_best(
+        uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log_sweep(uri, GRID.format(name="failures", seeds="[0]"), with_failures, epochs=(4,))
+    assert main(["report", "failures", "--tracking-uri", uri, "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "appendix_b.csv").read_text() == (
+        "temperature,color_jitter,regularization_loss,top_1_accuracy,top_5_accuracy,steps,"
+        "state\n"
+        "0.1,0.5,0.01,0.5,0.9,392,FINISHED\n"
+        "0.1,1.0,0.01,0.9,0.9,392,FAILED\n"
+        "0.2,0.5,0.01,0.7,0.9,392,KILLED\n"
+        "0.2,1.0,,,,,NOT_STARTED\n")
+    # Batch size is not swept: Table 2 shows the fixed one (the spec's default, 512).
+    assert (tmp_path / "best_by_batch_size.csv").read_text() == (
+        "batch_size,temperature,color_jitter,regularization_loss,top_1_accuracy,"
+        "top_5_accuracy,steps\n512,0.1,0.5,0.01,0.5,0.9,392\n")
+    trials = pd.read_csv(tmp_path / "trials.csv", keep_default_na=False)
+    failed = trials[trials["state"] == "FAILED"].iloc[0]
+    assert failed["error"] == "TrainingDiverged: the loss became nan at epoch 3"
+    out = capsys.readouterr().out
+    assert "(4 trials: 1 finished, 1 failed, 1 killed, 1 not started)" in out
+    assert "FAILED t0.1-cj1: TrainingDiverged: the loss became nan at epoch 3" in out
+    assert "KILLED t0.2-cj0.5" in out
+    assert "NOT_STARTED temperature=0.2 color_jitter_strength=1.0" in out
+
+    tex = (tmp_path / "appendix_b.tex").read_text()
+    assert "\n & 1.0 & -- & -- & -- & -- & NOT\\_STARTED" in tex
+    assert "\\textbf{0.1} & \\textbf{0.5} & \\textbf{0.01} & \\textbf{0.5}" in tex
+    failed_line = next(line for line in tex.splitlines() if "FAILED" in line)
+    assert failed_line == " & 1.0 & 0.01 & 0.9 & 0.9 & 392 & FAILED \\\\"  # not bold
+    compile_latex(tmp_path, "appendix_b.tex", "best_by_batch_size.tex")
+
+
+def with_seeds(trial: Trial) -> Outcome:
+    t, seed = trial.params["temperature"], trial.params["seed"]
+    if trial.params["color_jitter_strength"] == 1.0:
+        return None if seed else ({**METRICS, "top_1_accuracy": 0.3}, "FINISHED", None)
+    top_1 = 0.5 + 0.01 * seed + (0.1 if t == 0.2 else 0.0)
+    if t == 0.2 and seed == 2:
+        return {**METRICS, "top_1_accuracy": 0.99}, "FAILED", "worker died"
+    return {**METRICS, "top_1_accuracy": top_1}, "FINISHED", None
+
+
+def test_seeds_of_a_cell_become_mean_and_std(uri: str, tmp_path: Path) -> None:
+    log_sweep(uri, GRID.format(name="seeds", seeds="[0, 1, 2]"), with_seeds, epochs=(4,))
+    assert main(["report", "seeds", "--tracking-uri", uri, "--out", str(tmp_path)]) == 0
+    table = pd.read_csv(tmp_path / "appendix_b.csv", dtype={"seeds": str})
+    assert list(table.columns) == [
+        "temperature", "color_jitter", "regularization_loss", "regularization_loss_std",
+        "top_1_accuracy", "top_1_accuracy_std", "top_5_accuracy", "top_5_accuracy_std",
+        "steps", "seeds", "state"]
+    rows = {(r.temperature, r.color_jitter, r.state): r for r in table.itertuples()}
+    assert len(table) == 9  # 4 cells averaged, 1 failed seed, 4 seeds never started
+    t1 = rows[(0.1, 0.5, "FINISHED")]
+    assert (t1.top_1_accuracy, t1.top_1_accuracy_std, t1.seeds) == (0.51, 0.01, "0 1 2")
+    t2 = rows[(0.2, 0.5, "FINISHED")]  # seeds 0 and 1; seed 2 failed and stands apart
+    assert (t2.top_1_accuracy, t2.top_1_accuracy_std, t2.seeds) == (0.605, 0.007, "0 1")
+    failed = rows[(0.2, 0.5, "FAILED")]
+    assert (failed.top_1_accuracy, failed.seeds) == (0.99, "2")
+    lone = rows[(0.1, 1.0, "FINISHED")]  # one finished seed: no spread
+    assert lone.seeds == "0" and pd.isna(lone.top_1_accuracy_std)
+    missing = table[table["state"] == "NOT_STARTED"]
+    assert missing["seeds"].tolist() == ["1", "2", "1", "2"]
+    best = pd.read_csv(tmp_path / "best_by_batch_size.csv")
+    assert (best["temperature"].tolist(), best["top_1_accuracy"].tolist()) == ([0.2], [0.605])
+
+    tex = (tmp_path / "appendix_b.tex").read_text()
+    assert "\\textbf{$0.605 \\pm 0.007$}" in tex and "$0.51 \\pm 0.01$" in tex
+    compile_latex(tmp_path, "appendix_b.tex", "best_by_batch_size.tex")
+
+
+def test_default_folder_is_the_sweeps_results_folder(uri: str, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    log_sweep(uri, GRID.format(name="default-out", seeds="[0]"),
+              lambda t: ({**METRICS, "top_1_accuracy": 0.5}, "FINISHED", None), epochs=(4,))
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", "default-out", "--tracking-uri", uri, "--storage", "runs"]) == 0
+    folder = tmp_path / "runs" / "default-out" / "report"
+    assert (folder / "appendix_b.csv").read_text().startswith("temperature,color_jitter,")
+    # A second report replaces the first's files, including ones it no longer writes.
+    (folder / "reference_comparison.csv").write_text("stale")
+    assert main(["report", "default-out", "--tracking-uri", uri, "--storage", "runs"]) == 0
+    assert not (folder / "reference_comparison.csv").exists()
+
+
+def test_user_errors_exit_2_with_a_message(uri: str, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    log_sweep(uri, GRID.format(name="errors", seeds="[0]"),
+              lambda t: ({**METRICS, "top_1_accuracy": 0.5}, "FINISHED", None), epochs=(4,))
+    out = ["--out", str(tmp_path / "out")]
+    assert main(["report", "nope", "--tracking-uri", uri, *out]) == 2
+    assert capsys.readouterr().err == f"sweeper: no sweep named 'nope' in {uri}\n"
+
+    missing = tmp_path / "elsewhere" / "mlflow.db"
+    assert main(["report", "errors", "--tracking-uri", f"sqlite:///{missing}", *out]) == 2
+    assert "no MLflow store at" in capsys.readouterr().err
+    assert not missing.exists()  # the report does not create an empty store
+
+    unrelated = tmp_path / "unrelated.csv"
+    unrelated.write_text("a,b\n1,2\n")
+    assert main(["report", "errors", "--tracking-uri", uri, "--reference", str(unrelated),
+                 *out]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sweeper: the reference table shares no column") and "Traceback" \
+        not in err
+    assert main(["report", "errors", "--tracking-uri", uri, "--reference",
+                 str(tmp_path / "absent.csv"), *out]) == 2
+    assert "cannot read the reference table" in capsys.readouterr().err
+
+
+def test_without_spec_yaml_the_axes_are_the_params_that_vary(uri: str, tmp_path: Path) -> None:
+    tracker = log_sweep(uri, GRID.format(name="no-spec", seeds="[0]"),
+                        lambda t: ({**METRICS, "top_1_accuracy": t.params["temperature"]},
+                                   "FINISHED", None), epochs=(4,))
+    artifacts = Path(uri.removeprefix("sqlite:///")).parent / "artifacts"
+    (artifacts / tracker.parent_id / "artifacts" / "spec.yaml").unlink()
+    assert main(["report", "no-spec", "--tracking-uri", uri, "--out", str(tmp_path)]) == 0
+    # Declared order is lost: alphabetical (batch_size would come first).
+    assert (tmp_path / "appendix_b.csv").read_text().splitlines()[:2] == [
+        "color_jitter,temperature,regularization_loss,top_1_accuracy,top_5_accuracy,steps",
+        "0.5,0.1,0.01,0.1,0.9,392"]
+
+
+def test_imports_stay_light() -> None:
+    """The CLI imports reports.command for every subcommand: no MLflow, pandas or
+    matplotlib until a report runs; and reports never import Ray."""
+    code = ("import sys, reports.command\n"
+            "assert not {'mlflow', 'pandas', 'matplotlib'} & set(sys.modules)\n"
+            "import reports.collect, reports.tables, reports.plots\n"
+            "assert 'ray' not in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -1,0 +1,286 @@
+"""`sweeper bench`: the figures' keys and arithmetic, the FLOP count against a hand
+computation, the JSON-last-line contract and exit 2 on bad input. Speed itself is
+measured, never asserted: every run here is as short as the code allows."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from sweeper import bench
+from sweeper.bench import (
+    BenchError,
+    forward_flops,
+    measure_augment,
+    measure_step,
+    resolve_device,
+    training_flops_per_image,
+)
+from sweeper.cli import main
+from trainers.byol import BYOL
+from trainers.config import ModelConfig, TrainConfig
+from trainers.data import make_synthetic
+from trainers.methods import build_method
+
+CPU = torch.device("cpu")
+TINY_STEP = ["--width", "4", "--batch-size", "8", "--steps", "1", "--warmup", "0"]
+
+
+def positive_finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value) and value > 0
+
+
+def json_last_line(stdout: str) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
+    return result
+
+
+# --- FLOPs ----------------------------------------------------------------------------
+
+def test_forward_flops_of_one_conv_and_one_linear_match_a_hand_count() -> None:
+    conv = nn.Conv2d(3, 8, kernel_size=3, padding=1, bias=False)
+    # every output value (8 x 32 x 32) is 3 x 3 x 3 multiply-adds; 2 FLOPs each
+    assert forward_flops(conv, torch.zeros(1, 3, 32, 32)) == 2 * (8 * 32 * 32) * (3 * 3 * 3)
+    linear = nn.Linear(16, 4)
+    assert forward_flops(linear, torch.zeros(1, 16)) == 2 * 16 * 4
+    both = nn.Sequential(nn.Conv2d(3, 2, 1, bias=False), nn.Flatten(), nn.Linear(2 * 4 * 4, 5))
+    assert forward_flops(both, torch.zeros(1, 3, 4, 4)) == 2 * (2 * 16 * 3) + 2 * (32 * 5)
+
+
+def test_forward_flops_leaves_the_module_in_its_mode() -> None:
+    module = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
+    forward_flops(module, torch.zeros(1, 4))  # a batch of 1 only works in eval mode
+    assert module.training
+
+
+def test_resnet18_width64_forward_is_the_known_056_gmacs() -> None:
+    method = build_method("simclr", ModelConfig(width=64), TrainConfig())
+    macs = forward_flops(method.encoder, torch.zeros(1, 3, 32, 32)) / 2
+    assert 0.55e9 < macs < 0.57e9  # docs/architecture.md: ~0.56 GMACs
+
+
+def test_training_flops_are_three_forwards_per_view_plus_byols_target() -> None:
+    model, train = ModelConfig(width=4, hidden_dim=16, projection_dim=8), TrainConfig()
+    simclr = build_method("simclr", model, train)
+    forward, per_image = training_flops_per_image(simclr, (32, 32))
+    example = torch.zeros(1, 3, 32, 32)
+    assert forward == forward_flops(nn.Sequential(simclr.encoder, simclr.projector), example)
+    assert per_image == 2 * 3 * forward
+
+    byol = build_method("byol", model, train)
+    assert isinstance(byol, BYOL)
+    forward, per_image = training_flops_per_image(byol, (32, 32))
+    target = forward_flops(nn.Sequential(byol.target_encoder, byol.target_projector), example)
+    assert 0 < target < forward  # the target has no predictor
+    assert per_image == 2 * 3 * forward + 2 * target
+
+
+# --- measurements ---------------------------------------------------------------------------
+
+def test_measure_augment_reports_positive_rates_and_their_ratio() -> None:
+    images = make_synthetic(24, seed=0)[0]
+    result = measure_augment(images, CPU, batch_size=16, seconds=0.01, threads=1)
+    for key in ("images_per_sec", "baseline_images_per_sec", "ratio"):
+        assert positive_finite(result[key]), key
+    assert result["ratio"] == result["images_per_sec"] / result["baseline_images_per_sec"]
+    assert (result["threads"], result["baseline_threads"]) == (1, 1)
+    assert result["image_size"] == [32, 32] and result["batch_size"] == 16
+
+
+@pytest.mark.parametrize("method", ["simclr", "byol"])
+def test_measure_step_reports_throughput_and_the_flop_floor(method: str) -> None:
+    result = measure_step(method, CPU, batch_size=8, width=4, steps=1, warmup=0, threads=1)
+    for key in ("images_per_sec", "epoch_seconds_50k", "flops_per_image", "achieved_tflops"):
+        assert positive_finite(result[key]), key
+    assert result["epoch_seconds_50k"] == pytest.approx(50_000 / result["images_per_sec"])
+    assert result["achieved_tflops"] == pytest.approx(
+        result["images_per_sec"] * result["flops_per_image"] / 1e12)
+    assert result["fraction_of_peak"] is None and result["peak_tflops"] is None  # CPU
+
+    with_peak = measure_step(method, CPU, batch_size=8, width=4, steps=1, warmup=0,
+                             peak=2.0, threads=1)
+    assert with_peak["fraction_of_peak"] == pytest.approx(with_peak["achieved_tflops"] / 2.0)
+
+
+@pytest.mark.parametrize(("name", "peak"), [
+    ("NVIDIA H200", 989.0), ("NVIDIA H100 80GB HBM3", 989.0), ("NVIDIA H100 PCIe", 756.0),
+    ("NVIDIA A100-SXM4-80GB", 312.0), ("NVIDIA L40S", 362.0), ("NVIDIA L40", 181.0),
+    ("NVIDIA L4", 121.0), ("NVIDIA A10", 125.0), ("Tesla T4", None)])
+def test_peak_table_by_device_name(name: str, peak: float | None,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
+    assert bench.peak_tflops(torch.device("cuda"), bf16=True) == peak
+    assert bench.peak_tflops(torch.device("cuda"), bf16=False) is None  # a bf16 table
+    assert bench.peak_tflops(CPU, bf16=True) is None
+
+
+def test_finish_times_note_each_finished_trial_and_pass_lines_on() -> None:
+    forward = io.StringIO()
+    times = bench._FinishTimes(forward)
+    times.write("[0/2 done] seed0 epoch 1/1\n")
+    times.write("[1/2 done] seed0 finished | best\n")
+    assert len(times.finished) == 1
+    assert forward.getvalue().count("\n") == 2
+
+
+@pytest.mark.slow
+def test_measure_sweep_times_both_ways(local_ray: None) -> None:
+    result = bench.measure_sweep(trials=2, progress=io.StringIO())
+    for key in ("sweep_seconds", "loop_seconds", "first_trial_seconds"):
+        assert positive_finite(result[key]), key
+    assert result["overhead_per_trial_s"] == pytest.approx(
+        (result["sweep_seconds"] - result["loop_seconds"]) / 2)
+    assert result["ray_start_seconds"] == 0.0  # the fixture's Ray was already running
+    assert isinstance(result["marginal_overhead_per_trial_s"], float)
+
+
+# --- the command line -------------------------------------------------------------------------
+
+def test_bench_augment_json_is_the_last_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "augment", "--device", "cpu", "--batch-size", "16", "--seconds",
+                 "0.01", "--threads", "1", "--json"]) == 0
+    out, err = capsys.readouterr()
+    result = json_last_line(out)
+    assert result["ratio"] == result["images_per_sec"] / result["baseline_images_per_sec"]
+    assert result["threads"] == 1
+    assert out.splitlines()[-2].strip().startswith("ratio")  # the table, then the JSON
+    assert "augment:" in err  # progress goes to stderr
+
+
+@pytest.mark.parametrize("method", ["simclr", "byol"])
+def test_bench_step_json_is_the_last_line(method: str,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "step", "--method", method, "--device", "cpu", "--threads", "1",
+                 "--peak-tflops", "1", *TINY_STEP, "--json"]) == 0
+    out, _ = capsys.readouterr()
+    result = json_last_line(out)
+    assert result["method"] == method and result["width"] == 4
+    assert set(result) >= {"images_per_sec", "epoch_seconds_50k", "flops_per_image",
+                           "achieved_tflops", "fraction_of_peak"}
+    assert result["fraction_of_peak"] == pytest.approx(result["achieved_tflops"])
+    assert "seconds per 50k-image epoch" in out
+
+
+def test_bench_step_without_json_prints_only_the_table(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "step", "--device", "cpu", "--threads", "1", *TINY_STEP]) == 0
+    out, _ = capsys.readouterr()
+    assert "{" not in out and "fraction of peak" in out and "n/a" in out
+
+
+def test_bench_sweep_json_is_the_last_line(monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    # The real sweep needs Ray (see the slow test above); here only the CLI's contract.
+    canned = {"benchmark": "sweep", "trials": 3, "threads_per_trial": 1, "sweep_seconds": 9.0,
+              "loop_seconds": 3.0, "overhead_per_trial_s": 2.0,
+              "marginal_overhead_per_trial_s": None, "first_trial_seconds": 5.0,
+              "ray_start_seconds": 4.0, "store_setup_seconds": 1.0}
+    seen: list[int] = []
+
+    def fake(trials: int, **_: Any) -> dict[str, Any]:
+        seen.append(trials)
+        return canned
+
+    monkeypatch.setattr(bench, "measure_sweep", fake)
+    assert main(["bench", "sweep", "--trials", "3", "--json"]) == 0
+    out, _ = capsys.readouterr()
+    assert seen == [3]
+    assert json_last_line(out) == canned
+    assert "overhead per trial" in out and "2.00 s" in out
+
+
+def test_no_cuda_device_exits_2_with_a_message(monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for which in (["augment"], ["step", *TINY_STEP]):
+        assert main(["bench", *which, "--device", "cuda", "--json"]) == 2
+        out, err = capsys.readouterr()
+        assert out == ""
+        assert err.startswith("sweeper: ") and "no CUDA device" in err
+        assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("device", ["tpu", "nonsense", "cuda:x"])
+def test_unknown_device_exits_2(device: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "augment", "--device", device]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sweeper: ") and device in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["augment", "--batch-size", "0"],
+    ["augment", "--batch-size", "-4"],
+    ["augment", "--seconds", "0"],
+    ["augment", "--threads", "0"],
+    ["step", "--batch-size", "0"],
+    ["step", "--steps", "0"],
+    ["step", "--method", "moco"],
+    ["step", "--peak-tflops", "-1"],
+    ["sweep", "--trials", "0"],
+    [],
+])
+def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", *argv])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "sweeper: error:" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("strength", ["-0.5", "3"])
+def test_out_of_range_strength_exits_2(strength: str,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "augment", "--device", "cpu", "--strength", strength]) == 2
+    assert capsys.readouterr().err.startswith("sweeper: --strength must be in [0, 2.5]")
+
+
+def test_augment_reads_an_image_folder(tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    images = make_synthetic(4, seed=1)[0]
+    for split in ("train", "test"):
+        for i, name in enumerate(("a", "b")):
+            folder = tmp_path / split / name
+            folder.mkdir(parents=True)
+            for j in range(2):
+                pixels = images[2 * i + j].permute(1, 2, 0).numpy()
+                Image.fromarray(pixels).save(folder / f"{j}.png")
+    assert main(["bench", "augment", "--device", "cpu", "--data-root", str(tmp_path),
+                 "--batch-size", "8", "--seconds", "0.01", "--threads", "1", "--json"]) == 0
+    result = json_last_line(capsys.readouterr().out)
+    assert result["image_size"] == [32, 32] and positive_finite(result["ratio"])
+
+
+def test_missing_data_root_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nowhere"
+    assert main(["bench", "augment", "--device", "cpu", "--data-root", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sweeper: --data-root") and "does not exist" in err
+
+
+def test_resolve_device() -> None:
+    assert resolve_device("cpu") == CPU
+    assert resolve_device(None).type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(BenchError, match="not supported"):
+        resolve_device("meta")
+
+
+def test_rates_are_medians_over_rounds() -> None:
+    timing = bench.Timing(rates=[100.0, 1.0, 90.0], images=30, seconds=2.0)
+    assert timing.median == 90.0  # one stalled round does not drag the figure down
+    assert timing.mean == 15.0
+    calls: list[int] = []
+
+    def run() -> int:
+        calls.append(1)
+        return 4
+
+    rounds = bench._time_rounds(run, CPU, seconds=0.0, min_rounds=3, calls_per_round=2)
+    assert len(rounds.rates) == 3 and rounds.images == 24 and len(calls) == 6
