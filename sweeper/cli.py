@@ -52,8 +52,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_location_options(run)
     run.add_argument("--address", help="an existing Ray cluster (default: a local instance)")
 
+    submit = commands.add_parser(
+        "submit", help="run `sweeper run SPEC` as a Ray job on a cluster's job server")
+    submit.add_argument("spec", help="path to a sweep spec, inside this folder (it is uploaded)")
+    submit.add_argument("--address", required=True,
+                        help="the job server, e.g. http://HEAD:8265")
+    submit.add_argument("--wait", action="store_true",
+                        help="stream the job's logs; exit 0 iff the job succeeded")
+    submit.add_argument("--set", dest="overrides", **overrides)  # type: ignore[arg-type]
+    submit.add_argument("--name")
+    submit.add_argument("--resume", action="store_true")
+    submit.add_argument("--retry-failed", action="store_true")
+    _add_location_options(submit)
+
     status = commands.add_parser("status", help="the trials of a sweep and their metrics")
-    status.add_argument("name", help="the sweep's name")
+    status.add_argument("name", nargs="?", help="the sweep's name")
+    status.add_argument("--job", help="instead: the state of a job from `sweeper submit`")
+    status.add_argument("--address", help="with --job: the job server, http://HEAD:8265")
     _add_location_options(status)
 
     ui = commands.add_parser("ui", help="serve the MLflow UI for a sweep on 127.0.0.1")
@@ -87,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     handler = {"validate": _validate, "trial": _trial, "run": _run, "status": _status,
-               "report": _report, "bench": _bench, "ui": _ui}[args.command]
+               "report": _report, "bench": _bench, "ui": _ui, "submit": _submit}[args.command]
     try:
         return handler(args)
     except SpecError as exc:
@@ -144,6 +159,12 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.retry_failed and not args.resume:
         raise SpecError("--retry-failed only applies with --resume")
+    if (args.address or "").startswith("ray://"):
+        # Under Ray Client the Tuner runs on the head node, away from this driver's
+        # MLflow writer: trials would silently go untracked.
+        raise SpecError(f"--address {args.address}: Ray Client (ray://) is not supported; "
+                        "use `sweeper submit SPEC --address http://HEAD:8265`, or run on a "
+                        "cluster node with --address HEAD:6379")
     options = SweepOptions(storage=Path(args.storage),
                            tracking_uri=resolve_tracking_uri(args.tracking_uri),
                            address=args.address, resume=args.resume,
@@ -181,8 +202,44 @@ def _format_outcome(outcome: object, metric: str) -> str:
     return "\n".join(lines)
 
 
+def _submit(args: argparse.Namespace) -> int:
+    from sweeper.submit import SubmitError, submit
+
+    load_spec(args.spec, list(args.overrides))  # a bad spec fails here, not on the cluster
+    run_args = [arg for override in args.overrides for arg in ("--set", override)]
+    for flag, value in (("--name", args.name), ("--tracking-uri", args.tracking_uri)):
+        if value:
+            run_args += [flag, value]
+    run_args += ["--storage", args.storage]
+    run_args += [flag for flag, on in (("--resume", args.resume),
+                                       ("--retry-failed", args.retry_failed)) if on]
+    if not args.tracking_uri:
+        print("sweeper: note: no --tracking-uri: the job's runs go to $MLFLOW_TRACKING_URI on "
+              "the cluster, else to a SQLite file in the job's temporary folder",
+              file=sys.stderr)
+    try:
+        return submit(args.address, args.spec, run_args, args.wait)
+    except SubmitError as exc:
+        print(f"sweeper: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
 def _status(args: argparse.Namespace) -> int:
     from sweeper.tracking import find_sweep, resolve_tracking_uri
+
+    if args.job:
+        from sweeper.submit import SubmitError, job_status
+
+        if not args.address:
+            raise SpecError("--job needs --address (the job server, http://HEAD:8265)")
+        try:
+            print(job_status(args.address, args.job))
+        except SubmitError as exc:
+            print(f"sweeper: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        return EXIT_OK
+    if not args.name:
+        raise SpecError("sweeper status needs a sweep NAME (or --job ID --address URL)")
 
     uri = resolve_tracking_uri(args.tracking_uri)
     tracker = find_sweep(uri, args.name)

@@ -49,8 +49,10 @@ from trainers.loop import (
 
 log = logging.getLogger(__name__)
 
-_RAY_KEYS = set(AUTO_RESULT_KEYS) | {"done", "trial_id", "experiment_tag", "should_checkpoint"}
+_RAY_KEYS = set(AUTO_RESULT_KEYS) | {"done", "trial_id", "experiment_tag", "should_checkpoint",
+                                     "sweeper_node_id"}
 _FAILURE_KEY = "sweeper_failure"  # a final result saying the trial failed for good
+_NODE_KEY = "sweeper_node_id"  # the Ray node a result came from (all nodes may share an IP)
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,11 @@ def _ray_trainable(config: dict[str, Any]) -> None:
         with checkpoint.as_directory() as folder:  # read now: the folder may be pruned later
             resume = load_checkpoint(Path(folder) / STATE_FILE)
 
+    node_id = ray.get_runtime_context().get_node_id()
+
     def publish(metrics: Metrics, folder: Path) -> None:
-        tune.report(dict(metrics), checkpoint=tune.Checkpoint.from_directory(str(folder)))
+        tune.report({**metrics, _NODE_KEY: node_id},
+                    checkpoint=tune.Checkpoint.from_directory(str(folder)))
 
     try:
         run_trial_in_worker(config, publish, resume)
@@ -138,7 +143,8 @@ class _Session:
         worker = f"{result.get('hostname', '?')}:{result.get('pid', '?')}"
         if self.workers.get(trial.trial_id) != worker:  # first result, or after a retry
             self.workers[trial.trial_id] = worker
-            self.tracker.set_worker(run_id, str(result.get("node_ip", "?")), worker)
+            self.tracker.set_worker(run_id, str(result.get(_NODE_KEY, "?")),
+                                    str(result.get("node_ip", "?")), worker)
         self.tracker.log_metrics(run_id, metrics, step=int(metrics.get("epoch", 0)))
         self.trial_seconds += float(result.get("time_this_iter_s", 0.0))
         value = metrics.get(self.spec.metric)
@@ -315,21 +321,27 @@ def _build_tuner(spec: SweepSpec, options: SweepOptions, trainable: Any) -> tune
 
 
 def init_ray(address: str | None) -> None:
-    """Connect to `address`, or start a private local instance."""
+    """Connect to `address` (or $RAY_ADDRESS, Ray's convention), else start a private
+    local instance listening on 127.0.0.1 only."""
     if ray.is_initialized():
         return
     # Trials read relative paths (dataset.root) from the driver's folder, not a trial folder.
     os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"
-    # Keeping one checkpoint per trial forces a state snapshot after each; on small
-    # trials Tune warns about that every few seconds. The snapshot is what we want.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter honours verbose=0
     # A trial that fails for good ends with a result that has no metric (see _FAILURE_KEY).
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+    # Keeping one checkpoint per trial forces a state snapshot after each; on small
+    # trials Tune warns about that every few seconds. The snapshot is what we want.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     logging.getLogger("mlflow").setLevel(logging.WARNING)
-    ray.init(address=address, include_dashboard=False, log_to_driver=False,
-             logging_level=logging.WARNING,
-             runtime_env={"env_vars": {"RAY_CHDIR_TO_TRIAL_DIR": "0"}})
+    runtime_env = {"env_vars": {"RAY_CHDIR_TO_TRIAL_DIR": "0"}}
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:  # an existing cluster: its nodes must have the project installed
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
+                 runtime_env=runtime_env)
+    else:
+        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+                 runtime_env=runtime_env, _node_ip_address="127.0.0.1")
 
 
 def experiment_dir(spec: SweepSpec, options: SweepOptions) -> Path:

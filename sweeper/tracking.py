@@ -174,10 +174,12 @@ class SweepTracker:
         self._runs[key] = run.info.run_id
         return run.info.run_id
 
-    def set_worker(self, run_id: str, node_ip: str, worker: str) -> None:
-        """Where the trial runs now (tags sweeper.node and sweeper.worker = host:pid)."""
+    def set_worker(self, run_id: str, node_id: str, node_ip: str, worker: str) -> None:
+        """Where the trial runs now: tags sweeper.node (Ray node id), sweeper.node_ip and
+        sweeper.worker (host:pid)."""
         self._write(lambda: self.client.log_batch(run_id, tags=[
-            RunTag("sweeper.node", node_ip), RunTag("sweeper.worker", worker)]), "tags")
+            RunTag("sweeper.node", node_id), RunTag("sweeper.node_ip", node_ip),
+            RunTag("sweeper.worker", worker)]), "tags")
 
     def log_metrics(self, run_id: str, metrics: dict[str, Any], step: int) -> None:
         now = int(time.time() * 1000)
