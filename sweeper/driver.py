@@ -340,8 +340,11 @@ def init_ray(address: str | None) -> None:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
                  runtime_env=runtime_env)
     else:
-        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-                 runtime_env=runtime_env, _node_ip_address="127.0.0.1")
+        # "local": always a new private instance. A bare ray.init() would join whatever
+        # cluster /tmp/ray/ray_current_cluster names, and hang if that one is gone.
+        ray.init(address="local", include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.WARNING, runtime_env=runtime_env,
+                 _node_ip_address="127.0.0.1")
 
 
 def experiment_dir(spec: SweepSpec, options: SweepOptions) -> Path:
