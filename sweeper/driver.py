@@ -27,6 +27,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from sweeper.shipping import UPLOAD_EXCLUDES, project_modules
 from sweeper.spec import (
     OptunaParam,
     SpecError,
@@ -334,9 +335,13 @@ def init_ray(address: str | None) -> None:
     # trials Tune warns about that every few seconds. The snapshot is what we want.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     logging.getLogger("mlflow").setLevel(logging.WARNING)
-    runtime_env = {"env_vars": {"RAY_CHDIR_TO_TRIAL_DIR": "0"}}
+    runtime_env: dict[str, Any] = {"env_vars": {"RAY_CHDIR_TO_TRIAL_DIR": "0"}}
     address = address or os.environ.get("RAY_ADDRESS") or None
-    if address:  # an existing cluster: its nodes must have the project installed
+    if address:
+        # An existing cluster: ship the project's code to its nodes, unless this driver
+        # is a Ray job (`sweeper submit`), whose runtime env already carries it.
+        if "RAY_JOB_CONFIG_JSON_ENV_VAR" not in os.environ:
+            runtime_env |= {"py_modules": project_modules(), "excludes": UPLOAD_EXCLUDES}
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
                  runtime_env=runtime_env)
     else:

@@ -8,9 +8,8 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-# Never uploaded with the working directory: environments, results, local stores.
-UPLOAD_EXCLUDES = [".venv", ".git", "results", "mlruns", "mlflow.db", "data", "test-artifacts",
-                   "__pycache__", "*.pt", "*.egg-info"]
+from sweeper.shipping import UPLOAD_EXCLUDES, project_modules
+
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
 
@@ -42,8 +41,11 @@ def submit(address: str, spec: str, run_args: list[str], wait: bool,
     command = entrypoint(relative_spec(spec, Path.cwd()), run_args)
     try:
         client = JobSubmissionClient(address)
+        # The working directory carries the spec and relative data paths; py_modules the
+        # project's code, so the job and its trials run this copy on every node.
         job_id = client.submit_job(entrypoint=command, runtime_env={
-            "working_dir": str(Path.cwd()), "excludes": UPLOAD_EXCLUDES})
+            "working_dir": str(Path.cwd()), "py_modules": project_modules(),
+            "excludes": UPLOAD_EXCLUDES})
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise SubmitError(f"cannot submit to the Ray job server at {address}: {exc}") from exc
     print(f"submitted job {job_id} to {address}: {command}", file=out, flush=True)

@@ -1,5 +1,6 @@
 """Shared fixtures for the sweep tests: a tiny spec and one local Ray instance."""
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,12 @@ eval: {{protocol: online_linear}}
 resources: {{cpu: 1, gpu: 0}}
 max_concurrent_trials: {concurrent}
 """
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def tiny_sweep(name: str, search: str, epochs: int = 2, concurrent: int = 2,

@@ -10,7 +10,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,18 +26,12 @@ import pytest
 from sweeper.driver import SweepOptions, run_sweep
 from sweeper.spec import expand, parse_spec
 
-from .conftest import tiny_sweep
+from .conftest import free_port, tiny_sweep
 
 pytestmark = pytest.mark.slow
 
 PG_USER = "sweeper"  # the database superuser initdb creates (trust auth, loopback only)
 DATABASE = "mlflow"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def pg_bin_dir() -> Path | None:

@@ -1,7 +1,5 @@
 """`sweeper submit` and `sweeper run --address`: what can be checked without a
-cluster. (A multi-node test on this machine is still to come: connecting a
-driver to a local multi-node cluster makes Ray resolve 127.0.0.1 to the
-machine's outward address, which this sandbox must not be sent traffic to.)"""
+cluster (test_cluster.py runs both against a real two-node cluster)."""
 
 import os
 import subprocess
