@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -38,10 +37,8 @@ from trainers.augment import simclr_augment, torchvision_pipeline
 from trainers.byol import BYOL
 from trainers.config import DatasetConfig, ModelConfig, TrainConfig
 from trainers.data import DatasetError, load_dataset, make_synthetic
-from trainers.loop import use_bf16
-from trainers.methods import METHODS, build_method
-from trainers.optim import build_optimizer
-from trainers.schedules import scaled_learning_rate, warmup_cosine
+from trainers.loop import build_training
+from trainers.methods import METHODS
 from trainers.simclr import SimCLR
 
 EPOCH_IMAGES = 50_000  # one CIFAR-10 epoch
@@ -342,41 +339,22 @@ def measure_step(
         images, labels = images.to(device), labels.to(device)
         image_size = (int(images.shape[2]), int(images.shape[3]))
 
-        # --- the loop's set-up, piece by piece (trainers.loop._fit) -----------------
-        torch.manual_seed(train.seed)
-        method = build_method(method_name, model_cfg, train).to(device)
-        head = nn.Linear(method.encoder.feature_dim, 10).to(device)
-        method = method.to(memory_format=torch.channels_last)
-        peak_lr = scaled_learning_rate(train.learning_rate, train.batch_size)
-        optimizer = build_optimizer(train, [*method.trainable(), head], peak_lr)
-        generator = torch.Generator(device=device).manual_seed(train.seed)
-        autocast = use_bf16(train.precision, device)
+        # The loop's own set-up and step (trainers.loop.Training).
         total_steps = warmup + steps
+        training = build_training(method_name, model_cfg, train, 10, device, total_steps,
+                                  warmup)
+        method, head, autocast = training.method, training.head, training.autocast
         forward, per_image = training_flops_per_image(method, image_size)
         step = 0
         loss_sum = torch.zeros((), device=device)
 
         def one_step() -> int:
             nonlocal step, loss_sum
-            index = torch.randperm(images.shape[0], generator=generator,
+            index = torch.randperm(images.shape[0], generator=training.generator,
                                    device=device)[:batch_size]
-            batch, batch_labels = images[index], labels[index]
-            view1 = simclr_augment(batch, train.color_jitter_strength, train.blur, generator)
-            view2 = simclr_augment(batch, train.color_jitter_strength, train.blur, generator)
-            view1 = view1.contiguous(memory_format=torch.channels_last)
-            view2 = view2.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                ssl_loss, h = method.loss(view1, view2)
-                probe_loss = F.cross_entropy(head(h.detach()).float(), batch_labels.repeat(2))
-            lr = warmup_cosine(step, total_steps, min(warmup, total_steps), peak_lr)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            optimizer.zero_grad(set_to_none=True)
-            (ssl_loss + probe_loss).backward()
-            optimizer.step()
+            loss, _ = training.step(images[index], labels[index], step)
             step += 1
-            method.after_step(step, total_steps)
-            loss_sum += ssl_loss.detach()
+            loss_sum += loss
             return batch_size
 
         method.train()

@@ -10,15 +10,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 from trainers.augment import simclr_augment
-from trainers.config import TrialConfig
+from trainers.byol import BYOL
+from trainers.config import ModelConfig, TrainConfig, TrialConfig
 from trainers.data import ImageData, load_dataset
 from trainers.methods import build_method
 from trainers.optim import build_optimizer
@@ -30,6 +32,7 @@ from trainers.probe import (
     topk_accuracy,
 )
 from trainers.schedules import scaled_learning_rate, steps_per_epoch, warmup_cosine
+from trainers.simclr import SimCLR
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +84,65 @@ def use_bf16(precision: str, device: torch.device) -> bool:
                                      or torch.cpu._is_avx512_bf16_supported())
 
 
+@dataclass
+class Training:
+    """Everything one training step touches, built once per trial (`build_training`):
+    the loop and `sweeper bench step` both train through `step`."""
+
+    method: SimCLR | BYOL
+    head: nn.Linear  # the online probe
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator  # the augmentations' only source of randomness
+    train: TrainConfig
+    peak_lr: float
+    autocast: bool  # bf16
+    total_steps: int
+    warmup_steps: int
+
+    def step(self, images: Tensor, labels: Tensor, step: int) -> tuple[Tensor, float]:
+        """One optimisation step on a uint8 batch (step counts from 0): two augmented
+        views, the method's loss plus the online probe's, the LR schedule, the update
+        and BYOL's target update. Returns the detached SSL loss (no host sync) and the LR."""
+        train = self.train
+        view1 = simclr_augment(images, train.color_jitter_strength, train.blur, self.generator)
+        view2 = simclr_augment(images, train.color_jitter_strength, train.blur, self.generator)
+        view1 = view1.contiguous(memory_format=torch.channels_last)
+        view2 = view2.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            ssl_loss, h = self.method.loss(view1, view2)
+            # The thesis's online probe: a linear head on stop-gradient features.
+            probe_loss = F.cross_entropy(self.head(h.detach()).float(), labels.repeat(2))
+        lr = warmup_cosine(step, self.total_steps, self.warmup_steps, self.peak_lr)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        (ssl_loss + probe_loss).backward()
+        self.optimizer.step()
+        self.method.after_step(step + 1, self.total_steps)
+        return ssl_loss.detach(), lr
+
+
+def build_training(method_name: str, model: ModelConfig, train: TrainConfig, num_classes: int,
+                   device: torch.device, total_steps: int, warmup_steps: int) -> Training:
+    torch.manual_seed(train.seed)
+    method = build_method(method_name, model, train).to(device)
+    head = nn.Linear(method.encoder.feature_dim, num_classes).to(device)
+    # channels_last suits both cuDNN and oneDNN convolutions (1.4x on a 2-core CPU).
+    method = method.to(memory_format=torch.channels_last)
+    peak_lr = scaled_learning_rate(train.learning_rate, train.batch_size)
+    return Training(
+        method=method,
+        head=head,
+        optimizer=build_optimizer(train, [*method.trainable(), head], peak_lr),
+        generator=torch.Generator(device=device).manual_seed(train.seed),
+        train=train,
+        peak_lr=peak_lr,
+        autocast=use_bf16(train.precision, device),
+        total_steps=total_steps,
+        warmup_steps=min(warmup_steps, total_steps),
+    )
+
+
 def fit(
     cfg: TrialConfig,
     report: ReportFn | None = None,
@@ -121,20 +183,14 @@ def _fit(
     data = (data or load_dataset(cfg.dataset)).to(device)
     train, ev = cfg.train, cfg.eval
 
-    # --- model, head, optimizer -------------------------------------------
-    torch.manual_seed(train.seed)
-    method = build_method(cfg.method, cfg.model, train).to(device)
-    head = nn.Linear(method.encoder.feature_dim, data.num_classes).to(device)
-    # channels_last suits both cuDNN and oneDNN convolutions (1.4x on a 2-core CPU).
-    method = method.to(memory_format=torch.channels_last)
-    peak_lr = scaled_learning_rate(train.learning_rate, train.batch_size)
-    optimizer = build_optimizer(train, [*method.trainable(), head], peak_lr)
     num_train = data.train_images.shape[0]
     per_epoch = steps_per_epoch(num_train, train.batch_size)
     total_steps = train.epochs * per_epoch
-    warmup_steps = min(round(train.warmup_epochs * per_epoch), total_steps)
-    generator = torch.Generator(device=device).manual_seed(train.seed)
-    autocast = use_bf16(train.precision, device)
+    training = build_training(cfg.method, cfg.model, train, data.num_classes, device,
+                              total_steps, round(train.warmup_epochs * per_epoch))
+    method, head, optimizer, generator = (training.method, training.head, training.optimizer,
+                                          training.generator)
+    peak_lr, autocast = training.peak_lr, training.autocast
 
     start_epoch, step = 0, 0
     if resume is not None:
@@ -159,25 +215,8 @@ def _fit(
         order = torch.randperm(num_train, generator=generator, device=device)
         for batch in range(per_epoch):
             index = order[batch * train.batch_size : (batch + 1) * train.batch_size]
-            images, labels = data.train_images[index], data.train_labels[index]
-            view1 = simclr_augment(images, train.color_jitter_strength, train.blur, generator)
-            view2 = simclr_augment(images, train.color_jitter_strength, train.blur, generator)
-            view1 = view1.contiguous(memory_format=torch.channels_last)
-            view2 = view2.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                ssl_loss, h = method.loss(view1, view2)
-                # The thesis's online probe: a linear head on stop-gradient features.
-                probe_loss = F.cross_entropy(head(h.detach()).float(), labels.repeat(2))
-            lr = warmup_cosine(step, total_steps, warmup_steps, peak_lr)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            optimizer.zero_grad(set_to_none=True)
-            (ssl_loss + probe_loss).backward()
-            optimizer.step()
+            loss, lr = training.step(data.train_images[index], data.train_labels[index], step)
             step += 1
-            method.after_step(step, total_steps)
-
-            loss = ssl_loss.detach()
             loss_sum += loss
             first_bad_step = torch.where(
                 (first_bad_step < 0) & ~torch.isfinite(loss),
