@@ -70,6 +70,9 @@ class EvalConfig(StrictModel):
     every_epochs: int = Field(default=1, ge=1)  # probe every k epochs (and always at the end)
     probe_weight_decay: float = Field(default=5.0e-4, ge=0)  # offline probe's L2 penalty
     probe_max_iter: int = Field(default=200, gt=0)  # offline probe's L-BFGS iterations
+    # Fit the offline probe on this many training images (class-balanced, the same for
+    # every trial) instead of all: extracting features is most of an evaluation's cost.
+    probe_train_size: int | None = Field(default=None, gt=0)
 
 
 class ResourcesConfig(StrictModel):

@@ -25,6 +25,7 @@ from trainers.data import ImageData, load_dataset
 from trainers.methods import build_method
 from trainers.optim import build_optimizer
 from trainers.probe import (
+    balanced_subset,
     evaluate_head,
     extract_features,
     fit_offline_probe,
@@ -265,8 +266,12 @@ def _evaluate(cfg: TrialConfig, encoder: nn.Module, head: nn.Linear, data: Image
     }
     head.train()
     if cfg.eval.protocol == "offline_linear":
-        train_features = extract_features(encoder, data.train_images, bf16=bf16)
-        probe = fit_offline_probe(train_features, data.train_labels, data.num_classes,
+        images, labels = data.train_images, data.train_labels
+        if cfg.eval.probe_train_size is not None:
+            subset = balanced_subset(labels, cfg.eval.probe_train_size, data.num_classes)
+            images, labels = images[subset], labels[subset]
+        train_features = extract_features(encoder, images, bf16=bf16)
+        probe = fit_offline_probe(train_features, labels, data.num_classes,
                                   cfg.eval.probe_weight_decay, cfg.eval.probe_max_iter)
         with torch.no_grad():
             logits = probe(test_features)

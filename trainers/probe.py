@@ -34,6 +34,21 @@ def extract_features(
     return torch.cat(chunks)
 
 
+def balanced_subset(labels: torch.Tensor, size: int, num_classes: int) -> torch.Tensor:
+    """Sorted indices of `size` samples, as equal a share of each class as it has, drawn
+    with a fixed seed: every trial's probe sees the same images."""
+    if size >= labels.shape[0]:
+        return torch.arange(labels.shape[0], device=labels.device)
+    order = torch.randperm(labels.shape[0], generator=torch.Generator().manual_seed(0))
+    order = order.to(labels.device)
+    shuffled = labels[order]
+    picks = []
+    for label in range(num_classes):
+        quota = size // num_classes + (1 if label < size % num_classes else 0)
+        picks.append(order[shuffled == label][:quota])
+    return torch.cat(picks).sort().values
+
+
 @torch.no_grad()
 def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
     """(top-1, top-5) accuracy; top-5 is capped at the number of classes."""

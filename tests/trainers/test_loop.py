@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import trainers.loop
 import trainers.simclr
 from trainers.config import DatasetConfig, EvalConfig, ModelConfig, TrainConfig, TrialConfig
 from trainers.data import load_dataset
@@ -53,6 +54,23 @@ def test_zero_epochs_probes_the_random_encoder() -> None:
     assert final["steps"] == 0 and final["epoch"] == 0
     assert "top_1_accuracy" in final and "loss" not in final
     assert reports == [final]
+
+
+def test_the_offline_probe_fits_on_probe_train_size_images(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    extracted: list[int] = []
+    real = trainers.loop.extract_features
+
+    def counting(encoder: torch.nn.Module, images: torch.Tensor, **kwargs: bool) -> torch.Tensor:
+        extracted.append(images.shape[0])
+        return real(encoder, images, **kwargs)
+
+    monkeypatch.setattr(trainers.loop, "extract_features", counting)
+    cfg = tiny(epochs=0, protocol="offline_linear")
+    cfg = cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"probe_train_size": 10})})
+    final = fit(cfg)
+    assert extracted == [20, 10]  # the test split, then 10 of the 40 training images
+    assert 0 <= final["offline_linear_top_1_accuracy"] <= 1
 
 
 @pytest.mark.parametrize("method", ["simclr", "byol"])
