@@ -57,6 +57,9 @@ def run_report(args: argparse.Namespace) -> int:
         if sweep.trials.empty:
             raise SweepNotFound(f"sweep {args.name!r} has no trial runs yet in {uri}")
         reference = read_reference(args.reference) if args.reference else None
+        if args.out is None and "://" in args.storage:
+            raise ValueError(f"--storage {args.storage} is not a local folder: pass --out DIR "
+                             "for the report")
         folder = args.out if args.out is not None else Path(args.storage) / args.name / "report"
         written = write_report(sweep, folder, reference)
     except (SweepNotFound, ValueError) as exc:

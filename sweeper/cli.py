@@ -94,7 +94,9 @@ def _add_location_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: "
                         "$MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in this folder)")
     parser.add_argument("--storage", default="results",
-                        help="results root; a sweep's folder is STORAGE/NAME (default: results)")
+                        help="results root, a folder or a URI every node reaches "
+                        "(s3://BUCKET/PATH); a sweep's folder is STORAGE/NAME "
+                        "(default: results)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -149,6 +151,7 @@ def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from sweeper.driver import SweepOptions, dry_run, run_sweep
+    from sweeper.storage import sweep_location
     from sweeper.tracking import TrackingUnavailable, resolve_tracking_uri
     from trainers.data import DatasetError
 
@@ -165,7 +168,7 @@ def _run(args: argparse.Namespace) -> int:
         raise SpecError(f"--address {args.address}: Ray Client (ray://) is not supported; "
                         "use `sweeper submit SPEC --address http://HEAD:8265`, or run on a "
                         "cluster node with --address HEAD:6379")
-    options = SweepOptions(storage=Path(args.storage),
+    options = SweepOptions(storage=args.storage,
                            tracking_uri=resolve_tracking_uri(args.tracking_uri),
                            address=args.address, resume=args.resume,
                            retry_failed=args.retry_failed)
@@ -177,7 +180,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"sweeper: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(_format_outcome(outcome, spec.metric), file=sys.stderr)
-    folder = options.storage / spec.name
+    folder = sweep_location(args.storage, spec.name)
     print(f"results: {folder}\nMLflow:  {options.tracking_uri} (experiment {spec.name!r}); "
           f"browse with: mlflow ui --backend-store-uri {options.tracking_uri}", file=sys.stderr)
     if outcome.interrupted:

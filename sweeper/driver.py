@@ -27,6 +27,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from sweeper import storage
 from sweeper.shipping import UPLOAD_EXCLUDES, project_modules
 from sweeper.spec import (
     OptunaParam,
@@ -58,7 +59,7 @@ _NODE_KEY = "sweeper_node_id"  # the Ray node a result came from (all nodes may 
 
 @dataclass(frozen=True)
 class SweepOptions:
-    storage: Path  # results root; the sweep's folder is storage / name
+    storage: Path | str  # results root, a folder or a URI; the sweep's is storage/name
     tracking_uri: str
     address: str | None = None
     resume: bool = False
@@ -312,7 +313,7 @@ def _build_tuner(spec: SweepSpec, options: SweepOptions, trainable: Any) -> tune
         ),
         run_config=tune.RunConfig(
             name=spec.name,
-            storage_path=str(options.storage.resolve()),
+            storage_path=storage.resolve(options.storage),
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             callbacks=[_TrackingCallback()],
@@ -352,18 +353,15 @@ def init_ray(address: str | None) -> None:
                  _node_ip_address="127.0.0.1")
 
 
-def experiment_dir(spec: SweepSpec, options: SweepOptions) -> Path:
-    return options.storage.resolve() / spec.name
-
-
 def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
               progress: TextIO = sys.stderr) -> SweepOutcome:
     """Run (or resume) the sweep to its end, or until interrupted."""
     global _SESSION
     started = time.perf_counter()
-    folder = experiment_dir(spec, options)
-    restoring = options.resume and tune.Tuner.can_restore(str(folder))
-    if folder.exists() and any(folder.iterdir()) and not restoring:
+    storage.check_bucket(options.storage)
+    folder = storage.sweep_location(options.storage, spec.name)
+    restoring = options.resume and tune.Tuner.can_restore(folder)
+    if storage.holds_files(folder) and not restoring:
         if options.resume:
             raise SweepExists(f"{folder} holds no sweep state to resume; remove it or pass "
                               "--name to start a new sweep")
@@ -387,7 +385,7 @@ def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
     try:
         if restoring:
             print(f"resuming sweep {spec.name!r} from {folder}", file=progress, flush=True)
-            tuner = tune.Tuner.restore(str(folder), trainable, resume_unfinished=True,
+            tuner = tune.Tuner.restore(folder, trainable, resume_unfinished=True,
                                        resume_errored=options.retry_failed,
                                        restart_errored=False)
         else:

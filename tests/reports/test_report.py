@@ -153,6 +153,10 @@ def test_user_errors_exit_2_with_a_message(uri: str, tmp_path: Path,
                  str(tmp_path / "absent.csv"), *out]) == 2
     assert "cannot read the reference table" in capsys.readouterr().err
 
+    # Reports are written locally: results kept in a bucket need an explicit --out.
+    assert main(["report", "errors", "--tracking-uri", uri, "--storage", "s3://b/x"]) == 2
+    assert "--storage s3://b/x is not a local folder: pass --out DIR" in capsys.readouterr().err
+
 
 def test_without_spec_yaml_the_axes_are_the_params_that_vary(uri: str, tmp_path: Path) -> None:
     tracker = log_sweep(uri, GRID.format(name="no-spec", seeds="[0]"),
