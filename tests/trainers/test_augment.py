@@ -25,9 +25,10 @@ from trainers.augment import (
     SATURATION,
     AugmentParams,
     _adjust_hue_,
-    _groups,
     _hue_sixths,
     _inverse,
+    _runs,
+    _stage_order,
     apply_params,
     blur_kernel_size,
     normalize,
@@ -264,14 +265,18 @@ def test_in_place_colour_ops_match_torchvision_v2(op: int) -> None:
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)
 
 
-def test_groups_make_each_op_contiguous() -> None:
-    ops = torch.tensor([3, -1, 0, 3, 2, -1, 0, 0])
-    order, runs = _groups(ops)
-    assert sorted(order.tolist()) == list(range(8))
-    assert runs == [(0, 2, 5), (2, 5, 6), (3, 6, 8)]
-    for op, start, end in runs:
-        assert (ops[order[start:end]] == op).all()
-    assert torch.equal(_inverse(order)[order], torch.arange(8))
+def test_stage_order_makes_runs_contiguous() -> None:
+    plan = torch.tensor([[3, 0], [-1, -1], [0, 0], [3, -1], [2, -1], [-1, 0], [0, -1], [0, 0]])
+    plan = torch.cat((plan[:, :1].repeat(1, 4), plan[:, 1:], torch.full((8, 1), -1)), dim=1)
+    for col in range(3):
+        order = _stage_order(plan, col)
+        assert sorted(order.tolist()) == list(range(8))
+        assert _runs(plan[order, col]) == [(0, 2, 5), (2, 5, 6), (3, 6, 8)]
+        assert torch.equal(_inverse(order)[order], torch.arange(8))
+    # The last colour stage also groups grayscale within each op: one run per (op, gray).
+    order = _stage_order(plan, 3)
+    assert _runs(plan[order, 3]) == [(0, 2, 5), (2, 5, 6), (3, 6, 8)]
+    assert [end - start for _, start, end in _runs(plan[order, 4])] == [1, 2, 1]
 
 
 @pytest.mark.parametrize("op", [BRIGHTNESS, CONTRAST, SATURATION, HUE])
