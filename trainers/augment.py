@@ -84,11 +84,17 @@ def to_unit_float(images: Tensor) -> Tensor:
 def normalize(x: Tensor) -> Tensor:
     """float [0,1] [B,3,H,W] -> (x - mean) / std, channel-wise with CIFAR_MEAN / CIFAR_STD."""
     _check_images(x)
+    return normalize_(x.clone())
+
+
+def normalize_(x: Tensor) -> Tensor:
+    """`normalize` in place, for a batch no one else holds (no full-size temporaries)."""
+    _check_images(x)
     if not x.is_floating_point():
         raise ValueError(f"expected float images in [0, 1], got {x.dtype}")
     mean = torch.tensor(CIFAR_MEAN, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(CIFAR_STD, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x - mean) / std
+    return x.sub_(mean).div_(std)
 
 
 # --------------------------------------------------------------------------- sampling
@@ -218,61 +224,81 @@ def _crop_flip_resize(x: Tensor, boxes: Tensor, flip: Tensor) -> Tensor:
 
 
 def _gray(x: Tensor) -> Tensor:
+    """[N, 3, H, W] -> [N, 1, H, W] luma; a [1, 3] matmul is the cheapest weighted channel sum."""
+    n, _, height, width = x.shape
+    weights = torch.tensor(_GRAY_WEIGHTS, dtype=x.dtype, device=x.device).view(1, 3)
+    return torch.matmul(weights, x.reshape(n, 3, height * width)).view(n, 1, height, width)
+
+
+def _gray_mean(x: Tensor) -> Tensor:
+    """[N, 3, H, W] -> [N, 1, 1, 1] mean luma, from the channel means (luma is linear)."""
+    weights = torch.tensor(_GRAY_WEIGHTS, dtype=x.dtype, device=x.device)
+    return (x.mean(dim=(2, 3)) @ weights).view(-1, 1, 1, 1)
+
+
+# The colour ops below work in place on `x` [N, 3, H, W] with per-sample factors [N, 1, 1, 1]:
+# they run on slices of the batch, and fresh full-size tensors cost page faults on CPU.
+# lerp(a, x, f) = f * x + (1 - f) * a is torchvision's _blend before its clamp.
+
+
+def _adjust_brightness_(x: Tensor, factor: Tensor) -> None:
+    x.mul_(factor).clamp_(0.0, 1.0)
+
+
+def _adjust_contrast_(x: Tensor, factor: Tensor) -> None:
+    # Not lerp: with a per-sample scalar start it runs ~6x slower than mul_ + add_.
+    mean = _gray_mean(x)  # before x changes
+    x.mul_(factor).add_((1.0 - factor) * mean).clamp_(0.0, 1.0)
+
+
+def _adjust_saturation_(x: Tensor, factor: Tensor) -> None:
+    torch.lerp(_gray(x).expand_as(x), x, factor, out=x).clamp_(0.0, 1.0)
+
+
+def _hue_sixths(x: Tensor, maxc: Tensor, chroma: Tensor, factor: Tensor) -> Tensor:
+    """Shifted HSV hue in sixths of a turn, in [0, 6), as torchvision's _rgb2hsv computes it.
+
+    Branch masks are float 0/1 planes (bool masks and torch.where run an order of magnitude
+    slower than arithmetic on CPU). Red max wins ties, then green, as in torchvision; the hue
+    agrees on ties either way.
+    """
     r, g, b = x.unbind(dim=1)
-    return (_GRAY_WEIGHTS[0] * r + _GRAY_WEIGHTS[1] * g + _GRAY_WEIGHTS[2] * b).unsqueeze(1)
+    not_red = torch.ne(maxc, r, out=torch.empty_like(maxc))
+    not_green = torch.ne(maxc, g, out=torch.empty_like(maxc))
+    # Numerator of each branch: g - b (red max), b - r (green), r - g (blue); lerp with a
+    # 0/1 weight picks one exactly.
+    num = torch.lerp(b - r, r - g, not_green)
+    torch.lerp(g - b, num, not_red, out=num)
+    # Sector offset 0, 2 or 4 = 2 * not_red * (1 + not_green), plus the shift taken into
+    # [1, 7) so that the hue lands in [0, 12) and one subtraction wraps it.
+    shift = torch.remainder(6.0 * factor.view(-1, 1, 1) - 1.0, 6.0) + 1.0
+    sector = torch.addcmul(not_red, not_red, not_green, out=not_red)
+    hue = torch.add(shift, sector, alpha=2.0)
+    # num is 0 wherever chroma is, so any positive divisor gives torchvision's hue 0 there.
+    hue.addcdiv_(num, chroma.clamp_min(torch.finfo(x.dtype).tiny))
+    return hue.sub_(torch.ge(hue, 6.0, out=not_green), alpha=6.0)
 
 
-def _adjust_brightness(x: Tensor, factor: Tensor) -> Tensor:
-    return (x * factor).clamp_(0.0, 1.0)
+def _adjust_hue_(x: Tensor, factor: Tensor) -> None:
+    """Rotate the HSV hue: max and min stay, each channel becomes min + chroma * (the pure
+    colour of the new hue), the closed form of torchvision's _hsv2rgb sextant table."""
+    maxc, minc = x.amax(dim=1), x.amin(dim=1)
+    chroma = maxc - minc
+    hue = _hue_sixths(x, maxc, chroma, factor)
+    # Pure colour channels, piecewise linear in the hue: R = clamp(|h - 3| - 1),
+    # G = clamp(2 - |h - 2|), B = clamp(2 - |h - 4|), each clamped into [0, 1].
+    rows = [[3.0, 2.0, 4.0], [1.0, -1.0, -1.0], [-1.0, 2.0, 2.0]]  # centre, slope, offset
+    consts = torch.tensor(rows, dtype=x.dtype, device=x.device).view(3, 1, 3, 1, 1)
+    centre, slope, offset = consts.unbind(dim=0)
+    torch.sub(hue[:, None], centre, out=x).abs_().mul_(slope).add_(offset).clamp_(0.0, 1.0)
+    torch.addcmul(minc[:, None], x, chroma[:, None], out=x)
 
 
-def _adjust_contrast(x: Tensor, factor: Tensor) -> Tensor:
-    mean = _gray(x).mean(dim=(1, 2, 3), keepdim=True)
-    return (factor * x + (1.0 - factor) * mean).clamp_(0.0, 1.0)
-
-
-def _adjust_saturation(x: Tensor, factor: Tensor) -> Tensor:
-    return (factor * x + (1.0 - factor) * _gray(x)).clamp_(0.0, 1.0)
-
-
-def _rgb_to_hsv(x: Tensor) -> Tensor:
-    """torchvision's _rgb2hsv on [N, 3, H, W], including its guards against 0/0."""
-    r, g, b = x.unbind(dim=1)
-    maxc = x.amax(dim=1)
-    minc = x.amin(dim=1)
-    eqc = maxc == minc
-    cr = maxc - minc
-    ones = torch.ones_like(maxc)
-    s = cr / torch.where(eqc, ones, maxc)
-    cr_divisor = torch.where(eqc, ones, cr)
-    rc = (maxc - r) / cr_divisor
-    gc = (maxc - g) / cr_divisor
-    bc = (maxc - b) / cr_divisor
-    hr = (maxc == r) * (bc - gc)
-    hg = ((maxc == g) & (maxc != r)) * (2.0 + rc - bc)
-    hb = ((maxc != g) & (maxc != r)) * (4.0 + gc - rc)
-    h = torch.fmod((hr + hg + hb) / 6.0 + 1.0, 1.0)
-    return torch.stack((h, s, maxc), dim=1)
-
-
-def _hsv_to_rgb(h: Tensor, s: Tensor, v: Tensor) -> Tensor:
-    """HSV -> RGB on [N, H, W] planes; closed form equal to torchvision's sextant table."""
-    k = torch.tensor([5.0, 3.0, 1.0], dtype=h.dtype, device=h.device).view(1, 3, 1, 1)
-    k = torch.remainder(k + 6.0 * h[:, None], 6.0)
-    weight = torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
-    return (v[:, None] * (1.0 - s[:, None] * weight)).clamp_(0.0, 1.0)
-
-
-def _adjust_hue(x: Tensor, factor: Tensor) -> Tensor:
-    h, s, v = _rgb_to_hsv(x).unbind(dim=1)
-    return _hsv_to_rgb(torch.remainder(h + factor.view(-1, 1, 1), 1.0), s, v)
-
-
-_JITTER_OPS: dict[int, Callable[[Tensor, Tensor], Tensor]] = {
-    BRIGHTNESS: _adjust_brightness,
-    CONTRAST: _adjust_contrast,
-    SATURATION: _adjust_saturation,
-    HUE: _adjust_hue,
+_JITTER_OPS: dict[int, Callable[[Tensor, Tensor], None]] = {
+    BRIGHTNESS: _adjust_brightness_,
+    CONTRAST: _adjust_contrast_,
+    SATURATION: _adjust_saturation_,
+    HUE: _adjust_hue_,
 }
 
 
@@ -296,48 +322,107 @@ def _blur(x: Tensor, sigma: Tensor) -> Tensor:
     return planes.view(n, c, height, width)
 
 
+# Stages after the crop, as columns of the plan: four colour-jitter slots, grayscale, blur.
+_GRAY_STAGE, _BLUR_STAGE = 4, 5
+
+
+def _plan(params: AugmentParams, factors: Tensor) -> Tensor:
+    """[B, 6] on the host: the op id each sample runs at each stage, -1 for none.
+
+    An op whose factor is its identity is skipped, as ColorJitter skips ops whose range is
+    disabled; that keeps strength 0 exact (the HSV round trip is not bit-exact).
+    """
+    identity = torch.tensor([1.0, 1.0, 1.0, 0.0], dtype=factors.dtype, device=factors.device)
+    active = params.jitter_applied[:, None] & (factors != identity).gather(1, params.jitter_order)
+    schedule = torch.where(active, params.jitter_order, -1)
+    flags = torch.stack((params.grayscale, params.blur_applied), dim=1).long() - 1
+    # One device->host copy for the whole plan instead of a sync per subset.
+    return torch.cat((schedule, flags), dim=1).cpu()
+
+
+def _runs(ops: Tensor) -> list[tuple[int, int, int]]:
+    """Host [B] op ids -> (op, start, end) of each run of equal ids, leaving out -1 (none)."""
+    values, counts = torch.unique_consecutive(ops, return_counts=True)
+    runs, start = [], 0
+    for op, count in zip(values.tolist(), counts.tolist(), strict=True):
+        if op >= 0:
+            runs.append((op, start, start + count))
+        start += count
+    return runs
+
+
+def _stage_order(plan: Tensor, col: int) -> Tensor:
+    """Host sample order that makes each op of stage `col` one contiguous run.
+
+    The last colour stage also sorts by grayscale within each op, so that grayscale (two
+    cheap ops per run) needs no reorder of its own: a few short runs beat a full gather.
+    """
+    key = plan[:, col]
+    if col == _GRAY_STAGE - 1:
+        key = 2 * key + (plan[:, _GRAY_STAGE] >= 0)
+    return torch.argsort(key, stable=True)
+
+
+def _inverse(perm: Tensor) -> Tensor:
+    inverse = torch.empty_like(perm)
+    inverse[perm] = torch.arange(perm.numel(), device=perm.device)
+    return inverse
+
+
+def _to_float(images: Tensor) -> Tensor:
+    if images.dtype == torch.uint8:
+        return to_unit_float(images)
+    if images.is_floating_point():
+        return images.to(torch.float32)
+    raise ValueError(f"expected uint8 or float images, got {images.dtype}")
+
+
 def apply_params(images: Tensor, params: AugmentParams) -> Tensor:
-    """uint8 or float [0,1] images [B,3,H,W] -> float32 [0,1] views of the same H, W."""
+    """uint8 or float [0,1] images [B,3,H,W] -> float32 [0,1] views of the same H, W.
+
+    Each sample runs its colour ops in its own order. Before each stage the batch is
+    reordered so that every op's samples form one contiguous slice, which the op changes in
+    place: one gather per stage instead of a gather and a scatter per op and stage.
+    """
     _check_images(images)
     b = images.shape[0]
     if params.flip.shape[0] != b:
         raise ValueError(f"params are for {params.flip.shape[0]} samples, images hold {b}")
-    if images.dtype == torch.uint8:
-        x = to_unit_float(images)
-    elif images.is_floating_point():
-        x = images.to(torch.float32)
-    else:
-        raise ValueError(f"expected uint8 or float images, got {images.dtype}")
-
-    x = _crop_flip_resize(x, params.crop_boxes, params.flip)
-
-    # Colour jitter: each sample runs its ops in its own order, so at every stage each op runs
-    # on just the samples scheduled for it (about four full-batch ops in all). An op whose
-    # factor is its identity is skipped, as ColorJitter skips ops whose range is disabled;
-    # that keeps strength 0 exact (the HSV round trip is not bit-exact).
+    device = images.device
     factors = torch.stack(
         (params.brightness, params.contrast, params.saturation, params.hue), dim=1
-    ).to(x.dtype)
-    identity = torch.tensor([1.0, 1.0, 1.0, 0.0], dtype=x.dtype, device=x.device)
-    active = params.jitter_applied[:, None] & (factors != identity).gather(1, params.jitter_order)
-    schedule = torch.where(active, params.jitter_order, -1)
-    # One device->host copy for all subset sizes instead of a sync per subset.
-    plan = torch.cat((schedule, params.blur_applied[:, None].long()), dim=1).cpu()
-    for stage in range(4):
-        for op, fn in _JITTER_OPS.items():
-            idx = (plan[:, stage] == op).nonzero().squeeze(1)
-            if idx.numel() == 0:
-                continue
-            idx = idx.to(x.device)
-            x.index_copy_(0, idx, fn(x.index_select(0, idx), factors[idx, op].view(-1, 1, 1, 1)))
+    ).to(torch.float32)
+    plan = _plan(params, factors)
+    cols = [col for col in range(plan.shape[1]) if bool((plan[:, col] >= 0).any())]
 
-    x = torch.where(params.grayscale.view(b, 1, 1, 1), _gray(x).expand_as(x), x)
-
-    idx = plan[:, 4].nonzero().squeeze(1)
-    if idx.numel() > 0:
-        idx = idx.to(x.device)
-        x.index_copy_(0, idx, _blur(x.index_select(0, idx), params.blur_sigma[idx].to(x.dtype)))
-    return x
+    # The crop already runs in the first stage's order: reordering the input (uint8, and before
+    # the float conversion) is cheaper than reordering its float views.
+    perm = _stage_order(plan, cols[0]) if cols else torch.arange(b)
+    perm_dev = perm.to(device)
+    x = _crop_flip_resize(
+        _to_float(images.index_select(0, perm_dev)),
+        params.crop_boxes.index_select(0, perm_dev),
+        params.flip.index_select(0, perm_dev),
+    )
+    spare: Tensor | None = None  # the other buffer of a ping-pong pair for the reorders
+    for col in cols:
+        runs = _runs(plan[perm, col])
+        if col != _GRAY_STAGE and len(runs) > len({op for op, _, _ in runs}):
+            order = _stage_order(plan, col)
+            spare, x = x, torch.index_select(x, 0, _inverse(perm)[order].to(device), out=spare)
+            perm, perm_dev = order, order.to(device)
+            runs = _runs(plan[perm, col])
+        for op, start, end in runs:
+            xs, ids = x[start:end], perm_dev[start:end]
+            if col == _GRAY_STAGE:
+                xs.copy_(_gray(xs).expand_as(xs))
+            elif col == _BLUR_STAGE:
+                xs.copy_(_blur(xs, params.blur_sigma[ids].to(x.dtype)))
+            else:
+                _JITTER_OPS[op](xs, factors[ids, op].view(-1, 1, 1, 1))
+    if torch.equal(perm, torch.arange(b)):
+        return x
+    return torch.index_select(x, 0, _inverse(perm).to(device), out=spare)
 
 
 def simclr_augment(
@@ -351,7 +436,7 @@ def simclr_augment(
     _check_strength(strength)
     b, _, height, width = images.shape
     params = sample_params(b, height, width, strength, blur, generator, images.device)
-    return normalize(apply_params(images, params))
+    return normalize_(apply_params(images, params))
 
 
 def torchvision_pipeline(size: int, strength: float, blur: bool) -> transforms.Compose:

@@ -11,10 +11,12 @@ import pytest
 import torch
 import torchvision.transforms as T
 import torchvision.transforms.functional as TF
+import torchvision.transforms.v2.functional as F2
 from PIL import Image
 from torch import Tensor
 
 from trainers.augment import (
+    _JITTER_OPS,
     BRIGHTNESS,
     CIFAR_MEAN,
     CIFAR_STD,
@@ -22,6 +24,11 @@ from trainers.augment import (
     HUE,
     SATURATION,
     AugmentParams,
+    _adjust_hue_,
+    _hue_sixths,
+    _inverse,
+    _runs,
+    _stage_order,
     apply_params,
     blur_kernel_size,
     normalize,
@@ -205,6 +212,71 @@ def test_grayscale_equal_channels() -> None:
     assert torch.equal(out[:, 0], out[:, 1]) and torch.equal(out[:, 1], out[:, 2])
     expected = TF.rgb_to_grayscale(unit, num_output_channels=3)
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)
+
+
+def _hard_colours(n: int, seed: int) -> Tensor:
+    """Random float images with the cases hue formulas trip on: gray pixels (zero chroma),
+    ties between channels, black and white."""
+    g = _gen(seed)
+    x = torch.rand(n, 3, 8, 8, generator=g)
+    x[0::4] = x[0::4, :1]  # gray: all channels equal
+    x[1::4] = (x[1::4] * 3).round() / 3  # few levels: many ties for max and min
+    x[2::4, :, :2] = 0.0
+    x[2::4, :, 2:4] = 1.0
+    return x
+
+
+def test_adjust_hue_matches_torchvision_v2() -> None:
+    """The closed-form hue rotation against v2's adjust_hue, over the full factor range."""
+    n = 64
+    x = _hard_colours(n, seed=11)
+    factors = torch.linspace(-0.5, 0.5, n)
+    out = x.clone()
+    _adjust_hue_(out, factors.view(-1, 1, 1, 1))
+    with _single_thread():
+        expected = torch.stack([F2.adjust_hue(x[i], float(factors[i])) for i in range(n)])
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)
+
+
+def test_hue_sixths_in_range_and_shift_wraps() -> None:
+    x = _hard_colours(16, seed=12)
+    maxc, minc = x.amax(dim=1), x.amin(dim=1)
+    for shift in (-0.5, -0.25, 0.0, 0.4999, 0.5):
+        hue = _hue_sixths(x, maxc, maxc - minc, torch.full((16,), shift))
+        assert hue.min() >= 0.0 and hue.max() < 6.0
+    # Half a turn either way is the same hue (up to the wrap at 6), and gray stays at 0.
+    plus, minus = (_hue_sixths(x, maxc, maxc - minc, torch.full((16,), s)) for s in (0.5, -0.5))
+    gap = (plus - minus).abs()
+    assert torch.minimum(gap, 6.0 - gap).max() < 1e-5
+    base = _hue_sixths(x, maxc, maxc - minc, torch.zeros(16))
+    assert (base[maxc == minc] == 0).all()
+
+
+@pytest.mark.parametrize("op", [BRIGHTNESS, CONTRAST, SATURATION])
+def test_in_place_colour_ops_match_torchvision_v2(op: int) -> None:
+    n = 16
+    x = _hard_colours(n, seed=13)
+    factors = torch.linspace(0.0, 2.0, n)
+    out = x.clone()
+    _JITTER_OPS[op](out, factors.view(-1, 1, 1, 1))
+    v2_op = {BRIGHTNESS: F2.adjust_brightness, CONTRAST: F2.adjust_contrast,
+             SATURATION: F2.adjust_saturation}[op]
+    expected = torch.stack([v2_op(x[i], float(factors[i])) for i in range(n)])
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)
+
+
+def test_stage_order_makes_runs_contiguous() -> None:
+    plan = torch.tensor([[3, 0], [-1, -1], [0, 0], [3, -1], [2, -1], [-1, 0], [0, -1], [0, 0]])
+    plan = torch.cat((plan[:, :1].repeat(1, 4), plan[:, 1:], torch.full((8, 1), -1)), dim=1)
+    for col in range(3):
+        order = _stage_order(plan, col)
+        assert sorted(order.tolist()) == list(range(8))
+        assert _runs(plan[order, col]) == [(0, 2, 5), (2, 5, 6), (3, 6, 8)]
+        assert torch.equal(_inverse(order)[order], torch.arange(8))
+    # The last colour stage also groups grayscale within each op: one run per (op, gray).
+    order = _stage_order(plan, 3)
+    assert _runs(plan[order, 3]) == [(0, 2, 5), (2, 5, 6), (3, 6, 8)]
+    assert [end - start for _, start, end in _runs(plan[order, 4])] == [1, 2, 1]
 
 
 @pytest.mark.parametrize("op", [BRIGHTNESS, CONTRAST, SATURATION, HUE])
