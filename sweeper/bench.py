@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import torch
+from PIL import Image
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -224,26 +225,22 @@ def measure_augment(
         _time_rounds(batched, device, 0.0, min_rounds=3)  # warm-up: allocator, kernels
         batched_rate = _time_rounds(batched, device, seconds, min_rounds=3).median
 
-    # The per-image reference: one CHW uint8 CPU tensor at a time, as a Dataset's
-    # __getitem__ would hand it to the transform in a DataLoader worker.
-    pipeline = torchvision_pipeline(min(height, width), strength, blur)
+    # The per-image references, one image at a time as a Dataset's __getitem__ hands it to
+    # the transform in a DataLoader worker: a CHW uint8 tensor through torchvision's tensor
+    # kernels, and a PIL image (as torchvision's CIFAR10 gives) through PIL's kernels.
+    # The faster of the two is the baseline.
+    size = min(height, width)
     cpu_images = images.cpu()
-    index = 0
-
-    def per_image() -> int:
-        nonlocal index
-        pipeline(cpu_images[index % pool])
-        index += 1
-        return 1
-
-    cpu = torch.device("cpu")
+    pil_images = [Image.fromarray(image.permute(1, 2, 0).numpy()) for image in cpu_images]
+    baselines: dict[str, float] = {}
     with _threads(baseline_threads) as used_baseline_threads:
-        _progress(progress, f"augment: torchvision per-image pipeline on cpu, "
-                            f"{used_baseline_threads} thread(s)")
-        _time_rounds(per_image, cpu, 0.0, min_rounds=1, calls_per_round=32)
-        # Rounds of many images: the per-image cost varies with the draws (jitter or not).
-        baseline_rate = _time_rounds(per_image, cpu, seconds, min_rounds=3,
-                                     calls_per_round=64).median
+        for kind, inputs in (("tensor", list(cpu_images)), ("pil", pil_images)):
+            pipeline = torchvision_pipeline(size, strength, blur, pil=kind == "pil")
+            _progress(progress, f"augment: torchvision per-image pipeline on {kind} images, "
+                                f"cpu, {used_baseline_threads} thread(s)")
+            baselines[kind] = _per_image_rate(pipeline, inputs, seconds)
+    baseline_kind = max(baselines, key=baselines.__getitem__)
+    baseline_rate = baselines[baseline_kind]
 
     return {
         "benchmark": "augment",
@@ -257,8 +254,27 @@ def measure_augment(
         "baseline_threads": used_baseline_threads,
         "images_per_sec": batched_rate,
         "baseline_images_per_sec": baseline_rate,
+        "baseline": baseline_kind,
+        "baseline_tensor_images_per_sec": baselines["tensor"],
+        "baseline_pil_images_per_sec": baselines["pil"],
         "ratio": batched_rate / baseline_rate,
     }
+
+
+def _per_image_rate(pipeline: Callable[[Any], object], inputs: list[Any],
+                    seconds: float) -> float:
+    index = 0
+
+    def per_image() -> int:
+        nonlocal index
+        pipeline(inputs[index % len(inputs)])
+        index += 1
+        return 1
+
+    cpu = torch.device("cpu")
+    _time_rounds(per_image, cpu, 0.0, min_rounds=1, calls_per_round=32)  # warm-up
+    # Rounds of many images: the per-image cost varies with the draws (jitter or not).
+    return _time_rounds(per_image, cpu, seconds, min_rounds=3, calls_per_round=64).median
 
 
 # --- step ---------------------------------------------------------------------------------
@@ -527,9 +543,11 @@ def format_result(result: Result) -> str:
              f"strength {result['strength']}, blur {'on' if result['blur'] else 'off'}", ""),
             (f"batched simclr_augment ({result['device']}, {result['threads']} threads)",
              _num(result["images_per_sec"], 0, " images/s")),
-            (f"torchvision per image (cpu, {result['baseline_threads']} threads)",
-             _num(result["baseline_images_per_sec"], 0, " images/s")),
-            ("ratio", _num(result["ratio"], 1, "x")),
+            (f"torchvision per image, tensors (cpu, {result['baseline_threads']} threads)",
+             _num(result["baseline_tensor_images_per_sec"], 0, " images/s")),
+            (f"torchvision per image, PIL (cpu, {result['baseline_threads']} threads)",
+             _num(result["baseline_pil_images_per_sec"], 0, " images/s")),
+            (f"ratio (to the faster, {result['baseline']})", _num(result["ratio"], 1, "x")),
         ]
     elif kind == "step":
         peak = result["peak_tflops"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -439,24 +440,31 @@ def simclr_augment(
     return normalize_(apply_params(images, params))
 
 
-def torchvision_pipeline(size: int, strength: float, blur: bool) -> transforms.Compose:
+def torchvision_pipeline(size: int, strength: float, blur: bool,
+                         pil: bool = False) -> transforms.Compose:
     """The per-image reference: same distribution as `simclr_augment` before normalisation.
 
-    Takes one CHW uint8/float tensor or PIL image and returns a float32 [0, 1] tensor of
-    size x size. Built from transforms.v2, which accept both tensors and PIL images; a v2
-    ColorJitter rejects strength > 2.5 (hue range beyond half a turn).
+    Returns a float32 [0, 1] tensor of size x size. By default built from transforms.v2,
+    which take one CHW uint8/float tensor or PIL image. With `pil`, torchvision's classic
+    transforms on a PIL image (PIL's kernels: the usual DataLoader path, and on one core
+    the fastest torchvision offers). Either ColorJitter rejects strength > 2.5 (a hue
+    range beyond half a turn).
     """
     _check_strength(strength)
     s = strength
-    steps: list[Callable[..., object]] = [
-        v2.ToImage(),
-        v2.RandomResizedCrop(size, scale=CROP_SCALE, ratio=CROP_RATIO, antialias=True),
-        v2.RandomHorizontalFlip(),
-        v2.RandomApply([v2.ColorJitter(0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s)], p=JITTER_P),
-        v2.RandomGrayscale(p=GRAYSCALE_P),
+    api: Any = transforms if pil else v2
+    steps: list[Callable[..., object]] = [] if pil else [v2.ToImage()]
+    steps += [
+        api.RandomResizedCrop(size, scale=CROP_SCALE, ratio=CROP_RATIO, antialias=True),
+        api.RandomHorizontalFlip(),
+        api.RandomApply([api.ColorJitter(0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s)], p=JITTER_P),
+        api.RandomGrayscale(p=GRAYSCALE_P),
     ]
     if blur:
-        blur_op = v2.GaussianBlur(blur_kernel_size(size), sigma=BLUR_SIGMA)
-        steps.append(v2.RandomApply([blur_op], p=BLUR_P))
-    steps += [v2.ToDtype(torch.float32, scale=True), v2.ToPureTensor()]
+        blur_op = api.GaussianBlur(blur_kernel_size(size), sigma=BLUR_SIGMA)
+        steps.append(api.RandomApply([blur_op], p=BLUR_P))
+    if pil:
+        steps.append(transforms.ToTensor())
+    else:
+        steps += [v2.ToDtype(torch.float32, scale=True), v2.ToPureTensor()]
     return transforms.Compose(steps)

@@ -88,6 +88,10 @@ def test_training_flops_are_three_forwards_per_view_plus_byols_target() -> None:
 def test_measure_augment_reports_positive_rates_and_their_ratio() -> None:
     images = make_synthetic(24, seed=0)[0]
     result = measure_augment(images, CPU, batch_size=16, seconds=0.01, threads=1)
+    assert result["baseline_images_per_sec"] == max(result["baseline_tensor_images_per_sec"],
+                                                    result["baseline_pil_images_per_sec"])
+    assert result["baseline"] == ("pil" if result["baseline_pil_images_per_sec"]
+                                  >= result["baseline_tensor_images_per_sec"] else "tensor")
     for key in ("images_per_sec", "baseline_images_per_sec", "ratio"):
         assert positive_finite(result[key]), key
     assert result["ratio"] == result["images_per_sec"] / result["baseline_images_per_sec"]

@@ -408,8 +408,9 @@ def test_crop_distribution_matches_torchvision(height: int, width: int) -> None:
         assert abs(s_ours["log_ratio"]).max() <= math.log(4 / 3) + 0.1
 
 
-@pytest.mark.parametrize(("strength", "blur"), [(0.5, False), (1.0, True)])
-def test_pixel_statistics_match_torchvision(strength: float, blur: bool) -> None:
+@pytest.mark.parametrize(("strength", "blur", "pil"),
+                         [(0.5, False, False), (1.0, True, False), (1.0, True, True)])
+def test_pixel_statistics_match_torchvision(strength: float, blur: bool, pil: bool) -> None:
     """Independent draws through both pipelines: 1024 views of 256 images each.
 
     At strength 1 the per-view mean has a spread of about 0.19, so a channel-mean gap has a
@@ -418,10 +419,11 @@ def test_pixel_statistics_match_torchvision(strength: float, blur: bool) -> None
     images = _blob_images(256, seed=13)
     batch = images.repeat(4, 1, 1, 1)
     ours = apply_params(batch, sample_params(len(batch), SIZE, SIZE, strength, blur, _gen(14), CPU))
-    pipeline = torchvision_pipeline(SIZE, strength, blur)
+    pipeline = torchvision_pipeline(SIZE, strength, blur, pil=pil)
+    inputs = [Image.fromarray(img.permute(1, 2, 0).numpy()) for img in batch] if pil else batch
     torch.manual_seed(14)
     with _single_thread():
-        theirs = torch.stack([pipeline(img) for img in batch])
+        theirs = torch.stack([pipeline(img) for img in inputs])
     assert theirs.dtype == torch.float32 and theirs.shape == ours.shape
 
     mean_gap = (ours.mean(dim=(0, 2, 3)) - theirs.mean(dim=(0, 2, 3))).abs().max()
