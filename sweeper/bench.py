@@ -219,12 +219,6 @@ def measure_augment(
         simclr_augment(on_device[start : start + batch_size], strength, blur, generator)
         return batch_size
 
-    with _threads(threads) as used_threads:
-        _progress(progress, f"augment: batched simclr_augment, batch {batch_size} on {device}, "
-                            f"{used_threads} thread(s)")
-        _time_rounds(batched, device, 0.0, min_rounds=3)  # warm-up: allocator, kernels
-        batched_rate = _time_rounds(batched, device, seconds, min_rounds=3).median
-
     # The per-image references, one image at a time as a Dataset's __getitem__ hands it to
     # the transform in a DataLoader worker: a CHW uint8 tensor through torchvision's tensor
     # kernels, and a PIL image (as torchvision's CIFAR10 gives) through PIL's kernels.
@@ -232,15 +226,24 @@ def measure_augment(
     size = min(height, width)
     cpu_images = images.cpu()
     pil_images = [Image.fromarray(image.permute(1, 2, 0).numpy()) for image in cpu_images]
-    baselines: dict[str, float] = {}
-    with _threads(baseline_threads) as used_baseline_threads:
-        for kind, inputs in (("tensor", list(cpu_images)), ("pil", pil_images)):
-            pipeline = torchvision_pipeline(size, strength, blur, pil=kind == "pil")
-            _progress(progress, f"augment: torchvision per-image pipeline on {kind} images, "
-                                f"cpu, {used_baseline_threads} thread(s)")
-            baselines[kind] = _per_image_rate(pipeline, inputs, seconds)
-    baseline_kind = max(baselines, key=baselines.__getitem__)
-    baseline_rate = baselines[baseline_kind]
+    cpu = torch.device("cpu")
+    used_threads = threads if threads is not None else torch.get_num_threads()
+    used_baseline_threads = baseline_threads if baseline_threads is not None else used_threads
+    contenders = [
+        _Contender("batched", batched, device, used_threads, 4),
+        _Contender("tensor", _per_image(torchvision_pipeline(size, strength, blur),
+                                        list(cpu_images)), cpu, used_baseline_threads, 64),
+        _Contender("pil", _per_image(torchvision_pipeline(size, strength, blur, pil=True),
+                                     pil_images), cpu, used_baseline_threads, 64),
+    ]
+    _progress(progress, f"augment: batched simclr_augment (batch {batch_size} on {device}, "
+                        f"{used_threads} thread(s)) against torchvision per image on tensors "
+                        f"and on PIL images (cpu, {used_baseline_threads} thread(s)), "
+                        f"interleaved for {3 * seconds:g} s")
+    rates = _interleaved_rates(contenders, 3 * seconds)
+    batched_rate = rates.pop("batched")
+    baseline_kind = max(rates, key=rates.__getitem__)
+    baseline_rate = rates[baseline_kind]
 
     return {
         "benchmark": "augment",
@@ -255,26 +258,49 @@ def measure_augment(
         "images_per_sec": batched_rate,
         "baseline_images_per_sec": baseline_rate,
         "baseline": baseline_kind,
-        "baseline_tensor_images_per_sec": baselines["tensor"],
-        "baseline_pil_images_per_sec": baselines["pil"],
+        "baseline_tensor_images_per_sec": rates["tensor"],
+        "baseline_pil_images_per_sec": rates["pil"],
         "ratio": batched_rate / baseline_rate,
     }
 
 
-def _per_image_rate(pipeline: Callable[[Any], object], inputs: list[Any],
-                    seconds: float) -> float:
+@dataclass(frozen=True)
+class _Contender:
+    name: str
+    run: Callable[[], int]  # does some images, returns how many
+    device: torch.device
+    threads: int
+    calls_per_round: int
+
+
+def _per_image(pipeline: Callable[[Any], object], inputs: list[Any]) -> Callable[[], int]:
     index = 0
 
-    def per_image() -> int:
+    def one() -> int:
         nonlocal index
         pipeline(inputs[index % len(inputs)])
         index += 1
         return 1
 
-    cpu = torch.device("cpu")
-    _time_rounds(per_image, cpu, 0.0, min_rounds=1, calls_per_round=32)  # warm-up
-    # Rounds of many images: the per-image cost varies with the draws (jitter or not).
-    return _time_rounds(per_image, cpu, seconds, min_rounds=3, calls_per_round=64).median
+    return one
+
+
+def _interleaved_rates(contenders: list[_Contender], seconds: float) -> dict[str, float]:
+    """Median images/s of each contender, timed in alternating rounds for `seconds` in
+    all (after one warm-up round each): on a shared machine every contender meets the
+    same slow and fast moments, which keeps their ratio steady."""
+    rounds: dict[str, list[float]] = {c.name: [] for c in contenders}
+    started = time.perf_counter()
+    cycle = 0
+    while cycle < 4 or time.perf_counter() - started < seconds:
+        for c in contenders:
+            with _threads(c.threads):
+                timing = _time_rounds(c.run, c.device, 0.0, min_rounds=1,
+                                      calls_per_round=c.calls_per_round)
+            if cycle > 0:  # the first cycle warms up the allocator, kernels and caches
+                rounds[c.name] += timing.rates
+        cycle += 1
+    return {name: statistics.median(rates) for name, rates in rounds.items()}
 
 
 # --- step ---------------------------------------------------------------------------------
