@@ -60,8 +60,9 @@ def main() -> None:
         v2.RandomResizedCrop(32, antialias=True), v2.RandomHorizontalFlip(),
         v2.RandomApply([v2.ColorJitter(0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s)], p=0.8),
         v2.RandomGrayscale(0.2), v2.ToDtype(torch.float32, scale=True)])
-    print(f"torchvision classic transforms on PIL images: {rate(classic, pils):8,.0f} images/s")
-    print(f"torchvision v2 transforms on uint8 tensors:   {rate(tensor_v2, tensors):8,.0f} images/s")
+    for name, pipeline, items in (("classic transforms on PIL images", classic, pils),
+                                  ("v2 transforms on uint8 tensors", tensor_v2, tensors)):
+        print(f"torchvision {name:34s} {rate(pipeline, items):8,.0f} images/s")
 
 
 if __name__ == "__main__":
