@@ -5,7 +5,10 @@ variables: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from sweeper.spec import SpecError
 
@@ -27,21 +30,29 @@ def sweep_location(storage: str | Path, name: str) -> str:
     return f"{resolve(storage)}/{name}"
 
 
+@contextlib.contextmanager
+def _opened(location: str) -> Iterator[tuple[Any, str]]:
+    """pyarrow's filesystem and path for `location`; its errors become StorageError."""
+    import pyarrow
+    import pyarrow.fs as pafs
+
+    try:
+        yield pafs.FileSystem.from_uri(location)
+    except (OSError, pyarrow.ArrowException) as exc:
+        raise StorageError(f"cannot read the results storage {location}: {exc}") from None
+
+
 def check_bucket(storage: str | Path) -> None:
     """For a URI, that its bucket exists and the credentials can see it: Tune would
     only fail on it after the sweep had started. A local root is created on demand."""
     if not is_uri(storage):
         return
-    import pyarrow
-    import pyarrow.fs as pafs
+    from pyarrow.fs import FileType
 
     root = resolve(storage)
-    try:
-        fs, path = pafs.FileSystem.from_uri(root)
+    with _opened(root) as (fs, path):
         bucket = path.split("/", 1)[0]
-        found = fs.get_file_info(bucket).type == pafs.FileType.Directory
-    except (OSError, pyarrow.ArrowException) as exc:
-        raise StorageError(f"cannot read the results storage {root}: {exc}") from None
+        found = fs.get_file_info(bucket).type == FileType.Directory
     if not found:
         raise StorageError(f"the results storage {root}: bucket {bucket!r} does not exist "
                            "(or these credentials cannot see it); create it first")
@@ -49,16 +60,12 @@ def check_bucket(storage: str | Path) -> None:
 
 def holds_files(location: str) -> bool:
     """Whether the folder at `location` exists and is not empty."""
-    import pyarrow
-    import pyarrow.fs as pafs
+    from pyarrow.fs import FileSelector, FileType
 
-    try:
-        fs, path = pafs.FileSystem.from_uri(location)
-        info = fs.get_file_info(path)
-        if info.type == pafs.FileType.NotFound:
+    with _opened(location) as (fs, path):
+        kind = fs.get_file_info(path).type
+        if kind == FileType.NotFound:
             return False
-        if info.type != pafs.FileType.Directory:
+        if kind != FileType.Directory:
             raise StorageError(f"the results storage {location} is a file, not a folder")
-        return bool(fs.get_file_info(pafs.FileSelector(path)))
-    except (OSError, pyarrow.ArrowException) as exc:
-        raise StorageError(f"cannot read the results storage {location}: {exc}") from None
+        return bool(fs.get_file_info(FileSelector(path)))
