@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -327,7 +328,7 @@ def _blur(x: Tensor, sigma: Tensor) -> Tensor:
 _GRAY_STAGE, _BLUR_STAGE = 4, 5
 
 
-def _plan(params: AugmentParams, factors: Tensor) -> Tensor:
+def _plan(params: AugmentParams, factors: Tensor) -> np.ndarray:
     """[B, 6] on the host: the op id each sample runs at each stage, -1 for none.
 
     An op whose factor is its identity is skipped, as ColorJitter skips ops whose range is
@@ -337,22 +338,32 @@ def _plan(params: AugmentParams, factors: Tensor) -> Tensor:
     active = params.jitter_applied[:, None] & (factors != identity).gather(1, params.jitter_order)
     schedule = torch.where(active, params.jitter_order, -1)
     flags = torch.stack((params.grayscale, params.blur_applied), dim=1).long() - 1
-    # One device->host copy for the whole plan instead of a sync per subset.
-    return torch.cat((schedule, flags), dim=1).cpu()
+    # One device->host copy for the whole plan instead of a sync per subset; the bookkeeping
+    # on it is numpy, whose calls cost a microsecond where torch's cost ten.
+    return torch.cat((schedule, flags), dim=1).cpu().numpy()
 
 
-def _runs(ops: Tensor) -> list[tuple[int, int, int]]:
+def _run_starts(ops: np.ndarray) -> np.ndarray:
+    return np.flatnonzero(np.diff(ops, prepend=ops[0] - 1))
+
+
+def _runs(ops: np.ndarray) -> list[tuple[int, int, int]]:
     """Host [B] op ids -> (op, start, end) of each run of equal ids, leaving out -1 (none)."""
-    values, counts = torch.unique_consecutive(ops, return_counts=True)
-    runs, start = [], 0
-    for op, count in zip(values.tolist(), counts.tolist(), strict=True):
-        if op >= 0:
-            runs.append((op, start, start + count))
-        start += count
-    return runs
+    starts = _run_starts(ops)
+    ends = np.append(starts[1:], ops.shape[0])
+    keep = ops[starts] >= 0
+    return list(zip(ops[starts][keep].tolist(), starts[keep].tolist(), ends[keep].tolist(),
+                    strict=True))
 
 
-def _stage_order(plan: Tensor, col: int) -> Tensor:
+def _scattered(ops: np.ndarray) -> bool:
+    """Whether some op's samples in host [B] op ids form more than one run."""
+    run_ops = ops[_run_starts(ops)]
+    run_ops = run_ops[run_ops >= 0]
+    return run_ops.size > np.unique(run_ops).size
+
+
+def _stage_order(plan: np.ndarray, col: int) -> np.ndarray:
     """Host sample order that makes each op of stage `col` one contiguous run.
 
     The last colour stage also sorts by grayscale within each op, so that grayscale (two
@@ -361,12 +372,12 @@ def _stage_order(plan: Tensor, col: int) -> Tensor:
     key = plan[:, col]
     if col == _GRAY_STAGE - 1:
         key = 2 * key + (plan[:, _GRAY_STAGE] >= 0)
-    return torch.argsort(key, stable=True)
+    return np.argsort(key, kind="stable")
 
 
-def _inverse(perm: Tensor) -> Tensor:
-    inverse = torch.empty_like(perm)
-    inverse[perm] = torch.arange(perm.numel(), device=perm.device)
+def _inverse(perm: np.ndarray) -> np.ndarray:
+    inverse = np.empty_like(perm)
+    inverse[perm] = np.arange(perm.shape[0])
     return inverse
 
 
@@ -390,51 +401,61 @@ def apply_params(images: Tensor, params: AugmentParams) -> Tensor:
     if params.flip.shape[0] != b:
         raise ValueError(f"params are for {params.flip.shape[0]} samples, images hold {b}")
     device = images.device
-    factors = torch.stack(
-        (params.brightness, params.contrast, params.saturation, params.hue), dim=1
-    ).to(torch.float32)
-    plan = _plan(params, factors)
-    cols = [col for col in range(plan.shape[1]) if bool((plan[:, col] >= 0).any())]
+    # [5, B]: the four jitter factors and the blur sigma, one contiguous row each.
+    factors = torch.stack((params.brightness, params.contrast, params.saturation, params.hue,
+                           params.blur_sigma)).to(torch.float32)
+    plan = _plan(params, factors[:4].T)
+    cols = [col for col in range(plan.shape[1]) if (plan[:, col] >= 0).any()]
+
+    def on_device(perm: np.ndarray) -> Tensor:
+        return torch.from_numpy(perm).to(device)
 
     # The crop already runs in the first stage's order: reordering the input (uint8, and before
     # the float conversion) is cheaper than reordering its float views.
-    perm = _stage_order(plan, cols[0]) if cols else torch.arange(b)
-    perm_dev = perm.to(device)
+    perm = _stage_order(plan, cols[0]) if cols else np.arange(b)
+    perm_dev = on_device(perm)
     x = _crop_flip_resize(
         _to_float(images.index_select(0, perm_dev)),
         params.crop_boxes.index_select(0, perm_dev),
         params.flip.index_select(0, perm_dev),
     )
     spare: Tensor | None = None  # the other buffer of a ping-pong pair for the reorders
+    sorted_factors = factors.index_select(1, perm_dev)
     for col in cols:
-        runs = _runs(plan[perm, col])
-        if col != _GRAY_STAGE and len(runs) > len({op for op, _, _ in runs}):
+        if col != _GRAY_STAGE and _scattered(plan[perm, col]):
             order = _stage_order(plan, col)
-            spare, x = x, torch.index_select(x, 0, _inverse(perm)[order].to(device), out=spare)
-            perm, perm_dev = order, order.to(device)
-            runs = _runs(plan[perm, col])
-        for op, start, end in runs:
-            xs, ids = x[start:end], perm_dev[start:end]
+            spare, x = x, torch.index_select(x, 0, on_device(_inverse(perm)[order]), out=spare)
+            perm, perm_dev = order, on_device(order)
+            sorted_factors = factors.index_select(1, perm_dev)
+        for op, start, end in _runs(plan[perm, col]):
+            xs = x[start:end]
             if col == _GRAY_STAGE:
                 xs.copy_(_gray(xs).expand_as(xs))
             elif col == _BLUR_STAGE:
-                xs.copy_(_blur(xs, params.blur_sigma[ids].to(x.dtype)))
+                xs.copy_(_blur(xs, sorted_factors[4, start:end]))
             else:
-                _JITTER_OPS[op](xs, factors[ids, op].view(-1, 1, 1, 1))
-    if torch.equal(perm, torch.arange(b)):
+                _JITTER_OPS[op](xs, sorted_factors[op, start:end].view(-1, 1, 1, 1))
+    if (perm == np.arange(b)).all():
         return x
-    return torch.index_select(x, 0, _inverse(perm).to(device), out=spare)
+    return torch.index_select(x, 0, on_device(_inverse(perm)), out=spare)
 
 
 def simclr_augment(
-    images: Tensor, strength: float, blur: bool, generator: torch.Generator
+    images: Tensor, strength: float, blur: bool, generator: torch.Generator, views: int = 1
 ) -> Tensor:
-    """uint8 [B,3,H,W] on any device -> normalised float32 SimCLR views [B,3,H,W].
+    """uint8 [B,3,H,W] on any device -> normalised float32 SimCLR views [views * B,3,H,W].
 
-    `generator` must live on the images' device; it is the only source of randomness.
+    Rows k*B to (k+1)*B - 1 are view k of every image, each drawn independently: a training
+    step asks for both views in one call, which halves the fixed cost per view and hands
+    the encoder the batch it runs on. `generator` must live on the images' device; it is
+    the only source of randomness.
     """
     _check_images(images)
     _check_strength(strength)
+    if views < 1:
+        raise ValueError(f"views must be >= 1, got {views}")
+    if views > 1:
+        images = images.repeat(views, 1, 1, 1)  # uint8: a cheap copy next to the float work
     b, _, height, width = images.shape
     params = sample_params(b, height, width, strength, blur, generator, images.device)
     return normalize_(apply_params(images, params))

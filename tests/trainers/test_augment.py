@@ -7,6 +7,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import pytest
 import torch
 import torchvision.transforms as T
@@ -28,6 +29,7 @@ from trainers.augment import (
     _hue_sixths,
     _inverse,
     _runs,
+    _scattered,
     _stage_order,
     apply_params,
     blur_kernel_size,
@@ -167,6 +169,18 @@ def test_per_sample_randomness_and_reproducibility() -> None:
     )
 
 
+def test_views_stack_independent_draws_view_major() -> None:
+    images = _blob_images(4)
+    both = simclr_augment(images, 0.5, False, _gen(5), views=2)
+    assert both.shape == (8, 3, SIZE, SIZE)
+    # One call for two views is one call on the batch repeated: view k is rows kB..(k+1)B-1.
+    repeated = simclr_augment(torch.cat((images, images)), 0.5, False, _gen(5))
+    torch.testing.assert_close(both, repeated, rtol=0, atol=0)
+    assert ((both[:4] - both[4:]).flatten(1).abs().amax(dim=1) > 1e-3).all()
+    with pytest.raises(ValueError, match="views must be >= 1"):
+        simclr_augment(images, 0.5, False, _gen(), views=0)
+
+
 def test_blur_toggle_keeps_other_draws() -> None:
     with_blur = sample_params(64, SIZE, SIZE, 1.0, True, _gen(4), CPU)
     without = sample_params(64, SIZE, SIZE, 1.0, False, _gen(4), CPU)
@@ -266,13 +280,16 @@ def test_in_place_colour_ops_match_torchvision_v2(op: int) -> None:
 
 
 def test_stage_order_makes_runs_contiguous() -> None:
-    plan = torch.tensor([[3, 0], [-1, -1], [0, 0], [3, -1], [2, -1], [-1, 0], [0, -1], [0, 0]])
-    plan = torch.cat((plan[:, :1].repeat(1, 4), plan[:, 1:], torch.full((8, 1), -1)), dim=1)
+    plan = np.array([[3, 0], [-1, -1], [0, 0], [3, -1], [2, -1], [-1, 0], [0, -1], [0, 0]])
+    plan = np.concatenate((plan[:, :1].repeat(4, axis=1), plan[:, 1:], np.full((8, 1), -1)),
+                          axis=1)
+    assert _scattered(plan[:, 0])
     for col in range(3):
         order = _stage_order(plan, col)
         assert sorted(order.tolist()) == list(range(8))
         assert _runs(plan[order, col]) == [(0, 2, 5), (2, 5, 6), (3, 6, 8)]
-        assert torch.equal(_inverse(order)[order], torch.arange(8))
+        assert not _scattered(plan[order, col])
+        assert np.array_equal(_inverse(order)[order], np.arange(8))
     # The last colour stage also groups grayscale within each op: one run per (op, gray).
     order = _stage_order(plan, 3)
     assert _runs(plan[order, 3]) == [(0, 2, 5), (2, 5, 6), (3, 6, 8)]
