@@ -2,9 +2,10 @@
 
 Three measurements, each a small function returning a plain dict (the CLI only formats it):
 
-- `measure_augment`: images/s of the batched on-device `simclr_augment` against torchvision's
-  per-image pipeline with the same parameters, on CPU tensors one image at a time (what a
-  DataLoader worker does), in this process;
+- `measure_augment`: images/s of the batched on-device `simclr_augment` (both views of a
+  training batch per call, as the trainer calls it) against torchvision's per-image
+  pipeline with the same parameters, one image at a time on CPU (what a DataLoader worker
+  does), in this process;
 - `measure_step`: training images/s of one step exactly as `trainers.loop` takes it (two
   augmented views, forward, backward, optimizer step, BYOL's target update), against the
   FLOP floor of the model counted with `FlopCounterMode`;
@@ -39,10 +40,12 @@ from trainers.byol import BYOL
 from trainers.config import DatasetConfig, ModelConfig, TrainConfig
 from trainers.data import DatasetError, load_dataset, make_synthetic
 from trainers.loop import build_training
+from trainers.memory import retain_freed_memory
 from trainers.methods import METHODS
 from trainers.simclr import SimCLR
 
 EPOCH_IMAGES = 50_000  # one CIFAR-10 epoch
+VIEWS = 2  # augmented views per training image, made in one call as Training.step does
 # Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets, matched against
 # torch.cuda.get_device_name in this order (most specific first). Autocast trains in bf16
 # on CUDA, so the bf16 peak is the right ceiling; anything else needs --peak-tflops.
@@ -186,8 +189,12 @@ def measure_augment(
     baseline_threads: int | None = 1,
     progress: TextIO | None = None,
 ) -> Result:
-    """Images/s of `simclr_augment` on uint8 batches on `device` and of the per-image
-    torchvision pipeline on CPU tensors, each timed for about `seconds` after a warm-up.
+    """Images/s (augmented views) of `simclr_augment` on uint8 batches on `device` and of
+    the per-image torchvision pipeline on CPU, timed in alternating rounds for about
+    3 * `seconds` after a warm-up.
+
+    Each call augments both views of a `batch_size`-image training batch (2 * batch_size
+    views), exactly as `Training.step` calls it; the baseline makes one view per call.
 
     The baseline runs with `baseline_threads` (1, as torch sets in every DataLoader worker;
     None: the same as the batched path), the batched path with `threads` (None: as set).
@@ -207,6 +214,7 @@ def measure_augment(
         pool = images.shape[0]
     height, width = images.shape[2:]
 
+    retain_freed_memory()  # as build_training does for the trainer
     on_device = images.to(device)
     generator = torch.Generator(device=device).manual_seed(0)
     starts = list(range(0, pool - batch_size + 1, batch_size))
@@ -216,8 +224,9 @@ def measure_augment(
         nonlocal cursor
         start = starts[cursor % len(starts)]
         cursor += 1
-        simclr_augment(on_device[start : start + batch_size], strength, blur, generator)
-        return batch_size
+        simclr_augment(on_device[start : start + batch_size], strength, blur, generator,
+                       views=VIEWS)
+        return VIEWS * batch_size
 
     # The per-image references, one image at a time as a Dataset's __getitem__ hands it to
     # the transform in a DataLoader worker: a CHW uint8 tensor through torchvision's tensor
@@ -236,7 +245,8 @@ def measure_augment(
         _Contender("pil", _per_image(torchvision_pipeline(size, strength, blur, pil=True),
                                      pil_images), cpu, used_baseline_threads, 64),
     ]
-    _progress(progress, f"augment: batched simclr_augment (batch {batch_size} on {device}, "
+    _progress(progress, f"augment: batched simclr_augment (batch {batch_size}: "
+                        f"{VIEWS * batch_size} views per call on {device}, "
                         f"{used_threads} thread(s)) against torchvision per image on tensors "
                         f"and on PIL images (cpu, {used_baseline_threads} thread(s)), "
                         f"interleaved for {3 * seconds:g} s")
@@ -250,6 +260,7 @@ def measure_augment(
         "device": str(device),
         "device_name": _device_name(device),
         "batch_size": batch_size,
+        "views_per_call": VIEWS * batch_size,
         "image_size": [int(height), int(width)],
         "strength": strength,
         "blur": blur,
@@ -565,7 +576,8 @@ def format_result(result: Result) -> str:
     if kind == "augment":
         h, w = result["image_size"]
         rows = [
-            (f"augment on {result['device_name']}, batch {result['batch_size']}, {h}x{w}, "
+            (f"augment on {result['device_name']}, batch {result['batch_size']} "
+             f"({result['views_per_call']} views per call), {h}x{w}, "
              f"strength {result['strength']}, blur {'on' if result['blur'] else 'off'}", ""),
             (f"batched simclr_augment ({result['device']}, {result['threads']} threads)",
              _num(result["images_per_sec"], 0, " images/s")),

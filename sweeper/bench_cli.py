@@ -52,7 +52,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     def common(sub: argparse.ArgumentParser, batch_size: int) -> None:
         sub.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if present)")
         sub.add_argument("--batch-size", type=_positive_int, default=batch_size,
-                         help=f"images per batch (default {batch_size})")
+                         help=f"training images per batch (default {batch_size}); augment "
+                              "makes both views of each in one call, as a training step does")
         sub.add_argument("--threads", type=_positive_int,
                          help="CPU threads for torch (default: torch's own choice)")
         sub.add_argument("--json", action="store_true",

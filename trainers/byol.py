@@ -26,12 +26,13 @@ class BYOL(nn.Module):
         self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
         self.base_ema = train_cfg.ema_decay
 
-    def loss(self, view1: torch.Tensor, view2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        n = view1.shape[0]
-        h = self.encoder(torch.cat([view1, view2]))
+    def loss(self, views: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both views stacked [2N, ...] (view 1 first) -> (loss, their representations h)."""
+        n = views.shape[0] // 2
+        h = self.encoder(views)
         p = self.predictor(self.projector(h))
         with torch.no_grad():
-            z_target = self.target_projector(self.target_encoder(torch.cat([view1, view2])))
+            z_target = self.target_projector(self.target_encoder(views))
         return byol_loss(p[:n], p[n:], z_target[:n], z_target[n:]), h
 
     def trainable(self) -> list[nn.Module]:

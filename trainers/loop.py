@@ -22,6 +22,7 @@ from trainers.augment import simclr_augment
 from trainers.byol import BYOL
 from trainers.config import ModelConfig, TrainConfig, TrialConfig
 from trainers.data import ImageData, load_dataset
+from trainers.memory import retain_freed_memory
 from trainers.methods import build_method
 from trainers.optim import build_optimizer
 from trainers.probe import (
@@ -105,12 +106,11 @@ class Training:
         views, the method's loss plus the online probe's, the LR schedule, the update
         and BYOL's target update. Returns the detached SSL loss (no host sync) and the LR."""
         train = self.train
-        view1 = simclr_augment(images, train.color_jitter_strength, train.blur, self.generator)
-        view2 = simclr_augment(images, train.color_jitter_strength, train.blur, self.generator)
-        view1 = view1.contiguous(memory_format=torch.channels_last)
-        view2 = view2.contiguous(memory_format=torch.channels_last)
+        views = simclr_augment(images, train.color_jitter_strength, train.blur, self.generator,
+                               views=2)
+        views = views.contiguous(memory_format=torch.channels_last)
         with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            ssl_loss, h = self.method.loss(view1, view2)
+            ssl_loss, h = self.method.loss(views)
             # The thesis's online probe: a linear head on stop-gradient features.
             probe_loss = F.cross_entropy(self.head(h.detach()).float(), labels.repeat(2))
         lr = warmup_cosine(step, self.total_steps, self.warmup_steps, self.peak_lr)
@@ -125,6 +125,7 @@ class Training:
 
 def build_training(method_name: str, model: ModelConfig, train: TrainConfig, num_classes: int,
                    device: torch.device, total_steps: int, warmup_steps: int) -> Training:
+    retain_freed_memory()  # every step reallocates the same batch-sized tensors
     torch.manual_seed(train.seed)
     method = build_method(method_name, model, train).to(device)
     head = nn.Linear(method.encoder.feature_dim, num_classes).to(device)

@@ -1,7 +1,7 @@
 """The method registry: a plain dict from the spec's `method` to its module.
 
-Each method exposes its encoder (kept after training), `loss(view1, view2)`
-returning (loss, representations), the modules its optimizer updates
+Each method exposes its encoder (kept after training), `loss(views)`
+(both views stacked) returning (loss, representations), the modules its optimizer updates
 (`trainable()`), and `after_step` (BYOL's target update).
 """
 

@@ -20,10 +20,10 @@ class SimCLR(nn.Module):
         self.projector = mlp(self.encoder.feature_dim, hidden, out)
         self.temperature = train_cfg.temperature
 
-    def loss(self, view1: torch.Tensor, view2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(loss, representations h of both views stacked [2N, D])."""
-        n = view1.shape[0]
-        h = self.encoder(torch.cat([view1, view2]))
+    def loss(self, views: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both views stacked [2N, ...] (view 1 first) -> (loss, their representations h)."""
+        n = views.shape[0] // 2
+        h = self.encoder(views)
         z = self.projector(h)
         return nt_xent(z[:n], z[n:], self.temperature), h
 

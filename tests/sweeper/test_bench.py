@@ -97,6 +97,7 @@ def test_measure_augment_reports_positive_rates_and_their_ratio() -> None:
     assert result["ratio"] == result["images_per_sec"] / result["baseline_images_per_sec"]
     assert (result["threads"], result["baseline_threads"]) == (1, 1)
     assert result["image_size"] == [32, 32] and result["batch_size"] == 16
+    assert result["views_per_call"] == 32  # both views of a batch, as Training.step asks
 
 
 @pytest.mark.parametrize("method", ["simclr", "byol"])

