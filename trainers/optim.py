@@ -38,29 +38,33 @@ class LARS(torch.optim.Optimizer):
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
         loss = closure() if closure is not None else None
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                grad = p.grad
-                if not group["lars_exclude"]:
-                    if group["weight_decay"]:
-                        grad = grad.add(p, alpha=group["weight_decay"])
-                    w_norm = torch.linalg.vector_norm(p)
-                    g_norm = torch.linalg.vector_norm(grad)
-                    # torch.where keeps this free of host synchronisation.
-                    trust = torch.where(
-                        (w_norm > 0) & (g_norm > 0),
-                        group["trust_coefficient"] * w_norm / g_norm,
-                        torch.ones_like(w_norm),
-                    )
-                    grad = grad.mul(trust)
-                state = self.state[p]
-                if "momentum_buffer" not in state:
-                    state["momentum_buffer"] = grad.clone()
-                else:
-                    state["momentum_buffer"].mul_(group["momentum"]).add_(grad)
-                p.add_(state["momentum_buffer"], alpha=-group["lr"])
+            params = [p for p in group["params"] if p.grad is not None]
+            if params:
+                self._update(group, params)
         return loss
+
+    def _update(self, group: dict[str, Any], params: list[torch.Tensor]) -> None:
+        """One group's update as multi-tensor (foreach) ops: a few kernel launches for all
+        of its parameters rather than ~8 per parameter (ResNet-18 has 62), and no host
+        synchronisation."""
+        grads = [p.grad for p in params if p.grad is not None]
+        if not group["lars_exclude"]:
+            if group["weight_decay"]:
+                grads = list(torch._foreach_add(grads, params, alpha=group["weight_decay"]))
+            w_norm = torch.stack(torch._foreach_norm(params))
+            g_norm = torch.stack(torch._foreach_norm(grads))
+            trust = torch.where((w_norm > 0) & (g_norm > 0),
+                                group["trust_coefficient"] * w_norm / g_norm, 1.0)
+            grads = list(torch._foreach_mul(grads, list(trust.unbind())))
+        buffers = []
+        for p in params:
+            state = self.state[p]
+            if "momentum_buffer" not in state:  # zeros: the first buffer is the gradient
+                state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            buffers.append(state["momentum_buffer"])
+        torch._foreach_mul_(buffers, group["momentum"])
+        torch._foreach_add_(buffers, grads)
+        torch._foreach_add_(params, buffers, alpha=-group["lr"])
 
 
 def split_decay_groups(
@@ -92,6 +96,9 @@ def build_optimizer(
             lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
         )
     groups: list[dict[str, Any]] = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+    # On CUDA one fused kernel updates every parameter; elsewhere torch picks its default.
+    fused = True if all(p.is_cuda for p in [*decay, *no_decay]) else None
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(groups, lr=lr, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum,
+                               weight_decay=cfg.weight_decay, fused=fused)
+    return torch.optim.AdamW(groups, lr=lr, weight_decay=cfg.weight_decay, fused=fused)

@@ -71,3 +71,47 @@ def test_lars_step_uses_the_trust_ratio() -> None:
     opt.step()
     assert torch.allclose(w, torch.tensor([3.0, 4.0 - 10.0 * 0.0005]))
     assert torch.allclose(b, torch.tensor([-1.0]))
+
+
+def _reference_lars_step(params: list[torch.Tensor], grads: list[torch.Tensor],
+                         buffers: list[torch.Tensor | None], lr: float, momentum: float,
+                         weight_decay: float, exclude: bool, eta: float = 0.001) -> None:
+    """LARS one parameter at a time, as the paper writes it (updates in place)."""
+    for i, (p, g) in enumerate(zip(params, grads, strict=True)):
+        if not exclude:
+            g = g + weight_decay * p
+            w_norm, g_norm = float(p.norm()), float(g.norm())
+            g = g * (eta * w_norm / g_norm if w_norm > 0 and g_norm > 0 else 1.0)
+        buffers[i] = g.clone() if buffers[i] is None else momentum * buffers[i] + g
+        p -= lr * buffers[i]
+
+
+def test_lars_matches_a_per_parameter_reference_over_steps() -> None:
+    gen = torch.Generator().manual_seed(0)
+    shapes = [(4, 3, 3, 3), (16, 8), (8,), (5,)]
+    start = [torch.randn(s, generator=gen) for s in shapes]
+    start[1].zero_()  # a zero weight: trust ratio 1
+    live = [torch.nn.Parameter(t.clone()) for t in start]
+    frozen = torch.nn.Parameter(torch.ones(3))  # never gets a gradient: must not move
+    opt = LARS([{"params": [live[0], live[1], frozen]},
+                {"params": live[2:], "lars_exclude": True, "weight_decay": 0.0}],
+               lr=0.3, momentum=0.9, weight_decay=1e-2)
+    ref = [t.clone() for t in start]
+    buffers: list[torch.Tensor | None] = [None] * 4
+    for _ in range(3):
+        grads = [torch.randn(s, generator=gen) for s in shapes]
+        grads[3].zero_()  # a zero gradient: trust ratio 1, only momentum moves it
+        for p, g in zip(live, grads, strict=True):
+            p.grad = g.clone()
+        opt.step()
+        sub: list[torch.Tensor | None] = buffers[:2]
+        _reference_lars_step(ref[:2], grads[:2], sub, 0.3, 0.9, 1e-2, exclude=False)
+        buffers[:2] = sub
+        sub = buffers[2:]
+        _reference_lars_step(ref[2:], grads[2:], sub, 0.3, 0.9, 0.0, exclude=True)
+        buffers[2:] = sub
+        for p, r in zip(live, ref, strict=True):
+            torch.testing.assert_close(p.detach(), r, rtol=1e-6, atol=1e-7)
+    assert torch.equal(frozen.detach(), torch.ones(3)) and frozen not in opt.state
+    assert all((p.detach() != s).any() for p, s in zip(live[:3], start, strict=False))
+    assert torch.equal(live[3].detach(), start[3])  # its gradient was always zero
