@@ -367,10 +367,12 @@ def measure_step(
     peak: float | None = None,
     threads: int | None = None,
     progress: TextIO | None = None,
+    compile_: bool = False,
 ) -> Result:
     """Training images/s of `steps` steps taken as trainers.loop takes them, after `warmup`
     untimed ones, with the FLOP floor and the fraction of the peak (`peak` TFLOP/s, else
-    looked up for CUDA devices) it reaches."""
+    looked up for CUDA devices) it reaches. `compile_` as train.compile: the warm-up steps
+    include the compilation, reported as `warmup_seconds`."""
     if method_name not in METHODS:
         raise BenchError(f"unknown method {method_name!r}; choose one of {sorted(METHODS)}")
     for what, value, low in (("batch size", batch_size, 1), ("steps", steps, 1),
@@ -379,9 +381,11 @@ def measure_step(
             raise BenchError(f"{what} must be at least {low}, got {value}")
     if peak is not None and not peak > 0:
         raise BenchError(f"--peak-tflops must be positive, got {peak}")
+    if compile_ and warmup < 1:
+        raise BenchError("--compile needs --warmup of at least 1: the first step compiles")
     try:
         model_cfg = ModelConfig(backbone=backbone, width=width)
-        train = TrainConfig(batch_size=batch_size, precision=precision)
+        train = TrainConfig(batch_size=batch_size, precision=precision, compile=compile_)
     except ValueError as exc:
         raise BenchError(str(exc)) from None
 
@@ -413,10 +417,14 @@ def measure_step(
         method.train()
         head.train()
         _progress(progress, f"step: {method_name} {backbone} width {width}, batch {batch_size} "
-                            f"on {device} ({'bf16' if autocast else 'fp32'}), "
+                            f"on {device} ({'bf16' if autocast else 'fp32'}"
+                            f"{', compiled' if compile_ else ''}), "
                             f"{warmup} warm-up + {steps} timed steps")
+        warmup_started = time.perf_counter()
         for _ in range(warmup):
             one_step()
+        _sync(device)
+        warmup_seconds = time.perf_counter() - warmup_started
         timing = _time_rounds(one_step, device, 0.0, min_rounds=steps)
         if not math.isfinite(loss_sum.item()):
             raise BenchFailed(f"the {method_name} loss became NaN while benchmarking")
@@ -431,6 +439,8 @@ def measure_step(
         "device_name": _device_name(device),
         "threads": used_threads,
         "precision": "bf16" if autocast else "fp32",
+        "compile": compile_,
+        "warmup_seconds": warmup_seconds,
         "backbone": backbone,
         "width": width,
         "batch_size": batch_size,
@@ -591,10 +601,13 @@ def format_result(result: Result) -> str:
         peak = result["peak_tflops"]
         rows = [
             (f"step: {result['method']} {result['backbone']} width {result['width']}, batch "
-             f"{result['batch_size']}, {result['precision']} on {result['device_name']}", ""),
+             f"{result['batch_size']}, {result['precision']}"
+             f"{', compiled' if result['compile'] else ''} on {result['device_name']}", ""),
             ("training throughput (median step)", _num(result["images_per_sec"], 1, " images/s")),
             ("  mean over the steps", _num(result["images_per_sec_mean"], 1, " images/s")),
             ("seconds per 50k-image epoch", _num(result["epoch_seconds_50k"], 1, " s")),
+            ("untimed warm-up" + (" (incl. compiling)" if result["compile"] else ""),
+             _num(result["warmup_seconds"], 1, " s")),
             ("forward GFLOP per image", _num(result["forward_flops_per_image"] / 1e9, 3)),
             ("training GFLOP per image", _num(result["flops_per_image"] / 1e9, 3)),
             ("achieved", _num(result["achieved_tflops"] * 1e3, 1, " GFLOP/s")),

@@ -63,6 +63,10 @@ class TrainConfig(StrictModel):
     # auto: bfloat16 autocast on CUDA and on CPUs with native bf16 (AMX / AVX512-BF16), where
     # it is about twice as fast; float32 elsewhere. The loss and the probes stay float32.
     precision: Literal["auto", "fp32", "bf16"] = "auto"
+    # torch.compile the method's loss (encoder, heads, loss) for fused kernels: the first
+    # steps pay the compilation (minutes on a CPU), later ones run faster. Needs Triton on
+    # CUDA and a C++ compiler on CPU.
+    compile: bool = False
 
 
 class EvalConfig(StrictModel):

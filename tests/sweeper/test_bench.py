@@ -109,6 +109,7 @@ def test_measure_step_reports_throughput_and_the_flop_floor(method: str) -> None
     assert result["achieved_tflops"] == pytest.approx(
         result["images_per_sec"] * result["flops_per_image"] / 1e12)
     assert result["fraction_of_peak"] is None and result["peak_tflops"] is None  # CPU
+    assert result["compile"] is False and result["warmup_seconds"] == pytest.approx(0, abs=0.1)
 
     with_peak = measure_step(method, CPU, batch_size=8, width=4, steps=1, warmup=0,
                              peak=2.0, threads=1)
@@ -218,6 +219,12 @@ def test_unknown_device_exits_2(device: str, capsys: pytest.CaptureFixture[str])
     assert main(["bench", "augment", "--device", device]) == 2
     err = capsys.readouterr().err
     assert err.startswith("sweeper: ") and device in err and "Traceback" not in err
+
+
+def test_compile_without_warmup_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "step", "--device", "cpu", "--compile", *TINY_STEP]) == 2
+    err = capsys.readouterr().err
+    assert "--compile needs --warmup of at least 1" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("argv", [

@@ -1,6 +1,7 @@
 """The epoch loop end to end on tiny synthetic data: metrics, the steps count,
 exact resume from a checkpoint, and the NaN guard."""
 
+import math
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import torch
 import trainers.loop
 import trainers.simclr
 from trainers.config import DatasetConfig, EvalConfig, ModelConfig, TrainConfig, TrialConfig
-from trainers.data import load_dataset
+from trainers.data import load_dataset, make_synthetic
 from trainers.loop import (
     CheckpointError,
     TrainingDiverged,
@@ -118,3 +119,24 @@ def test_a_non_finite_loss_stops_the_trial_at_once(monkeypatch: pytest.MonkeyPat
     with pytest.raises(TrainingDiverged, match="loss became NaN at step 4"):
         fit(tiny(epochs=3))
     assert calls["n"] == 4  # stopped right there, not at the end of the epoch
+
+
+def test_train_compile_steps_through_the_compiled_loss() -> None:
+    """train.compile: the step runs torch.compile's wrapper of the loss, which computes what
+    eager does (this tiny BN model is chaotic after a few updates, so compare one step)."""
+    images, labels = make_synthetic(20, seed=0)
+    model = ModelConfig(width=4, hidden_dim=16, projection_dim=8)
+    losses = {}
+    for compile_ in (False, True):
+        train = TrainConfig(batch_size=20, precision="fp32", optimizer="sgd", compile=compile_)
+        training = trainers.loop.build_training("simclr", model, train, 10, torch.device("cpu"),
+                                                total_steps=3, warmup_steps=0)
+        assert (training.loss == training.method.loss) is not compile_  # a wrapper if on
+        losses[compile_] = [training.step(images, labels, step)[0].item() for step in range(3)]
+    assert losses[True][0] == pytest.approx(losses[False][0], rel=1e-5)
+    assert all(math.isfinite(loss) for loss in losses[True])
+
+    # And a whole trial with the switch on (the graph above is cached, so this is quick).
+    final = fit(tiny(epochs=1).model_copy(update={"train": TrainConfig(
+        epochs=1, batch_size=20, precision="fp32", optimizer="sgd", compile=True)}))
+    assert final["steps"] == 2 and math.isfinite(final["loss"])
