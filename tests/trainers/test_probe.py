@@ -1,8 +1,9 @@
-"""The offline probe's pieces: the class-balanced training subset it may fit on."""
+"""The offline probe's pieces: feature extraction and the class-balanced training subset."""
 
 import torch
 
-from trainers.probe import balanced_subset
+from trainers.models import ResNet
+from trainers.probe import EXTRACT_BATCH, balanced_subset, extract_features
 
 
 def test_balanced_subset_takes_an_equal_share_of_every_class() -> None:
@@ -28,3 +29,16 @@ def test_a_class_with_too_few_samples_gives_all_it_has() -> None:
 def test_a_size_beyond_the_split_keeps_every_sample() -> None:
     labels = torch.arange(4)
     assert balanced_subset(labels, 10, 4).tolist() == [0, 1, 2, 3]
+
+
+def test_features_do_not_depend_on_the_extraction_batch() -> None:
+    encoder = ResNet("resnet18", 4)
+    encoder.train()
+    with torch.no_grad():  # BN running statistics away from their initial values
+        encoder(torch.randn(32, 3, 32, 32))
+    images = torch.randint(0, 256, (300, 3, 32, 32), dtype=torch.uint8)
+    default = extract_features(encoder, images)  # 256 per batch on CPU: two batches
+    assert EXTRACT_BATCH["cpu"] == 256 and default.shape == (300, encoder.feature_dim)
+    torch.testing.assert_close(default, extract_features(encoder, images, batch_size=7))
+    torch.testing.assert_close(default[:5], extract_features(encoder, images[:5]))
+    assert encoder.training  # its mode is restored
