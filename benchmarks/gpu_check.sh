@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # GPU check: training-step and augmentation throughput of a CIFAR ResNet-18 (width 64) on
 # CIFAR-sized 32x32 images (the built-in synthetic set: the machine needs no download),
-# SimCLR and BYOL at batch 512 and 1024, printed as one table, a row as each figure comes
-# in, so a timeout still leaves the rows done so far.
+# SimCLR and BYOL at batch 512 and 1024, then both compiled (train.compile) at the first
+# batch size, printed as one table, a row as each figure comes in, so a timeout still
+# leaves the rows done so far.
 #
-#   benchmarks/gpu_check.sh                  # ~3 minutes on an H100/H200; never over 8
+#   benchmarks/gpu_check.sh                  # ~6 minutes on an H100/H200; never over 8
 #
 # Needs only the project installed (.venv/bin/python, else `python` with it importable)
 # and nvidia-smi. Knobs for a smoke test elsewhere, e.g. on a CPU:
@@ -20,7 +21,9 @@ STEPS=${STEPS:-30}           # timed steps per run, after WARMUP untimed ones
 WARMUP=${WARMUP:-5}
 AUG_SECONDS=${AUG_SECONDS:-3}
 RUN_LIMIT=${RUN_LIMIT:-70}   # seconds per measurement (process start included)
-BUDGET=${BUDGET:-400}        # start no run after this (+ RUN_LIMIT stays under 8 minutes)
+COMPILE_LIMIT=${COMPILE_LIMIT:-150}  # the same for a compiled step (compiling included)
+COMPILE=${COMPILE:-1}        # 0: skip the compiled rows
+END=${END:-470}              # no run may end after this: the whole stays under 8 minutes
 LOG=$(mktemp -t gpu_check.XXXXXX)
 ROW=$(mktemp -t gpu_check_row.XXXXXX)
 
@@ -37,7 +40,8 @@ if r["benchmark"] == "step":
     print(f"{'step':<8} {r['method']:<7} {r['batch_size']:>6} {r['images_per_sec']:>12,.0f} "
           f"{r['epoch_seconds_50k']:>9.2f}s {r['achieved_tflops']:>9.1f} "
           f"{f'{100 * frac:.1f}' if frac is not None else '-':>7}  "
-          f"target <= {target} s: {verdict}; {r['precision']}, "
+          f"target <= {target} s: {verdict}; {r['precision']}"
+          f"{', compiled (' + format(r['warmup_seconds'], '.0f') + ' s warm-up)' if r['compile'] else ''}, "
           f"{r['flops_per_image'] / 1e9:.2f} GFLOP/img")
 else:
     print(f"{'augment':<8} {'-':<7} {r['batch_size']:>6} {r['images_per_sec']:>12,.0f} "
@@ -54,20 +58,22 @@ printf '%-8s %-7s %6s %12s %10s %9s %7s  %s\n' \
     bench method batch images/s epoch_50k TFLOP/s %peak note
 printf '%s\n' "--------------------------------------------------------------------------------"
 
-# One measurement: run `sweeper bench ... --json` and print its row from the JSON line.
+# One measurement: run `sweeper bench ... --json` for at most LIMIT seconds (default
+# RUN_LIMIT) and print its row from the JSON line.
 measure() {
-    if [ "$SECONDS" -ge "$BUDGET" ]; then
-        printf '%-8s %-7s %6s  skipped: over the %s s budget\n' "$1" "$2" "$3" "$BUDGET"
+    local limit=${LIMIT:-$RUN_LIMIT}
+    if [ $((SECONDS + limit)) -gt "$END" ]; then
+        printf '%-8s %-7s %6s  skipped: it could end after %s s\n' "$1" "$2" "$3" "$END"
         return
     fi
     local kind=$1 method=$2 batch=$3 out
     shift 3
-    out=$(timeout "$RUN_LIMIT" "$PY" -m sweeper.cli bench "$kind" --device "$DEVICE" \
+    out=$(timeout "$limit" "$PY" -m sweeper.cli bench "$kind" --device "$DEVICE" \
           --batch-size "$batch" --json "$@" 2>>"$LOG")
     local rc=$?
     if [ $rc -ne 0 ]; then
         printf '%-8s %-7s %6s  failed (exit %s%s): %s\n' "$kind" "$method" "$batch" "$rc" \
-            "$([ $rc -eq 124 ] && echo ", over ${RUN_LIMIT} s")" \
+            "$([ $rc -eq 124 ] && echo ", over ${limit} s")" \
             "$(tail -n 1 "$LOG" | cut -c1-100)"
         return
     fi
@@ -84,5 +90,11 @@ done
 for batch in $BATCHES; do
     measure augment - "$batch" --seconds "$AUG_SECONDS"
 done
+if [ "$COMPILE" != 0 ]; then
+    for method in simclr byol; do
+        LIMIT=$COMPILE_LIMIT measure step "$method" "${BATCHES%% *}" --method "$method" \
+            --width "$WIDTH" --steps "$STEPS" --warmup "$WARMUP" --compile
+    done
+fi
 echo
 echo "done in ${SECONDS} s"
