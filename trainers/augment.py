@@ -389,6 +389,45 @@ def _to_float(images: Tensor) -> Tensor:
     raise ValueError(f"expected uint8 or float images, got {images.dtype}")
 
 
+@dataclass(frozen=True)
+class _Stage:
+    col: int  # the plan's column
+    reorder: bool  # gather the batch into this stage's order first
+    runs: list[tuple[int, int, int]]  # (op, start, end) in that order
+
+
+def _schedule(plan: np.ndarray) -> tuple[list[np.ndarray], list[_Stage]]:
+    """The host side of `apply_params`: the stages that run and where each reorders.
+
+    Returns the gather indices in the order they are used: the input's order for the crop,
+    one per reorder, and last the inverse that restores the batch's order (if needed).
+    """
+    b = plan.shape[0]
+    cols = [col for col in range(plan.shape[1]) if (plan[:, col] >= 0).any()]
+    # The crop already runs in the first stage's order: reordering the input (uint8, and before
+    # the float conversion) is cheaper than reordering its float views.
+    perm = _stage_order(plan, cols[0]) if cols else np.arange(b)
+    indices, stages = [perm], []
+    for col in cols:
+        reorder = col != _GRAY_STAGE and _scattered(plan[perm, col])
+        if reorder:
+            order = _stage_order(plan, col)
+            indices.append(_inverse(perm)[order])
+            perm = order
+        stages.append(_Stage(col, reorder, _runs(plan[perm, col])))
+    if not (perm == np.arange(b)).all():
+        indices.append(_inverse(perm))
+    return indices, stages
+
+
+def _indices_to(device: torch.device, indices: list[np.ndarray]) -> list[Tensor]:
+    """Every gather index in one host->device copy (pinned and asynchronous on CUDA)."""
+    host = torch.from_numpy(np.concatenate(indices))
+    if device.type == "cuda":
+        host = host.pin_memory()
+    return list(host.to(device, non_blocking=True).split([len(i) for i in indices]))
+
+
 def apply_params(images: Tensor, params: AugmentParams) -> Tensor:
     """uint8 or float [0,1] images [B,3,H,W] -> float32 [0,1] views of the same H, W.
 
@@ -400,44 +439,33 @@ def apply_params(images: Tensor, params: AugmentParams) -> Tensor:
     b = images.shape[0]
     if params.flip.shape[0] != b:
         raise ValueError(f"params are for {params.flip.shape[0]} samples, images hold {b}")
-    device = images.device
     # [5, B]: the four jitter factors and the blur sigma, one contiguous row each.
     factors = torch.stack((params.brightness, params.contrast, params.saturation, params.hue,
                            params.blur_sigma)).to(torch.float32)
-    plan = _plan(params, factors[:4].T)
-    cols = [col for col in range(plan.shape[1]) if (plan[:, col] >= 0).any()]
+    index_arrays, stages = _schedule(_plan(params, factors[:4].T))
+    indices = iter(_indices_to(images.device, index_arrays))
 
-    def on_device(perm: np.ndarray) -> Tensor:
-        return torch.from_numpy(perm).to(device)
-
-    # The crop already runs in the first stage's order: reordering the input (uint8, and before
-    # the float conversion) is cheaper than reordering its float views.
-    perm = _stage_order(plan, cols[0]) if cols else np.arange(b)
-    perm_dev = on_device(perm)
-    x = _crop_flip_resize(
-        _to_float(images.index_select(0, perm_dev)),
-        params.crop_boxes.index_select(0, perm_dev),
-        params.flip.index_select(0, perm_dev),
-    )
+    first = next(indices)
+    x = _crop_flip_resize(_to_float(images.index_select(0, first)),
+                          params.crop_boxes.index_select(0, first),
+                          params.flip.index_select(0, first))
+    factors = factors.index_select(1, first)
     spare: Tensor | None = None  # the other buffer of a ping-pong pair for the reorders
-    sorted_factors = factors.index_select(1, perm_dev)
-    for col in cols:
-        if col != _GRAY_STAGE and _scattered(plan[perm, col]):
-            order = _stage_order(plan, col)
-            spare, x = x, torch.index_select(x, 0, on_device(_inverse(perm)[order]), out=spare)
-            perm, perm_dev = order, on_device(order)
-            sorted_factors = factors.index_select(1, perm_dev)
-        for op, start, end in _runs(plan[perm, col]):
+    for stage in stages:
+        if stage.reorder:
+            gather = next(indices)
+            spare, x = x, torch.index_select(x, 0, gather, out=spare)
+            factors = factors.index_select(1, gather)
+        for op, start, end in stage.runs:
             xs = x[start:end]
-            if col == _GRAY_STAGE:
+            if stage.col == _GRAY_STAGE:
                 xs.copy_(_gray(xs).expand_as(xs))
-            elif col == _BLUR_STAGE:
-                xs.copy_(_blur(xs, sorted_factors[4, start:end]))
+            elif stage.col == _BLUR_STAGE:
+                xs.copy_(_blur(xs, factors[4, start:end]))
             else:
-                _JITTER_OPS[op](xs, sorted_factors[op, start:end].view(-1, 1, 1, 1))
-    if (perm == np.arange(b)).all():
-        return x
-    return torch.index_select(x, 0, on_device(_inverse(perm)), out=spare)
+                _JITTER_OPS[op](xs, factors[op, start:end].view(-1, 1, 1, 1))
+    restore = next(indices, None)
+    return x if restore is None else torch.index_select(x, 0, restore, out=spare)
 
 
 def simclr_augment(
