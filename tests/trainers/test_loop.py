@@ -2,6 +2,8 @@
 exact resume from a checkpoint, and the NaN guard."""
 
 import math
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -121,6 +123,8 @@ def test_a_non_finite_loss_stops_the_trial_at_once(monkeypatch: pytest.MonkeyPat
     assert calls["n"] == 4  # stopped right there, not at the end of the epoch
 
 
+@pytest.mark.skipif(shutil.which(os.environ.get("CXX", "g++")) is None,
+                    reason="torch.compile on CPU needs a C++ compiler ($CXX or g++)")
 def test_train_compile_steps_through_the_compiled_loss() -> None:
     """train.compile: the step runs torch.compile's wrapper of the loss, which computes what
     eager does (this tiny BN model is chaotic after a few updates, so compare one step)."""
