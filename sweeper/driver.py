@@ -123,7 +123,9 @@ class _Session:
         self.with_seed = len(spec.search.seeds) > 1
         self.runs: dict[str, str] = {}  # Ray trial id -> MLflow run id
         self.names: dict[str, str] = {}
-        self.best: tuple[str, float] | None = None
+        # Each trial's latest metric: "best" is the best of these, so that when every trial
+        # has finished it is the summary's best final metric, not one epoch's peak.
+        self.latest: dict[str, float] = {}
         self.trial_seconds = 0.0
         self.trials: list[RayTrial] = []
         self.errors: dict[str, str] = {}
@@ -151,9 +153,8 @@ class _Session:
         self.trial_seconds += float(result.get("time_this_iter_s", 0.0))
         value = metrics.get(self.spec.metric)
         name = self.names[trial.trial_id]
-        if isinstance(value, int | float) and (
-                self.best is None or (value > self.best[1]) == (self.spec.mode == "max")):
-            self.best = (name, float(value))
+        if isinstance(value, int | float):
+            self.latest[name] = float(value)
         self._print(trials, f"{name} epoch {int(metrics.get('epoch', 0))}/"
                             f"{trial_from_ray_config(trial.config).config.train.epochs}"
                             + (f" {self.spec.metric} {value:.4f}" if value is not None else ""))
@@ -188,8 +189,11 @@ class _Session:
         done, running, failed = (statuses.count(s) for s in
                                  (RayTrial.TERMINATED, RayTrial.RUNNING, RayTrial.ERROR))
         pending = total - done - running - failed
-        best = (f" | best {self.spec.metric} {self.best[1]:.4f} ({self.best[0]})"
-                if self.best else "")
+        best = ""
+        if self.latest:
+            pick = max if self.spec.mode == "max" else min
+            name, value = pick(self.latest.items(), key=lambda item: item[1])
+            best = f" | best {self.spec.metric} {value:.4f} ({name})"
         print(f"[{done}/{total} done, {running} running, {pending} pending, {failed} failed]"
               f" {event}{best}", file=self.progress, flush=True)
 

@@ -38,6 +38,9 @@ def test_grid_sweep_leaves_one_parent_and_one_finished_run_per_trial(
     outcome = run_sweep(spec, text, opts, progress=progress)
     assert (len(outcome.finished), outcome.failed, outcome.unfinished) == (4, [], 0)
     assert outcome.best is not None and "4/4 done" in progress.getvalue()
+    # The last progress line's best is the summary's: the best final metric, not a peak
+    # (on a tie either trial's name may follow it).
+    assert f"| best {spec.metric} {outcome.best[1]:.4f} (" in progress.getvalue().splitlines()[-1]
 
     runs = runs_of(opts.tracking_uri, "grid")
     parents = runs[runs["tags.sweeper.kind"] == "sweep"]
