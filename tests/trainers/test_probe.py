@@ -36,9 +36,9 @@ def test_features_do_not_depend_on_the_extraction_batch() -> None:
     encoder.train()
     with torch.no_grad():  # BN running statistics away from their initial values
         encoder(torch.randn(32, 3, 32, 32))
-    images = torch.randint(0, 256, (300, 3, 32, 32), dtype=torch.uint8)
-    default = extract_features(encoder, images)  # 256 per batch on CPU: two batches
-    assert EXTRACT_BATCH["cpu"] == 256 and default.shape == (300, encoder.feature_dim)
+    images = torch.randint(0, 256, (600, 3, 32, 32), dtype=torch.uint8)
+    default = extract_features(encoder, images)  # 512 per batch on CPU: two batches
+    assert EXTRACT_BATCH["cpu"] == 512 and default.shape == (600, encoder.feature_dim)
     torch.testing.assert_close(default, extract_features(encoder, images, batch_size=7))
     torch.testing.assert_close(default[:5], extract_features(encoder, images[:5]))
     assert encoder.training  # its mode is restored
