@@ -39,13 +39,12 @@ from trainers.augment import simclr_augment, torchvision_pipeline
 from trainers.byol import BYOL
 from trainers.config import DatasetConfig, ModelConfig, TrainConfig
 from trainers.data import DatasetError, load_dataset, make_synthetic
-from trainers.loop import build_training
+from trainers.loop import VIEWS, build_training
 from trainers.memory import retain_freed_memory
 from trainers.methods import METHODS
 from trainers.simclr import SimCLR
 
 EPOCH_IMAGES = 50_000  # one CIFAR-10 epoch
-VIEWS = 2  # augmented views per training image, made in one call as Training.step does
 # Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets, matched against
 # torch.cuda.get_device_name in this order (most specific first). Autocast trains in bf16
 # on CUDA, so the bf16 peak is the right ceiling; anything else needs --peak-tflops.

@@ -38,6 +38,8 @@ from trainers.simclr import SimCLR
 
 log = logging.getLogger(__name__)
 
+VIEWS = 2  # augmented views per training image, made in one simclr_augment call
+
 Metrics = dict[str, float]
 CheckpointState = dict[str, Any]
 ReportFn = Callable[[Metrics, CheckpointState], None]
@@ -108,7 +110,7 @@ class Training:
         and BYOL's target update. Returns the detached SSL loss (no host sync) and the LR."""
         train = self.train
         views = simclr_augment(images, train.color_jitter_strength, train.blur, self.generator,
-                               views=2)
+                               views=VIEWS)
         views = views.contiguous(memory_format=torch.channels_last)
         with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             ssl_loss, h = self.loss(views)

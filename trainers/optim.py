@@ -40,14 +40,14 @@ class LARS(torch.optim.Optimizer):
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             if params:
-                self._update(group, params)
+                self._update(group, params, [p.grad for p in params])
         return loss
 
-    def _update(self, group: dict[str, Any], params: list[torch.Tensor]) -> None:
+    def _update(self, group: dict[str, Any], params: list[torch.Tensor],
+                grads: list[torch.Tensor]) -> None:
         """One group's update as multi-tensor (foreach) ops: a few kernel launches for all
         of its parameters rather than ~8 per parameter (ResNet-18 has 62), and no host
         synchronisation."""
-        grads = [p.grad for p in params if p.grad is not None]
         if not group["lars_exclude"]:
             if group["weight_decay"]:
                 grads = list(torch._foreach_add(grads, params, alpha=group["weight_decay"]))
