@@ -30,6 +30,7 @@ from trainers.probe import (
     evaluate_head,
     extract_features,
     fit_offline_probe,
+    inference_copy,
     l2_term,
     topk_accuracy,
 )
@@ -260,7 +261,8 @@ def _evaluate(cfg: TrialConfig, encoder: nn.Module, head: nn.Linear, data: Image
               bf16: bool) -> Metrics:
     """Both probes' metrics under prefixed names, and the protocol's as headline."""
     started = time.perf_counter()
-    test_features = extract_features(encoder, data.test_images, bf16=bf16)
+    frozen = inference_copy(encoder)
+    test_features = extract_features(frozen, data.test_images, bf16=bf16)
     if not torch.isfinite(test_features).all():
         # The last steps can blow the weights up after a still-finite loss.
         raise TrainingDiverged("encoder features became NaN or infinite: the weights diverged "
@@ -277,7 +279,7 @@ def _evaluate(cfg: TrialConfig, encoder: nn.Module, head: nn.Linear, data: Image
         if cfg.eval.probe_train_size is not None:
             subset = balanced_subset(labels, cfg.eval.probe_train_size, data.num_classes)
             images, labels = images[subset], labels[subset]
-        train_features = extract_features(encoder, images, bf16=bf16)
+        train_features = extract_features(frozen, images, bf16=bf16)
         probe = fit_offline_probe(train_features, labels, data.num_classes,
                                   cfg.eval.probe_weight_decay, cfg.eval.probe_max_iter)
         with torch.no_grad():

@@ -10,9 +10,12 @@ Two protocols:
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.fx.experimental.optimization import fuse
 
 from trainers.augment import normalize, to_unit_float
 
@@ -21,6 +24,16 @@ from trainers.augment import normalize, to_unit_float
 # vs 3,433 and 3,719 images/s; width 64: 371 vs 357 and 341), with half 1,024's memory.
 EXTRACT_BATCH = {"cpu": 512}
 DEFAULT_EXTRACT_BATCH = 1024
+
+
+def inference_copy(encoder: nn.Module) -> nn.Module:
+    """An eval-mode copy of `encoder` with every BatchNorm folded into the conv before it.
+
+    Same features up to float rounding, one pass over the activations fewer per conv:
+    extraction takes 24% less CPU time (ResNet-18 width 16, bf16, docs/benchmarks.md).
+    Folding costs ~0.1 s, so an evaluation makes one copy for all its extractions.
+    """
+    return fuse(copy.deepcopy(encoder).eval(), inplace=True)
 
 
 @torch.no_grad()

@@ -1,9 +1,11 @@
 """The offline probe's pieces: feature extraction and the class-balanced training subset."""
 
+import pytest
 import torch
+from torch import nn
 
 from trainers.models import ResNet
-from trainers.probe import EXTRACT_BATCH, balanced_subset, extract_features
+from trainers.probe import EXTRACT_BATCH, balanced_subset, extract_features, inference_copy
 
 
 def test_balanced_subset_takes_an_equal_share_of_every_class() -> None:
@@ -42,3 +44,26 @@ def test_features_do_not_depend_on_the_extraction_batch() -> None:
     torch.testing.assert_close(default, extract_features(encoder, images, batch_size=7))
     torch.testing.assert_close(default[:5], extract_features(encoder, images[:5]))
     assert encoder.training  # its mode is restored
+
+
+@pytest.mark.parametrize("backbone", ["resnet18", "resnet50"])
+def test_the_inference_copy_folds_every_batchnorm_and_gives_the_same_features(
+        backbone: str) -> None:
+    torch.manual_seed(0)
+    encoder = ResNet(backbone, 4)
+    encoder.train()
+    with torch.no_grad():  # BN statistics and affine parameters away from identity
+        for _ in range(3):
+            encoder(torch.randn(32, 3, 32, 32) * 2 + 0.5)
+        for module in encoder.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.2, 0.2)
+    images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
+    frozen = inference_copy(encoder)
+    batchnorms = sum(isinstance(m, nn.BatchNorm2d) for m in encoder.modules())
+    assert batchnorms == (20 if backbone == "resnet18" else 53)  # one after every conv
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in frozen.modules())
+    torch.testing.assert_close(extract_features(frozen, images),
+                               extract_features(encoder, images), rtol=1e-4, atol=1e-5)
+    assert encoder.training and len(list(encoder.modules())) > len(list(frozen.modules()))
