@@ -96,20 +96,17 @@ def test_lars_matches_a_per_parameter_reference_over_steps() -> None:
     opt = LARS([{"params": [live[0], live[1], frozen]},
                 {"params": live[2:], "lars_exclude": True, "weight_decay": 0.0}],
                lr=0.3, momentum=0.9, weight_decay=1e-2)
-    ref = [t.clone() for t in start]
-    buffers: list[torch.Tensor | None] = [None] * 4
+    ref = [t.clone() for t in start]  # the slices below share these tensors
+    decayed: list[torch.Tensor | None] = [None, None]  # the reference's momentum buffers
+    excluded: list[torch.Tensor | None] = [None, None]
     for _ in range(3):
         grads = [torch.randn(s, generator=gen) for s in shapes]
         grads[3].zero_()  # a zero gradient: trust ratio 1, only momentum moves it
         for p, g in zip(live, grads, strict=True):
             p.grad = g.clone()
         opt.step()
-        sub: list[torch.Tensor | None] = buffers[:2]
-        _reference_lars_step(ref[:2], grads[:2], sub, 0.3, 0.9, 1e-2, exclude=False)
-        buffers[:2] = sub
-        sub = buffers[2:]
-        _reference_lars_step(ref[2:], grads[2:], sub, 0.3, 0.9, 0.0, exclude=True)
-        buffers[2:] = sub
+        _reference_lars_step(ref[:2], grads[:2], decayed, 0.3, 0.9, 1e-2, exclude=False)
+        _reference_lars_step(ref[2:], grads[2:], excluded, 0.3, 0.9, 0.0, exclude=True)
         for p, r in zip(live, ref, strict=True):
             torch.testing.assert_close(p.detach(), r, rtol=1e-6, atol=1e-7)
     assert torch.equal(frozen.detach(), torch.ones(3)) and frozen not in opt.state
