@@ -6,9 +6,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from sweeper.spec import SpecError, load_spec, summary, trial_at
 
@@ -100,7 +102,9 @@ def _add_location_options(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     handler = {"validate": _validate, "trial": _trial, "run": _run, "status": _status,
@@ -148,8 +152,6 @@ def _trial(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from sweeper.driver import SweepOptions, dry_run, run_sweep
     from sweeper.storage import sweep_location
     from sweeper.tracking import TrackingUnavailable, resolve_tracking_uri
@@ -162,12 +164,6 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.retry_failed and not args.resume:
         raise SpecError("--retry-failed only applies with --resume")
-    if (args.address or "").startswith("ray://"):
-        # Under Ray Client the Tuner runs on the head node, away from this driver's
-        # MLflow writer: trials would silently go untracked.
-        raise SpecError(f"--address {args.address}: Ray Client (ray://) is not supported; "
-                        "use `sweeper submit SPEC --address http://HEAD:8265`, or run on a "
-                        "cluster node with --address HEAD:6379")
     options = SweepOptions(storage=args.storage,
                            tracking_uri=resolve_tracking_uri(args.tracking_uri),
                            address=args.address, resume=args.resume,
@@ -185,10 +181,20 @@ def _run(args: argparse.Namespace) -> int:
           f"browse with: mlflow ui --backend-store-uri {options.tracking_uri}", file=sys.stderr)
     if outcome.interrupted:
         print(f"interrupted: {outcome.unfinished} trial(s) unfinished. Resume with:\n"
-              f"  sweeper run {args.spec} --resume"
-              + (f" --name {args.name}" if args.name else ""), file=sys.stderr)
+              f"  {resume_command(args.argv)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_FAILED if outcome.failed else EXIT_OK
+
+
+def resume_command(argv: Sequence[str]) -> str:
+    """The command that resumes this run: every option as given, quoted for the shell."""
+    words = [word for word in argv if word != "--dry-run"]
+    if "--resume" not in words:
+        words.append("--resume")
+    program = sys.argv[0]
+    prefix = ([program] if Path(program).name == "sweeper"
+              else [sys.executable, "-m", "sweeper.cli"])
+    return shlex.join([*prefix, *words])
 
 
 def _format_outcome(outcome: object, metric: str) -> str:
@@ -200,7 +206,10 @@ def _format_outcome(outcome: object, metric: str) -> str:
              f"in {outcome.wall_seconds:.1f} s (the trials' own time: "
              f"{outcome.trial_seconds:.1f} s)"]
     if outcome.best:
-        lines.append(f"best {metric}: {outcome.best[1]:.4f} ({outcome.best[0]})")
+        lines.append(f"best {metric}: {outcome.best[1]:.4f} ({outcome.best[0]})"
+                     + (f", among the trials that ran every epoch ({outcome.stopped_early} "
+                        "stopped early by the scheduler are not compared)"
+                        if outcome.stopped_early else ""))
     lines += [f"  FAILED {name}: {error}" for name, error in outcome.failed]
     return "\n".join(lines)
 
@@ -228,7 +237,13 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from sweeper.tracking import find_sweep, resolve_tracking_uri
+    from sweeper.tracking import (
+        ERROR_TAG,
+        REPEAT_TAG,
+        STOPPED_TAG,
+        find_sweep,
+        resolve_tracking_uri,
+    )
 
     if args.job:
         from sweeper.submit import SubmitError, job_status
@@ -250,14 +265,21 @@ def _status(args: argparse.Namespace) -> int:
         raise SpecError(f"no sweep named {args.name!r} in {uri}")
     runs = sorted(tracker.trial_runs(), key=lambda r: int(r.data.tags.get(
         "sweeper.trial_index", "-1")))
-    print(f"{'trial':<32} {'status':<9} {'epoch':>5} {'top_1':>7} {'top_5':>7}")
+    print(f"{'trial':<32} {'status':<9} {'epoch':>5} {'top_1':>7} {'top_5':>7}  note")
     for run in runs:
-        m = run.data.metrics
+        m, tags = run.data.metrics, run.data.tags
+        note = (f"stopped early at epoch {tags[STOPPED_TAG]} by the scheduler"
+                if STOPPED_TAG in tags else tags.get(ERROR_TAG, ""))
+        if REPEAT_TAG in tags:
+            note = f"repeats the configuration of run {tags[REPEAT_TAG]}; {note}".rstrip("; ")
         print(f"{run.info.run_name:<32} {run.info.status:<9} {int(m.get('epoch', 0)):>5} "
               f"{m.get('top_1_accuracy', float('nan')):>7.4f} "
-              f"{m.get('top_5_accuracy', float('nan')):>7.4f}")
+              f"{m.get('top_5_accuracy', float('nan')):>7.4f}  {note}".rstrip())
     states = [r.info.status for r in runs]
-    print(f"{states.count('FINISHED')} finished, {states.count('RUNNING')} running, "
+    stopped = sum(STOPPED_TAG in r.data.tags for r in runs)
+    print(f"{states.count('FINISHED')} finished"
+          + (f" ({stopped} stopped early)" if stopped else "")
+          + f", {states.count('RUNNING')} running, "
           f"{states.count('FAILED')} failed, {states.count('KILLED')} interrupted")
     return EXIT_OK
 

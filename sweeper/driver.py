@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import signal
+import socket
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -28,17 +30,31 @@ from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from sweeper import storage
+from sweeper.cluster_access import (
+    ClusterUnavailable,
+    auth_hint,
+    probe_address,
+    use_token_if_available,
+)
 from sweeper.shipping import UPLOAD_EXCLUDES, project_modules
 from sweeper.spec import (
     OptunaParam,
     SpecError,
     SweepSpec,
+    Trial,
     base_config,
     expand,
     num_trials,
     summary,
 )
-from sweeper.tracking import SweepTracker, run_name
+from sweeper.tracking import (
+    DRIVER_TAG,
+    STOPPED_TAG,
+    STORAGE_TAG,
+    ExperimentDeleted,
+    SweepTracker,
+    run_name,
+)
 from sweeper.trainable import STATE_FILE, grid_entry, run_trial_in_worker, trial_from_ray_config
 from trainers.data import DatasetError, check_dataset
 from trainers.loop import (
@@ -72,7 +88,8 @@ class SweepOutcome:
     finished: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (run name, error)
     unfinished: int = 0  # trials not finished or failed: running, pending, or never started
-    best: tuple[str, float] | None = None
+    best: tuple[str, float] | None = None  # among trials that ran every epoch
+    stopped_early: int = 0  # finished trials a scheduler stopped before their last epoch
     wall_seconds: float = 0.0
     trial_seconds: float = 0.0  # the trials' own time, summed over the epochs they reported
 
@@ -104,9 +121,11 @@ def _ray_trainable(config: dict[str, Any]) -> None:
     try:
         run_trial_in_worker(config, publish, resume)
     except (TrainingDiverged, TrialInfeasible, DatasetError, CheckpointError) as exc:
-        # A retry would fail the same way: end the trial now and say why, instead of
-        # raising (which makes Tune retry it max_failures times).
+        # A retry would fail the same way: say so first (the driver then turns Tune's
+        # retries off for this trial), then fail, so that Tune records the trial as
+        # errored: it stays failed across --resume, and --retry-failed re-runs it.
         tune.report({_FAILURE_KEY: f"{type(exc).__name__}: {exc}"})
+        raise
 
 
 # --- the driver-side callback -------------------------------------------------------
@@ -124,8 +143,9 @@ class _Session:
         self.runs: dict[str, str] = {}  # Ray trial id -> MLflow run id
         self.names: dict[str, str] = {}
         # Each trial's latest metric: "best" is the best of these, so that when every trial
-        # has finished it is the summary's best final metric, not one epoch's peak.
-        self.latest: dict[str, float] = {}
+        # has finished it is the summary's best final metric, not one epoch's peak. Trials
+        # finished before a --resume count too.
+        self.latest: dict[str, float] = tracker.finished_metrics(spec.metric)
         self.trial_seconds = 0.0
         self.trials: list[RayTrial] = []
         self.errors: dict[str, str] = {}
@@ -133,14 +153,22 @@ class _Session:
 
     def run_for(self, trial: RayTrial) -> str:
         if trial.trial_id not in self.runs:
-            resolved = trial_from_ray_config(trial.config)
-            self.runs[trial.trial_id] = self.tracker.trial_run(resolved, self.with_seed)
+            resolved = _trial_of(trial)
+            self.runs[trial.trial_id] = self.tracker.trial_run(resolved, self.with_seed,
+                                                               key=trial.trial_id)
             self.names[trial.trial_id] = run_name(resolved.params, self.with_seed)
         return self.runs[trial.trial_id]
 
+    def on_start(self, trial: RayTrial) -> None:
+        # Tune's retries apply again to a trial that --retry-failed restarts.
+        trial.max_failures = self.spec.max_failures
+        self.run_for(trial)
+
     def on_result(self, trials: list[RayTrial], trial: RayTrial, result: dict[str, Any]) -> None:
         if _FAILURE_KEY in result:
+            # The worker raises next; a retry would fail the same way.
             self.errors[trial.trial_id] = str(result[_FAILURE_KEY])
+            trial.max_failures = 0
             return
         metrics = {k: v for k, v in result.items() if k not in _RAY_KEYS}
         run_id = self.run_for(trial)
@@ -156,23 +184,28 @@ class _Session:
         if isinstance(value, int | float):
             self.latest[name] = float(value)
         self._print(trials, f"{name} epoch {int(metrics.get('epoch', 0))}/"
-                            f"{trial_from_ray_config(trial.config).config.train.epochs}"
+                            f"{_trial_of(trial).config.train.epochs}"
                             + (f" {self.spec.metric} {value:.4f}" if value is not None else ""))
 
     def on_complete(self, trials: list[RayTrial], trial: RayTrial) -> None:
-        if trial.trial_id in self.errors:  # ended by a failure that retries cannot fix
-            self._failed(trials, trial, self.errors[trial.trial_id], RayTrial.TERMINATED)
+        epochs = _trial_of(trial).config.train.epochs
+        reached = int((trial.last_result or {}).get("epoch", epochs))
+        if reached < epochs:  # a scheduler (ASHA) stopped it: say so wherever it is shown
+            self.tracker.end_trial(self.run_for(trial), "FINISHED",
+                                   tags={STOPPED_TAG: str(reached)})
+            self._print(trials, f"{self.names[trial.trial_id]} stopped early at epoch "
+                                f"{reached}/{epochs} by the scheduler",
+                        (trial, RayTrial.TERMINATED))
             return
         self.tracker.end_trial(self.run_for(trial), "FINISHED")
         self._print(trials, f"{self.names[trial.trial_id]} finished", (trial, RayTrial.TERMINATED))
 
     def on_error(self, trials: list[RayTrial], trial: RayTrial) -> None:
-        self._failed(trials, trial, _error_text(trial), RayTrial.ERROR)
-
-    def _failed(self, trials: list[RayTrial], trial: RayTrial, error: str, status: str) -> None:
+        error = self.errors.get(trial.trial_id) or _error_text(trial)
         self.errors[trial.trial_id] = error
         self.tracker.end_trial(self.run_for(trial), "FAILED", error)
-        self._print(trials, f"{self.names[trial.trial_id]} FAILED: {error}", (trial, status))
+        self._print(trials, f"{self.names[trial.trial_id]} FAILED: {error}",
+                    (trial, RayTrial.ERROR))
 
     def on_recover(self, trials: list[RayTrial], trial: RayTrial) -> None:
         self._print(trials, f"{self.names.get(trial.trial_id, trial.trial_id)} failed; "
@@ -183,8 +216,7 @@ class _Session:
         """One progress line; `settled` is a trial whose new status Tune sets only
         after the callback returns."""
         self.trials = trials
-        statuses = [RayTrial.ERROR if t.trial_id in self.errors
-                    else settled[1] if settled and t is settled[0] else t.status for t in trials]
+        statuses = [settled[1] if settled and t is settled[0] else t.status for t in trials]
         total = max(len(trials), num_trials(self.spec))
         done, running, failed = (statuses.count(s) for s in
                                  (RayTrial.TERMINATED, RayTrial.RUNNING, RayTrial.ERROR))
@@ -207,7 +239,7 @@ class _TrackingCallback(tune.Callback):
     def on_trial_start(self, iteration: int, trials: list[RayTrial], trial: RayTrial,
                        **info: Any) -> None:
         if _SESSION is not None:
-            _SESSION.run_for(trial)
+            _SESSION.on_start(trial)
 
     def on_trial_result(self, iteration: int, trials: list[RayTrial], trial: RayTrial,
                         result: dict[str, Any], **info: Any) -> None:
@@ -294,6 +326,17 @@ def _scheduler(spec: SweepSpec) -> TrialScheduler:
     return FIFOScheduler()
 
 
+def _trial_of(trial: RayTrial) -> Trial:
+    """The sweep's Trial behind a Ray trial. A grid trial carries its index; an Optuna
+    trial's is its number in the study, which is the order Tune created it in (Tune
+    asks the sampler once per trial it creates, and tags the trial with that count)."""
+    resolved = trial_from_ray_config(trial.config)
+    if resolved.index >= 0:
+        return resolved
+    count = (trial.experiment_tag or "").split("_", 1)[0]
+    return replace(resolved, index=int(count) - 1) if count.isdigit() else resolved
+
+
 def _trial_name(trial: RayTrial, with_seed: bool) -> str:
     return run_name(trial_from_ray_config(trial.config).params, with_seed)
 
@@ -343,12 +386,7 @@ def init_ray(address: str | None) -> None:
     runtime_env: dict[str, Any] = {"env_vars": {"RAY_CHDIR_TO_TRIAL_DIR": "0"}}
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
-        # An existing cluster: ship the project's code to its nodes, unless this driver
-        # is a Ray job (`sweeper submit`), whose runtime env already carries it.
-        if "RAY_JOB_CONFIG_JSON_ENV_VAR" not in os.environ:
-            runtime_env |= {"py_modules": project_modules(), "excludes": UPLOAD_EXCLUDES}
-        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
-                 runtime_env=runtime_env)
+        connect_cluster(address, runtime_env)
     else:
         # "local": always a new private instance. A bare ray.init() would join whatever
         # cluster /tmp/ray/ray_current_cluster names, and hang if that one is gone.
@@ -357,32 +395,69 @@ def init_ray(address: str | None) -> None:
                  _node_ip_address="127.0.0.1")
 
 
+def connect_cluster(address: str, runtime_env: dict[str, Any]) -> None:
+    """Join an existing cluster, or fail in seconds with one line saying why."""
+    if address.startswith("ray://"):
+        # Under Ray Client the Tuner runs on the head node, away from this driver's
+        # MLflow writer: trials would silently go untracked.
+        raise ClusterUnavailable(
+            f"--address {address}: Ray Client (ray://) is not supported; use `sweeper submit "
+            "SPEC --address http://HEAD:8265`, or run on a cluster node with --address HEAD:6379")
+    if address != "auto":
+        probe_address(address)
+    use_token_if_available()
+    # An existing cluster: ship the project's code to its nodes, unless this driver
+    # is a Ray job (`sweeper submit`), whose runtime env already carries it.
+    if "RAY_JOB_CONFIG_JSON_ENV_VAR" not in os.environ:
+        runtime_env |= {"py_modules": project_modules(), "excludes": UPLOAD_EXCLUDES}
+    try:
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
+                 runtime_env=runtime_env)
+    except (ConnectionError, ray.exceptions.AuthenticationError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ClusterUnavailable(f"cannot join the Ray cluster at {address}: {first}"
+                                 + auth_hint()) from None
+
+
+def check_resources(spec: SweepSpec) -> None:
+    """Refuse trials that no node of the cluster can ever hold: Tune would wait forever."""
+    need = {"CPU": float(spec.resources.cpu), "GPU": float(spec.resources.gpu)}
+    nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
+    if any(all(res.get(k, 0.0) >= v for k, v in need.items() if v > 0) for res in nodes):
+        return
+    largest = ", ".join(f"{res.get('CPU', 0):g} CPUs and {res.get('GPU', 0):g} GPUs"
+                        for res in sorted(nodes, key=lambda r: (r.get("GPU", 0), r.get("CPU", 0)),
+                                          reverse=True)[:3]) or "no nodes"
+    raise ClusterUnavailable(
+        f"resources: each trial asks for {need['CPU']:g} CPUs and {need['GPU']:g} GPUs, but no "
+        f"node of this Ray cluster has that much (largest: {largest}); lower resources.cpu / "
+        "resources.gpu (e.g. --set resources.cpu=1)")
+
+
 def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
               progress: TextIO = sys.stderr) -> SweepOutcome:
-    """Run (or resume) the sweep to its end, or until interrupted."""
+    """Run (or resume) the sweep to its end, or until interrupted.
+
+    Everything that can refuse the sweep (storage, MLflow, data, Ray, resources) is
+    checked before the sweep is opened in MLflow; whatever fails after that ends the
+    parent run and every trial run still open, so nothing is left RUNNING."""
     global _SESSION
     started = time.perf_counter()
     storage.check_bucket(options.storage)
     folder = storage.sweep_location(options.storage, spec.name)
-    restoring = options.resume and tune.Tuner.can_restore(folder)
-    if storage.holds_files(folder) and not restoring:
-        if options.resume:
-            raise SweepExists(f"{folder} holds no sweep state to resume; remove it or pass "
-                              "--name to start a new sweep")
-        raise SweepExists(f"sweep {spec.name!r} already has results in {folder}: pass --resume "
-                          "to continue it (--retry-failed to re-run failed trials), or --name "
-                          "to start a new sweep")
     tracker = SweepTracker(options.tracking_uri, spec.name)
     tracker.check_available()
+    restoring = _check_sweep_identity(spec, options, folder, tracker, progress)
     if options.address is None:  # on a cluster the workers' filesystems are what matter
         for dataset in {t.config.dataset for t in expand(spec)}:
             check_dataset(dataset)
-    tracker.open_sweep(spec_text, summary(spec), num_trials(spec))
     init_ray(options.address)
+    check_resources(spec)
     if threading.current_thread() is threading.main_thread():
         # SIGTERM (a batch scheduler, `kill`) stops the sweep as gracefully as Ctrl-C; set
         # after ray.init, which installs a SIGTERM handler of its own that aborts the driver.
         signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
+    tracker.open_sweep(spec_text, summary(spec), num_trials(spec), storage=folder)
     _SESSION = _Session(spec, tracker, progress)
     trainable = tune.with_resources(_ray_trainable, {"cpu": spec.resources.cpu,
                                                      "gpu": spec.resources.gpu})
@@ -395,38 +470,119 @@ def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
         else:
             tuner = _build_tuner(spec, options, trainable)
         tuner.fit()
-        outcome = _outcome(spec, _SESSION, time.perf_counter() - started)
-        outcome.best = _best_finished(spec, tracker)
-        tracker.end_sweep("KILLED" if outcome.interrupted
-                          else "FAILED" if outcome.failed else "FINISHED")
-        return outcome
+        outcome = _outcome(spec, _SESSION, tracker, time.perf_counter() - started)
+    except BaseException as exc:
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        reason = None if interrupted else f"the driver failed: {type(exc).__name__}: {exc}"
+        tracker.end_open_trials("KILLED" if interrupted else "FAILED", reason)
+        tracker.end_sweep("KILLED" if interrupted else "FAILED", reason, patience_s=30.0)
+        raise
     finally:
         _SESSION = None
+    outcome.best, outcome.stopped_early = _best_finished(spec, tracker)
+    tracker.log_summary(spec.metric, spec.mode)
+    tracker.end_open_trials("KILLED")  # trials an interrupt stopped continue on --resume
+    tracker.end_sweep("KILLED" if outcome.interrupted
+                      else "FAILED" if outcome.failed else "FINISHED")
+    return outcome
 
 
-def _outcome(spec: SweepSpec, session: _Session, wall: float) -> SweepOutcome:
+def _check_sweep_identity(spec: SweepSpec, options: SweepOptions, folder: str,
+                          tracker: SweepTracker, progress: TextIO) -> bool:
+    """MLflow decides whether the sweep exists; the storage whether it can be restored.
+    Returns whether to restore; raises SweepExists where running would merge two
+    sweeps' records, or re-run trials that finished."""
+    try:
+        parent = tracker.existing_sweep()
+    except ExperimentDeleted as exc:
+        raise SweepExists(str(exc)) from None
+    restorable = tune.Tuner.can_restore(folder)
+    recorded = parent.data.tags.get(STORAGE_TAG, "an unrecorded location") if parent else ""
+    where = f"MLflow {options.tracking_uri} (experiment {spec.name!r})"
+    if not options.resume:
+        if parent is not None:
+            raise SweepExists(
+                f"sweep {spec.name!r} already exists in {where}, with its results in "
+                f"{recorded}: pass --resume to continue it (with --storage "
+                f"{_storage_root(recorded, spec.name)}), or --name to start a new sweep")
+        if storage.holds_files(folder):
+            raise SweepExists(
+                f"sweep {spec.name!r} already has results in {folder}: pass --resume to "
+                "continue it (--retry-failed to re-run failed trials), or --name to start a "
+                "new sweep")
+        return False
+    if parent is not None:
+        _refuse_a_second_driver(parent, spec.name)
+        if restorable:
+            return True
+        raise SweepExists(
+            f"--resume: {folder} holds no state of sweep {spec.name!r} to restore, but {where} "
+            f"has it, with its results in {recorded}. Pass the --storage it ran with; if those "
+            "results are gone, the sweep cannot be resumed (finished trials are never re-run): "
+            "start a new sweep with --name")
+    if restorable:
+        raise SweepExists(
+            f"--resume: {folder} holds sweep {spec.name!r}, but {where} has no record of it: "
+            "pass the --tracking-uri it ran with (resuming into another store would lose the "
+            "record of its finished trials)")
+    if storage.holds_files(folder):
+        raise SweepExists(f"{folder} holds no sweep state to resume; remove it or pass "
+                          "--name to start a new sweep")
+    print(f"nothing to resume for sweep {spec.name!r}: starting it", file=progress, flush=True)
+    return False
+
+
+def _storage_root(location: str, name: str) -> str:
+    suffix = f"/{name}"
+    return shlex.quote(location[: -len(suffix)] if location.endswith(suffix) else location)
+
+
+def _refuse_a_second_driver(parent: Any, name: str) -> None:
+    """Two drivers writing one sweep would interleave its record: refuse while the one
+    that holds it is alive (checked on this machine; a driver elsewhere cannot be seen)."""
+    if parent.info.status != "RUNNING":
+        return
+    host, _, pid = parent.data.tags.get(DRIVER_TAG, "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return  # that driver is gone (killed): resuming is what is wanted
+    except PermissionError:
+        pass
+    raise SweepExists(f"sweep {name!r} is being run by process {pid} on this machine; "
+                      "wait for it, or stop it (Ctrl-C) and resume")
+
+
+def _outcome(spec: SweepSpec, session: _Session, tracker: SweepTracker,
+             wall: float) -> SweepOutcome:
     outcome = SweepOutcome(total=num_trials(spec), wall_seconds=wall,
                            trial_seconds=session.trial_seconds)
     for trial in session.trials:
-        name = session.names.get(trial.trial_id) or str(trial)
-        if trial.status == RayTrial.TERMINATED and trial.trial_id not in session.errors:
+        name = session.names.get(trial.trial_id) or _trial_name(trial, session.with_seed)
+        # Sweeps from before failures were raised ended a failed trial TERMINATED with a
+        # failure result.
+        old_failure = (trial.last_result or {}).get(_FAILURE_KEY)
+        if trial.status == RayTrial.TERMINATED and not old_failure:
             outcome.finished.append(name)
         elif trial.status in (RayTrial.ERROR, RayTrial.TERMINATED):  # others: unfinished
             outcome.failed.append((name, session.errors.get(trial.trial_id)
-                                   or _error_text(trial)))
+                                   or tracker.recorded_error(trial.trial_id)
+                                   or str(old_failure or "") or _error_text(trial)))
     # Tune creates trials lazily, so some may not exist yet when a sweep is interrupted.
     outcome.unfinished = outcome.total - len(outcome.finished) - len(outcome.failed)
     return outcome
 
 
-def _best_finished(spec: SweepSpec, tracker: SweepTracker) -> tuple[str, float] | None:
-    """The best final metric among finished trial runs (including earlier sessions')."""
-    scored = [(run.info.run_name, run.data.metrics[spec.metric]) for run in tracker.trial_runs()
-              if run.info.status == "FINISHED" and spec.metric in run.data.metrics]
-    if not scored:
-        return None
-    pick = max if spec.mode == "max" else min
-    return pick(scored, key=lambda item: item[1])
+def _best_finished(spec: SweepSpec, tracker: SweepTracker
+                   ) -> tuple[tuple[str, float] | None, int]:
+    """The best final metric among trials that ran every epoch (including earlier
+    sessions'), and how many finished trials a scheduler stopped early."""
+    best, stopped = tracker.best_trial(spec.metric, spec.mode)
+    if best is None:
+        return None, stopped
+    return (best.info.run_name, best.data.metrics[spec.metric]), stopped
 
 
 def dry_run(spec: SweepSpec) -> list[str]:

@@ -1,6 +1,13 @@
 """The single MLflow writer, on the driver: one parent run per sweep, one child
 run per trial, found again by tags on restore so that no trial ever gets two runs.
 
+A trial's identity is the Ray trial id (tag sweeper.trial_id), not its config:
+an Optuna sampler may propose one configuration twice, and each proposal is a
+trial with a run of its own (tagged sweeper.repeat_of the first). Each run's
+metric history has one point per step: a step already logged (a trial replayed
+after a driver was killed) is not logged again, and a FINISHED run is never
+written to again.
+
 The tracking contract (docs/architecture.md):
 - experiment name = the sweep's name; experiment tag mlflow.experimentKind =
   custom_model_development, so MLflow 3's UI opens it on its training runs;
@@ -12,16 +19,27 @@ The tracking contract (docs/architecture.md):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import socket
 import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlflow.entities import Metric, Param, RunTag
+import requests
+import sqlalchemy.exc
+from mlflow.entities import Metric, Param, Run, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import (
+    INVALID_PARAMETER_VALUE,
+    RESOURCE_ALREADY_EXISTS,
+    RESOURCE_DOES_NOT_EXIST,
+    ErrorCode,
+)
 from mlflow.tracking import MlflowClient
 
 from sweeper.spec import Trial
@@ -30,6 +48,12 @@ log = logging.getLogger(__name__)
 
 KIND_TAG, HASH_TAG, PARENT_TAG = "sweeper.kind", "sweeper.config_hash", "mlflow.parentRunId"
 ERROR_TAG = "sweeper.error"
+TRIAL_ID_TAG, INDEX_TAG, REPEAT_TAG = "sweeper.trial_id", "sweeper.trial_index", "sweeper.repeat_of"
+RETRIES_TAG, STOPPED_TAG = "sweeper.retries", "sweeper.stopped_at_epoch"
+STORAGE_TAG, DRIVER_TAG = "sweeper.storage", "sweeper.driver"
+BEST_TAG = "sweeper.best_trial"
+# Summarised on the parent run as best_<name> (the best trial's values).
+HEADLINE_METRICS = ("top_1_accuracy", "top_5_accuracy", "knn_top_1_accuracy")
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 # Short names for run names such as bs512-t0.25-cj0.75.
 _SHORT = {"batch_size": "bs", "temperature": "t", "color_jitter_strength": "cj",
@@ -41,6 +65,65 @@ class TrackingUnavailable(Exception):
     """The MLflow tracking store cannot be reached or written."""
 
 
+class ExperimentDeleted(Exception):
+    """The sweep's experiment is in MLflow's trash: its name cannot be used."""
+
+
+# MLflow error codes that mean "this request is wrong", i.e. a bug, not an outage.
+_REQUEST_ERRORS = {ErrorCode.Name(code) for code in
+                   (INVALID_PARAMETER_VALUE, RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_NOT_EXIST)}
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc` says the store is unreachable or busy (worth waiting for),
+    rather than that the request itself is wrong."""
+    if isinstance(exc, MlflowException):
+        return exc.error_code not in _REQUEST_ERRORS
+    return isinstance(exc, OSError | requests.RequestException | sqlalchemy.exc.OperationalError)
+
+
+def open_client(tracking_uri: str, patience_s: float = 30.0) -> MlflowClient:
+    """An MlflowClient whose store exists. A new SQLite store is created under a
+    temporary name and linked into place, so a second process opening the same
+    path (sweeper status, mlflow ui, a notebook) never sees half a schema; one that
+    races us to create it is waited for."""
+    path = _sqlite_path(tracking_uri)
+    if path is not None and not path.exists():
+        _create_sqlite_store(path)
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            return MlflowClient(tracking_uri)
+        except sqlalchemy.exc.SQLAlchemyError as exc:  # another process is creating it
+            if time.monotonic() >= deadline:
+                raise TrackingUnavailable(
+                    f"MLflow tracking store {tracking_uri} cannot be opened: {exc}") from exc
+            time.sleep(0.5)
+
+
+def _sqlite_path(tracking_uri: str) -> Path | None:
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix) or tracking_uri[len(prefix):] in ("", ":memory:"):
+        return None
+    return Path(tracking_uri[len(prefix):].split("?", 1)[0])
+
+
+def _create_sqlite_store(path: Path) -> None:
+    if not path.parent.is_dir():
+        raise TrackingUnavailable(f"MLflow tracking store sqlite:///{path}: the folder "
+                                  f"{path.parent} does not exist")
+    staging = path.with_name(f".{path.name}.{socket.gethostname()}-{os.getpid()}.creating")
+    try:
+        MlflowClient(f"sqlite:///{staging}")  # creates the schema
+        # Atomic, and never replaces a store that another process created meanwhile.
+        with contextlib.suppress(FileExistsError):
+            os.link(staging, path)
+    except OSError as exc:
+        raise TrackingUnavailable(f"cannot create the MLflow store {path}: {exc}") from exc
+    finally:
+        staging.unlink(missing_ok=True)
+
+
 def resolve_tracking_uri(uri: str | None) -> str:
     """--tracking-uri, else MLflow's own MLFLOW_TRACKING_URI, else ./mlflow.db (SQLite)."""
     if uri:
@@ -49,6 +132,7 @@ def resolve_tracking_uri(uri: str | None) -> str:
 
 
 def run_name(params: dict[str, Any], with_seed: bool) -> str:
+    """A trial's run name from its swept values, e.g. bs512-t0.25-cj0.75."""
     parts = [f"{_SHORT.get(k, k.rsplit('.', 1)[-1])}{_compact(v)}"
              for k, v in params.items() if k != "seed" or with_seed]
     return "-".join(parts) or f"seed{params.get('seed', 0)}"
@@ -83,10 +167,15 @@ class SweepTracker:
     def __init__(self, tracking_uri: str, experiment: str) -> None:
         self.tracking_uri = tracking_uri
         self.experiment = experiment
-        self.client = MlflowClient(tracking_uri)
+        self.client = open_client(tracking_uri)
         self.experiment_id = ""
         self.parent_id = ""
-        self._runs: dict[str, str] = {}  # config hash -> run id
+        self._runs: dict[str, str] = {}  # trial key (Ray trial id) -> run id
+        self._first_of_config: dict[str, str] = {}  # config hash -> its first run id
+        self._status: dict[str, str] = {}  # run id -> its status in MLflow
+        self._last_step: dict[str, int] = {}  # run id -> the last step it has metrics for
+        self._attached: set[str] = set()  # runs this driver set RUNNING
+        self._recorded: dict[str, Run] = {}  # trial key -> its run as found in MLflow
         self._pending: list[tuple[Callable[[], Any], str]] = []  # writes held back by an outage
         self._outage = False
 
@@ -103,41 +192,68 @@ class SweepTracker:
                     f"MLflow tracking server {self.tracking_uri} is unavailable: {exc}") from exc
         try:
             self.client.search_experiments(max_results=1)
-        except Exception as exc:  # MLflow raises many types for an unreachable store
+        except Exception as exc:  # the store's own error types vary by backend
+            if not is_outage(exc):
+                raise
             raise TrackingUnavailable(
                 f"MLflow tracking store {self.tracking_uri} is unavailable: {exc}") from exc
 
-    def open_sweep(self, spec_text: str, summary: str, num_trials: int) -> str:
-        """The sweep's parent run, created once and re-opened on resume."""
+    def existing_sweep(self) -> Run | None:
+        """The sweep's parent run when this store already has a sweep of this name."""
         experiment = self.client.get_experiment_by_name(self.experiment)
         if experiment is None:
-            self.experiment_id = self.client.create_experiment(
-                self.experiment, tags=dict([EXPERIMENT_KIND]))
+            return None
+        if experiment.lifecycle_stage == "deleted":
+            raise ExperimentDeleted(
+                f"experiment {self.experiment!r} was deleted in {self.tracking_uri} but still "
+                "holds its name: restore it (mlflow experiments restore), purge it (mlflow gc), "
+                "or pass --name for a new sweep")
+        parents = self.client.search_runs(
+            [experiment.experiment_id], filter_string=f"tags.`{KIND_TAG}` = 'sweep'",
+            order_by=["attributes.start_time ASC"], max_results=1)
+        return parents[0] if parents else None
+
+    def open_sweep(self, spec_text: str, summary: str, num_trials: int,
+                   storage: str = "") -> str:
+        """The sweep's parent run, created once and re-opened on resume."""
+        experiment = self.client.get_experiment_by_name(self.experiment)
+        # The experiment's description (shown above its runs list): what the sweep is.
+        tags = dict([EXPERIMENT_KIND, ("mlflow.note.content", f"sweeper sweep: {summary}")])
+        if experiment is None:
+            self.experiment_id = self.client.create_experiment(self.experiment, tags=tags)
         else:
             self.experiment_id = experiment.experiment_id
-            self.client.set_experiment_tag(self.experiment_id, *EXPERIMENT_KIND)
-        parents = self.client.search_runs(
-            [self.experiment_id], filter_string=f"tags.`{KIND_TAG}` = 'sweep'",
-            order_by=["attributes.start_time ASC"])
-        if parents:
-            self.parent_id = parents[0].info.run_id
+            for key, value in tags.items():
+                self.client.set_experiment_tag(self.experiment_id, key, value)
+        driver = f"{socket.gethostname()}:{os.getpid()}"
+        parent = self.existing_sweep()
+        if parent is not None:
+            self.parent_id = parent.info.run_id
             self.client.update_run(self.parent_id, status="RUNNING")
+            self.client.set_tag(self.parent_id, DRIVER_TAG, driver)
         else:
-            run = self.client.create_run(
-                self.experiment_id, run_name=self.experiment,
-                tags={KIND_TAG: "sweep", "mlflow.note.content": summary})
+            tags = {KIND_TAG: "sweep", "mlflow.note.content": summary, DRIVER_TAG: driver}
+            if storage:
+                tags[STORAGE_TAG] = storage
+            run = self.client.create_run(self.experiment_id, run_name=self.experiment, tags=tags)
             self.parent_id = run.info.run_id
             self.client.log_batch(self.parent_id, params=[
                 Param("num_trials", str(num_trials)), Param("search", summary)])
             self.client.log_text(self.parent_id, spec_text, "spec.yaml")
-        for run in self.client.search_runs(
-                [self.experiment_id],
-                filter_string=f"tags.`{PARENT_TAG}` = '{self.parent_id}'", max_results=10_000):
-            self._runs[run.data.tags.get(HASH_TAG, "")] = run.info.run_id
+        for run in sorted(self.trial_runs(), key=lambda r: r.info.start_time or 0):
+            run_id, tags = run.info.run_id, run.data.tags
+            key = tags.get(TRIAL_ID_TAG) or tags.get(HASH_TAG, "")
+            self._runs.setdefault(key, run_id)
+            self._recorded.setdefault(key, run)
+            self._first_of_config.setdefault(tags.get(HASH_TAG, ""), run_id)
+            self._status[run_id] = run.info.status
+            self._last_step[run_id] = int(run.data.metrics.get("epoch", -1))
         return self.parent_id
 
-    def trial_run(self, trial: Trial, with_seed: bool, patience_s: float = 120.0) -> str:
-        """The trial's run: found by its config hash, else created (exactly once).
+    def trial_run(self, trial: Trial, with_seed: bool, key: str | None = None,
+                  patience_s: float = 120.0) -> str:
+        """The run of the trial Ray knows as `key` (default: its config hash): found
+        again, else created, exactly once.
 
         Creating needs the store (it assigns the run id): through an outage this waits
         up to `patience_s`, then raises TrackingUnavailable (resume the sweep later)."""
@@ -145,8 +261,10 @@ class SweepTracker:
         while True:
             try:
                 self._flush()
-                return self._trial_run(trial, with_seed)
-            except Exception as exc:  # a store that is down raises many types
+                return self._trial_run(trial, with_seed, key or trial.config_hash)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
                 if time.monotonic() >= deadline:
                     raise TrackingUnavailable(
                         f"MLflow tracking store {self.tracking_uri} is unavailable: {exc}; "
@@ -155,56 +273,112 @@ class SweepTracker:
                 log.warning("MLflow store unavailable (%s); retrying in 5 s", exc)
                 time.sleep(min(5.0, max(deadline - time.monotonic(), 0.0)))
 
-    def _trial_run(self, trial: Trial, with_seed: bool) -> str:
-        key = trial.config_hash
+    def _trial_run(self, trial: Trial, with_seed: bool, key: str) -> str:
         if key in self._runs:
             run_id = self._runs[key]
-            if self.client.get_run(run_id).info.status != "FINISHED":
-                self.client.update_run(run_id, status="RUNNING")
+            if self._status.get(run_id) not in ("FINISHED", "RUNNING"):
+                self._reopen(run_id)
             return run_id
-        name = run_name(trial.params, with_seed)
-        run = self.client.create_run(self.experiment_id, run_name=name, tags={
-            PARENT_TAG: self.parent_id, KIND_TAG: "trial", HASH_TAG: key,
-            "sweeper.trial_index": str(trial.index),
-            "mlflow.note.content": json.dumps(trial.config.model_dump(mode="json"), indent=1),
-        })
+        tags = {PARENT_TAG: self.parent_id, KIND_TAG: "trial", HASH_TAG: trial.config_hash,
+                TRIAL_ID_TAG: key, INDEX_TAG: str(trial.index),
+                "mlflow.note.content": json.dumps(trial.config.model_dump(mode="json"),
+                                                  indent=1)}
+        if trial.config_hash in self._first_of_config:
+            tags[REPEAT_TAG] = self._first_of_config[trial.config_hash]
+        run = self.client.create_run(self.experiment_id, run_name=run_name(trial.params,
+                                                                           with_seed), tags=tags)
+        run_id = run.info.run_id
         params = [Param(k, v) for k, v in trial_params(trial).items()]
         for start in range(0, len(params), 100):  # MLflow's batch limit
-            self.client.log_batch(run.info.run_id, params=params[start : start + 100])
-        self._runs[key] = run.info.run_id
-        return run.info.run_id
+            self.client.log_batch(run_id, params=params[start : start + 100])
+        self._runs[key] = run_id
+        self._first_of_config.setdefault(trial.config_hash, run_id)
+        self._status[run_id] = "RUNNING"
+        self._last_step[run_id] = -1
+        self._attached.add(run_id)
+        return run_id
+
+    def _reopen(self, run_id: str) -> None:
+        """A run continued by this driver: an interrupted trial, or a failed one retried
+        (counted in sweeper.retries, its last error kept as sweeper.previous_error)."""
+        run = self.client.get_run(run_id)
+        if run.info.status == "FAILED":
+            tags = [RunTag(RETRIES_TAG, str(int(run.data.tags.get(RETRIES_TAG, "0")) + 1))]
+            if ERROR_TAG in run.data.tags:
+                tags.append(RunTag("sweeper.previous_error", run.data.tags[ERROR_TAG]))
+                self.client.delete_tag(run_id, ERROR_TAG)
+            self.client.log_batch(run_id, tags=tags)
+        self.client.update_run(run_id, status="RUNNING")
+        self._status[run_id] = "RUNNING"
+        self._attached.add(run_id)
+
+    def recorded_error(self, key: str) -> str | None:
+        """The error a trial's run recorded before this driver started (a failure
+        from an earlier session)."""
+        run = self._recorded.get(key)
+        return run.data.tags.get(ERROR_TAG) if run is not None else None
+
+    def finished_metrics(self, metric: str) -> dict[str, float]:
+        """Run name -> final `metric` of the runs that were FINISHED when the sweep
+        was opened (a resumed sweep's earlier results)."""
+        return {run.info.run_name: run.data.metrics[metric] for run in self._recorded.values()
+                if run.info.status == "FINISHED" and metric in run.data.metrics}
 
     def set_worker(self, run_id: str, node_id: str, node_ip: str, worker: str) -> None:
         """Where the trial runs now: tags sweeper.node (Ray node id), sweeper.node_ip and
         sweeper.worker (host:pid)."""
+        if self._status.get(run_id) == "FINISHED":
+            return
         self._write(lambda: self.client.log_batch(run_id, tags=[
             RunTag("sweeper.node", node_id), RunTag("sweeper.node_ip", node_ip),
             RunTag("sweeper.worker", worker)]), "tags")
 
-    def log_metrics(self, run_id: str, metrics: dict[str, Any], step: int) -> None:
+    def log_metrics(self, run_id: str, metrics: dict[str, Any], step: int) -> bool:
+        """Log one step's metrics, unless the run is FINISHED or already has that step
+        (a replay after the driver was killed). Returns whether they were logged."""
+        if self._status.get(run_id) == "FINISHED" or step <= self._last_step.get(run_id, -1):
+            return False
+        self._last_step[run_id] = step
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, step) for k, v in metrics.items()
                  if isinstance(v, int | float) and not isinstance(v, bool)]
         self._write(lambda: self.client.log_batch(run_id, metrics=batch), f"epoch {step}")
+        return True
 
-    def end_trial(self, run_id: str, status: str, error: str | None = None) -> None:
+    def end_trial(self, run_id: str, status: str, error: str | None = None,
+                  tags: dict[str, str] | None = None) -> None:
+        """End a trial's run; a run already FINISHED stays exactly as it was."""
+        if self._status.get(run_id) == "FINISHED":
+            return
+        self._status[run_id] = status
+        extra = [RunTag(k, v) for k, v in (tags or {}).items()]
+        if error:
+            extra.append(RunTag(ERROR_TAG, error[:4000]))
+
         def end() -> None:
-            # After a driver was killed, Tune may replay a trial that had already finished
-            # (its completion was not yet in Tune's snapshot): leave that run as it was.
-            if self.client.get_run(run_id).info.status == status == "FINISHED":
-                return
-            if error:
-                self.client.log_batch(run_id, tags=[RunTag(ERROR_TAG, error[:4000])])
+            if extra:
+                self.client.log_batch(run_id, tags=extra)
             self.client.set_terminated(run_id, status=status)
 
         self._write(end, f"the end of a run ({status})")
 
-    def end_sweep(self, status: str, patience_s: float = 300.0) -> int:
+    def end_open_trials(self, status: str, reason: str | None = None) -> None:
+        """End every run this driver left RUNNING (KILLED when interrupted, FAILED
+        with `reason` when the driver itself failed)."""
+        for run_id in sorted(self._attached):
+            if self._status.get(run_id) == "RUNNING":
+                self.end_trial(run_id, status, reason)
+
+    def end_sweep(self, status: str, reason: str | None = None, patience_s: float = 300.0) -> int:
         """End the parent run, first delivering whatever an outage held back (waiting
         up to `patience_s` for the store). Returns how many writes were lost."""
         if self.parent_id:
-            self._write(lambda: self.client.set_terminated(self.parent_id, status=status),
-                        "the end of the sweep")
+            def end() -> None:
+                if reason:
+                    self.client.set_tag(self.parent_id, ERROR_TAG, reason[:4000])
+                self.client.set_terminated(self.parent_id, status=status)
+
+            self._write(end, "the end of the sweep")
         deadline = time.monotonic() + patience_s
         while self._pending and time.monotonic() < deadline:
             time.sleep(min(5.0, max(deadline - time.monotonic(), 0)))
@@ -227,7 +401,9 @@ class SweepTracker:
             op, what = self._pending[0]
             try:
                 op()
-            except Exception as exc:  # a store that is down raises many types
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
                 if not self._outage:
                     log.warning("MLflow store %s is unavailable (%s): keeping %s and later "
                                 "writes until it returns", self.tracking_uri, exc, what)
@@ -239,7 +415,40 @@ class SweepTracker:
                         self.tracking_uri)
         self._outage = False
 
-    def trial_runs(self) -> list[Any]:
+    def best_trial(self, metric: str, mode: str) -> tuple[Run | None, int]:
+        """The FINISHED trial run with the best final `metric` among those that ran every
+        epoch, and how many finished runs a scheduler stopped early (not compared: their
+        metric is from fewer epochs)."""
+        finished = [run for run in self.trial_runs()
+                    if run.info.status == "FINISHED" and metric in run.data.metrics]
+        full = [run for run in finished if STOPPED_TAG not in run.data.tags]
+        sign = 1.0 if mode == "max" else -1.0
+        best = max(full, key=lambda run: sign * run.data.metrics[metric], default=None)
+        return best, len(finished) - len(full)
+
+    def log_summary(self, metric: str, mode: str) -> None:
+        """The sweep at a glance on its parent run: the best trial (tag sweeper.best_trial)
+        and its headline metrics as best_<name>, trial counts and the device time spent."""
+        runs = self.trial_runs()
+        best, stopped = self.best_trial(metric, mode)
+        states = [run.info.status for run in runs]
+        summary = {"trials_finished": states.count("FINISHED"),
+                   "trials_failed": states.count("FAILED"), "trials_stopped_early": stopped,
+                   "device_seconds": sum(run.data.metrics.get("device_seconds", 0.0)
+                                         for run in runs)}
+        tags = []
+        if best is not None:
+            summary |= {f"best_{name}": best.data.metrics[name]
+                        for name in dict.fromkeys((metric, *HEADLINE_METRICS))
+                        if name in best.data.metrics}
+            tags = [RunTag(BEST_TAG, best.info.run_name), RunTag(f"{BEST_TAG}_run_id",
+                                                                 best.info.run_id)]
+        now = int(time.time() * 1000)
+        batch = [Metric(name, float(value), now, 0) for name, value in summary.items()]
+        self._write(lambda: self.client.log_batch(self.parent_id, metrics=batch, tags=tags),
+                    "the sweep's summary")
+
+    def trial_runs(self) -> list[Run]:
         """Every trial run of the sweep (for status and tests)."""
         if not self.parent_id:
             return []
@@ -251,14 +460,12 @@ class SweepTracker:
 def find_sweep(tracking_uri: str, name: str) -> SweepTracker | None:
     """An existing sweep's tracker (read side), or None when MLflow has no such sweep."""
     tracker = SweepTracker(tracking_uri, name)
-    experiment = tracker.client.get_experiment_by_name(name)
-    if experiment is None:
+    try:
+        parent = tracker.existing_sweep()
+    except ExperimentDeleted:
         return None
-    tracker.experiment_id = experiment.experiment_id
-    parents = tracker.client.search_runs(
-        [tracker.experiment_id], filter_string=f"tags.`{KIND_TAG}` = 'sweep'")
-    if not parents:
+    if parent is None:
         return None
-    tracker.parent_id = parents[0].info.run_id
+    tracker.experiment_id = parent.info.experiment_id
+    tracker.parent_id = parent.info.run_id
     return tracker
-

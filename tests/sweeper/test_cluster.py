@@ -176,3 +176,47 @@ def test_submit_wait_exits_1_when_the_job_fails(cluster: Cluster, tmp_path: Path
                    "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", cwd=tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "missing" in done.stdout and done.stdout.rstrip().endswith("FAILED")
+
+
+@pytest.fixture(scope="module")
+def head_after_the_demo() -> Iterator[Cluster]:
+    """A one-node cluster from `ray start --head` on a machine where a local sweep (the
+    demo) already ran: ~/.ray/auth_token exists, so Ray turns token authentication on,
+    and nobody has set RAY_AUTH_MODE."""
+    home = Path(tempfile.mkdtemp(prefix="ray-home-"))
+    env = {k: v for k, v in cluster_env().items() if k != "RAY_AUTH_MODE"}
+    env["HOME"] = str(home)
+    generated = subprocess.run([str(BIN / "ray"), "get-auth-token", "--generate"], env=env,
+                               capture_output=True, text=True, timeout=60)
+    assert (home / ".ray" / "auth_token").is_file(), generated.stdout + generated.stderr
+    folder = tempfile.mkdtemp(prefix="ray-solo-")
+    port, dashboard = free_port(), free_port()
+    try:
+        ray_start(env, folder, 2, "--head", f"--port={port}", "--include-dashboard=true",
+                  "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
+                  f"--ray-client-server-port={free_port()}")
+        yield Cluster(f"127.0.0.1:{port}", f"http://127.0.0.1:{dashboard}", env, "")
+    finally:
+        kill_processes_under([folder])
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_run_and_submit_work_against_a_token_head_with_no_extra_environment(
+        head_after_the_demo: Cluster, tmp_path: Path) -> None:
+    cluster = head_after_the_demo
+    assert "RAY_AUTH_MODE" not in cluster.env
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    done = sweeper(cluster, "run", str(ROOT / "search_spaces" / "demo.yaml"),
+                   "--address", cluster.address, "--storage", str(tmp_path / "results"),
+                   "--tracking-uri", uri, *DEMO_OVERRIDES, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sorted(status for status, _ in trial_runs(uri, "demo")) == ["FINISHED"] * 4
+
+    shutil.copy(ROOT / "search_spaces" / "demo.yaml", tmp_path / "demo.yaml")
+    done = sweeper(cluster, "submit", "demo.yaml", "--address", cluster.job_server, "--wait",
+                   "--name", "demo-job", "--storage", str(tmp_path / "results"),
+                   "--tracking-uri", uri, *DEMO_OVERRIDES, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.rstrip().endswith("SUCCEEDED")
+    assert sorted(status for status, _ in trial_runs(uri, "demo-job")) == ["FINISHED"] * 4

@@ -1,0 +1,238 @@
+"""The sweep's record in MLflow stays true on the less-travelled paths: repeated
+Optuna configurations, a second sweep under the same name, failures across
+--resume, driver failures, concurrent readers, the resume hint."""
+
+import io
+import multiprocessing
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from sweeper.cli import resume_command
+from sweeper.cluster_access import ClusterUnavailable
+from sweeper.driver import SweepExists, SweepOptions, run_sweep
+from sweeper.spec import parse_spec
+from sweeper.tracking import open_client
+
+from .conftest import free_port, tiny_sweep
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def trial_runs(uri: str, experiment: str) -> list[mlflow.entities.Run]:
+    client = mlflow.MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    return client.search_runs([found.experiment_id],
+                              filter_string="tags.`sweeper.kind` = 'trial'", max_results=1000)
+
+
+def parents(uri: str, experiment: str) -> list[mlflow.entities.Run]:
+    client = mlflow.MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    return client.search_runs([found.experiment_id],
+                              filter_string="tags.`sweeper.kind` = 'sweep'")
+
+
+def one_point_per_step(uri: str, run_id: str, metric: str = "loss") -> list[int]:
+    steps = [m.step for m in mlflow.MlflowClient(uri).get_metric_history(run_id, metric)]
+    assert len(steps) == len(set(steps)), f"{run_id}: {metric} logged twice at a step: {steps}"
+    return sorted(steps)
+
+
+def cli(workdir: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sweeper.cli", *args], cwd=workdir,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+# --- fast: no sweep -----------------------------------------------------------------
+
+def test_the_resume_hint_repeats_every_option_quoted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["/opt/venv/bin/sweeper"])
+    argv = ["run", "my spec.yaml", "--storage", "s3://b/x y", "--set", "train.epochs=3",
+            "--tracking-uri", "http://h:5000", "--address", "10.0.0.1:6379", "--name", "n's",
+            "--dry-run"]
+    command = resume_command(argv)
+    assert shlex.split(command) == ["/opt/venv/bin/sweeper", *argv[:-1], "--resume"]
+    assert resume_command([*argv[:-1], "--resume"]).count("--resume") == 1
+    monkeypatch.setattr(sys, "argv", ["/x/sweeper/cli.py"])
+    assert shlex.split(resume_command(["run", "a.yaml"]))[:3] == [sys.executable, "-m",
+                                                                  "sweeper.cli"]
+
+
+def _open_and_list(uri: str) -> str:
+    try:
+        client = open_client(uri)
+        client.search_experiments()
+        client.get_experiment_by_name("Default")
+        return "ok"
+    except Exception as exc:  # reported to the parent, which asserts on it
+        return f"{type(exc).__name__}: {exc}"
+
+
+def test_processes_opening_a_fresh_store_at_once_all_work(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        results = pool.map(_open_and_list, [uri] * 4)
+    assert results == ["ok"] * 4
+    assert [p.name for p in tmp_path.iterdir()] == ["mlflow.db"]  # no staging files left
+
+
+def test_a_dead_cluster_address_is_refused_in_seconds(tmp_path: Path) -> None:
+    (tmp_path / "spec.yaml").write_text(tiny_sweep("deadaddr", "search:\n  params:\n"
+                                                   "    temperature: [0.2]\n"))
+    started = time.monotonic()
+    done = cli(tmp_path, "run", "spec.yaml", "--address", f"127.0.0.1:{free_port()}",
+               timeout=60)
+    assert time.monotonic() - started < 30
+    assert done.returncode == 2, done.stderr
+    assert "nothing answers there" in done.stderr and "Traceback" not in done.stderr
+    assert parents(f"sqlite:///{tmp_path / 'mlflow.db'}", "deadaddr") == []
+    assert not (tmp_path / "results").exists()
+
+
+# --- real sweeps ----------------------------------------------------------------------
+
+def options(workdir: Path, results: str = "results", **kwargs: object) -> SweepOptions:
+    return SweepOptions(storage=workdir / results,
+                        tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}",
+                        **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_an_optuna_space_that_repeats_itself_gets_one_run_per_trial(
+        local_ray: None, workdir: Path) -> None:
+    text = tiny_sweep("repeats", "search:\n  type: optuna\n  num_samples: 3\n  params:\n"
+                      "    temperature: {type: categorical, choices: [0.5]}\n", epochs=2,
+                      concurrent=1)
+    opts = options(workdir)
+    outcome = run_sweep(parse_spec(text), text, opts, progress=io.StringIO())
+    assert (len(outcome.finished), outcome.failed) == (3, [])
+    runs = sorted(trial_runs(opts.tracking_uri, "repeats"),
+                  key=lambda r: int(r.data.tags["sweeper.trial_index"]))
+    assert [r.data.tags["sweeper.trial_index"] for r in runs] == ["0", "1", "2"]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert len({r.data.tags["sweeper.trial_id"] for r in runs}) == 3
+    assert len({r.data.tags["sweeper.config_hash"] for r in runs}) == 1
+    first = runs[0].info.run_id
+    assert "sweeper.repeat_of" not in runs[0].data.tags
+    assert [r.data.tags["sweeper.repeat_of"] for r in runs[1:]] == [first, first]
+    for run in runs:
+        assert one_point_per_step(opts.tracking_uri, run.info.run_id) == [1, 2]
+
+
+@pytest.mark.slow
+def test_a_second_sweep_of_the_same_name_is_refused_whatever_the_storage(
+        local_ray: None, workdir: Path) -> None:
+    text = tiny_sweep("samename", "search:\n  params:\n    temperature: [0.2]\n", epochs=1)
+    spec = parse_spec(text)
+    opts = options(workdir)
+    run_sweep(spec, text, opts, progress=io.StringIO())
+    (before,) = trial_runs(opts.tracking_uri, "samename")
+    for other in (options(workdir, "elsewhere"), options(workdir, "elsewhere", resume=True)):
+        with pytest.raises(SweepExists, match=str(workdir / "results" / "samename")):
+            run_sweep(spec, text, other, progress=io.StringIO())
+    assert not (workdir / "elsewhere").exists()
+    (after,) = trial_runs(opts.tracking_uri, "samename")
+    assert after.info == before.info and after.data.metrics == before.data.metrics
+    assert len(parents(opts.tracking_uri, "samename")) == 1
+
+
+@pytest.mark.slow
+def test_a_failed_trial_stays_failed_across_resumes_until_retried(workdir: Path) -> None:
+    # lr 1e30 diverges at once; the other trial runs long enough to be interrupted.
+    spec = workdir / "spec.yaml"
+    spec.write_text(tiny_sweep("stays", "search:\n  params:\n"
+                               "    learning_rate: [1.0e+30, 0.01]\n", epochs=4, concurrent=1)
+                    .replace("optimizer: adamw", "optimizer: sgd"))
+    driver = subprocess.Popen([sys.executable, "-m", "sweeper.cli", "run", "spec.yaml"],
+                              cwd=workdir, stderr=subprocess.PIPE, text=True)
+    assert driver.stderr is not None
+    seen = []
+    for line in driver.stderr:
+        seen.append(line)
+        if "lr0.01 epoch 1/4" in line:  # the diverged trial failed before it
+            driver.send_signal(2)
+            break
+    _, rest = driver.communicate(timeout=120)
+    output = "".join(seen) + rest
+    assert driver.returncode == 130, output
+    assert "lr1e+30 FAILED: TrainingDiverged" in output
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    assert {r.info.status for r in trial_runs(uri, "stays")} <= {"FAILED", "KILLED"}
+    assert parents(uri, "stays")[0].info.status == "KILLED"
+
+    for _ in range(2):  # resumed twice: failed stays failed
+        done = cli(workdir, "run", "spec.yaml", "--resume")
+        assert done.returncode == 1, done.stderr
+        assert "1/2 trials finished, 1 failed" in done.stderr
+        assert "FAILED lr1e+30: TrainingDiverged" in done.stderr
+        states = {r.info.run_name: r.info.status for r in trial_runs(uri, "stays")}
+        assert states == {"lr1e+30": "FAILED", "lr0.01": "FINISHED"}
+        assert parents(uri, "stays")[0].info.status == "FAILED"
+
+    retried = cli(workdir, "run", "spec.yaml", "--resume", "--retry-failed")
+    assert retried.returncode == 1 and "lr1e+30 FAILED: TrainingDiverged" in retried.stderr
+    runs = {r.info.run_name: r for r in trial_runs(uri, "stays")}
+    assert len(runs) == 2
+    assert runs["lr1e+30"].data.tags["sweeper.retries"] == "1"
+    assert runs["lr1e+30"].data.tags["sweeper.error"].startswith("TrainingDiverged")
+    assert one_point_per_step(uri, runs["lr0.01"].info.run_id) == [1, 2, 3, 4]
+
+
+@pytest.mark.slow
+def test_a_driver_failure_after_the_sweep_opened_leaves_nothing_running(
+        local_ray: None, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ray import tune
+
+    def broken_fit(self: object) -> None:
+        raise RuntimeError("the Tune controller crashed")
+
+    monkeypatch.setattr(tune.Tuner, "fit", broken_fit)
+    text = tiny_sweep("driverfail", "search:\n  params:\n    temperature: [0.2]\n", epochs=1)
+    opts = options(workdir)
+    with pytest.raises(RuntimeError, match="crashed"):
+        run_sweep(parse_spec(text), text, opts, progress=io.StringIO())
+    (parent,) = parents(opts.tracking_uri, "driverfail")
+    assert parent.info.status == "FAILED"
+    assert "the Tune controller crashed" in parent.data.tags["sweeper.error"]
+
+
+@pytest.mark.slow
+def test_impossible_resources_are_refused_before_the_sweep_opens(
+        local_ray: None, workdir: Path) -> None:
+    text = tiny_sweep("toobig", "search:\n  params:\n    temperature: [0.2]\n",
+                      epochs=1).replace("resources: {cpu: 1", "resources: {cpu: 64")
+    with pytest.raises(ClusterUnavailable, match="no node of this Ray cluster"):
+        run_sweep(parse_spec(text), text, options(workdir), progress=io.StringIO())
+    assert parents(f"sqlite:///{workdir / 'mlflow.db'}", "toobig") == []
+
+
+@pytest.mark.slow
+def test_a_reader_opening_the_fresh_store_during_start_up_breaks_nothing(
+        workdir: Path) -> None:
+    (workdir / "spec.yaml").write_text(tiny_sweep("readers", "search:\n  params:\n"
+                                                  "    temperature: [0.2]\n", epochs=1))
+    driver = subprocess.Popen([sys.executable, "-m", "sweeper.cli", "run", "spec.yaml"],
+                              cwd=workdir, stderr=subprocess.PIPE, text=True)
+    readers = [subprocess.Popen([sys.executable, "-c",
+                                 "import mlflow; mlflow.MlflowClient('sqlite:///mlflow.db')"
+                                 ".search_experiments()"], cwd=workdir,
+                                stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    _, err = driver.communicate(timeout=300)
+    assert driver.returncode == 0, err
+    assert "Traceback" not in err
+    for reader in readers:
+        reader.wait(timeout=60)
+    status = cli(workdir, "status", "readers")
+    assert status.returncode == 0 and "1 finished" in status.stdout
+    assert not any(name.endswith(".creating") for name in os.listdir(workdir))
