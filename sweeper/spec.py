@@ -26,6 +26,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 import yaml
 from pydantic import (
     BaseModel,
+    ConfigDict,
     Discriminator,
     Field,
     Tag,
@@ -72,7 +73,13 @@ class SpecError(Exception):
 
 # --- schema --------------------------------------------------------------------
 
-class OptunaParam(StrictModel):
+class _SpecModel(StrictModel):
+    """The sweep-level sections: strict as a whole (nobody constructs them in code)."""
+
+    model_config = ConfigDict(strict=True)
+
+
+class OptunaParam(_SpecModel):
     type: Literal["float", "int", "categorical"]
     # int | float keeps an integer an integer (an int distribution needs whole bounds).
     low: int | float | None = None
@@ -136,7 +143,7 @@ SearchParam = Annotated[
 _LOC_NOISE = {"grid", "distribution"}
 
 
-class SearchSpec(StrictModel):
+class SearchSpec(_SpecModel):
     type: Literal["grid", "optuna"] = "grid"
     params: dict[str, SearchParam] = Field(default_factory=dict)
     seeds: list[Annotated[int, between(0, MAX_SEED, "torch seeds are 64-bit")]] = Field(
@@ -175,7 +182,7 @@ class SearchSpec(StrictModel):
         return self
 
 
-class SchedulerSpec(StrictModel):
+class SchedulerSpec(_SpecModel):
     type: Literal["fifo", "asha"] = "fifo"
     grace_period: Annotated[int, between(  # asha: epochs before a trial may stop
         1, MAX_EPOCHS, "epochs, like train.epochs")] = 1
@@ -183,7 +190,7 @@ class SchedulerSpec(StrictModel):
         1, 1000, "ASHA keeps 1 / factor of the trials at each rung", low_open=True)] = 2
 
 
-class SweepSpec(StrictModel):
+class SweepSpec(_SpecModel):
     name: str
     method: Method = "simclr"
     dataset: DatasetConfig = DatasetConfig()
@@ -394,8 +401,10 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
                                "write `key: value`")
         key = loader.construct_object(key_node, deep=deep)
         if not isinstance(key, str):
-            raise _YamlMistake(f"line {line}: key {key_node.value!r} reads as a "
-                               f"{type(key).__name__}, not a name; quote it or rename it")
+            kind = {bool: "a boolean", type(None): "null", int: "a number",
+                    float: "a number"}.get(type(key), f"a {type(key).__name__}")
+            raise _YamlMistake(f"line {line}: key {key_node.value!r} reads as {kind}, not a "
+                               "name; quote it or rename it")
         if key in seen:
             raise _YamlMistake(f"line {line}: duplicate key {key!r} at line {line} "
                                f"(first at line {seen[key]}); keep one")

@@ -13,7 +13,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 
 Method = Literal["simclr", "byol"]
 Number = TypeVar("Number", int, float)
@@ -48,10 +57,12 @@ def _show(bound: float) -> str:
 
 
 class StrictModel(BaseModel):
-    """Base for every config section: unknown keys, silent coercions and non-finite
-    floats (.inf, .nan) are errors."""
+    """Base for every config section: unknown keys and non-finite floats (.inf, .nan) are
+    errors, and so are coercions: each field's type is Strict* (a field at a time rather
+    than `strict=True` for the model, which would make the mypy plugin type every
+    constructor call strictly too, where callers pass values for pydantic to check)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _os_path(path: str) -> str:
@@ -68,19 +79,20 @@ _SLICE = between(1, MAX_IMAGES, "images of the split, cached on the device as ui
 class DatasetConfig(StrictModel):
     name: Literal["cifar10", "image_folder", "synthetic"] = "synthetic"
     # cifar10: download/cache folder; image_folder: has train/ and test/
-    root: Annotated[str, AfterValidator(_os_path)] | None = None
-    download: bool = False  # cifar10 only: fetch the archive into `root` when missing
+    root: Annotated[StrictStr, AfterValidator(_os_path)] | None = None
+    download: StrictBool = False  # cifar10 only: fetch the archive into `root` when missing
     # Optional caps, for quick runs on a slice of a dataset (first K per split,
     # after a seeded shuffle so every class is represented).
-    train_size: Annotated[int, _SLICE] | None = None
-    test_size: Annotated[int, _SLICE] | None = None
+    train_size: Annotated[StrictInt, _SLICE] | None = None
+    test_size: Annotated[StrictInt, _SLICE] | None = None
     # synthetic only: how many images to generate and from which seed.
-    synthetic_train_size: Annotated[int, between(
+    synthetic_train_size: Annotated[StrictInt, between(
         1, 1_000_000, "generated in memory, 3 KB an image")] = 5000
-    synthetic_test_size: Annotated[int, between(
+    synthetic_test_size: Annotated[StrictInt, between(
         1, 1_000_000, "generated in memory, 3 KB an image")] = 1000
     # The test split's seed is offset by about 10^6 (trainers.data): keep it 64-bit.
-    synthetic_seed: Annotated[int, between(0, 2**62, "a 64-bit torch seed, plus an offset")] = 0
+    synthetic_seed: Annotated[StrictInt, between(
+        0, 2**62, "a 64-bit torch seed, plus an offset")] = 0
 
     @model_validator(mode="after")
     def _root_when_needed(self) -> DatasetConfig:
@@ -95,69 +107,75 @@ _HEAD = between(1, 65536, "a linear layer's width; 65536 wide is already GBs of 
 class ModelConfig(StrictModel):
     backbone: Literal["resnet18", "resnet50"] = "resnet18"
     # Channels of the first stage; 64 is the standard ResNet.
-    width: Annotated[int, between(1, 1024, "first-stage channels: 64 is the standard "
+    width: Annotated[StrictInt, between(1, 1024, "first-stage channels: 64 is the standard "
                                   "ResNet, 1024 (16x) already exceeds any GPU's memory")] = 64
-    projection_dim: Annotated[int, _HEAD] | None = None  # None: 128 (SimCLR), 256 (BYOL)
-    hidden_dim: Annotated[int, _HEAD] | None = None  # None: feature dim (SimCLR), 4096 (BYOL)
+    # None: 128 (SimCLR), 256 (BYOL)
+    projection_dim: Annotated[StrictInt, _HEAD] | None = None
+    # None: the feature dim (SimCLR), 4096 (BYOL)
+    hidden_dim: Annotated[StrictInt, _HEAD] | None = None
 
 
 _EPOCHS = between(0, MAX_EPOCHS, "epochs of training; 100000 is years of GPU time")
 
 
 class TrainConfig(StrictModel):
-    epochs: Annotated[int, _EPOCHS] = 100
-    batch_size: Annotated[int, between(
+    epochs: Annotated[StrictInt, _EPOCHS] = 100
+    batch_size: Annotated[StrictInt, between(
         2, MAX_BATCH_SIZE, "NT-Xent and BatchNorm need at least 2 examples; 65536 images "
         "are beyond any accelerator's memory")] = 512
     optimizer: Literal["lars", "sgd", "adamw"] = "lars"
     # Per 256 examples; scaled by batch_size/256.
-    learning_rate: Annotated[float, between(
+    learning_rate: Annotated[StrictFloat, between(
         0, 100, "per 256 examples, scaled by batch_size / 256; every optimizer diverges "
         "long before 100", low_open=True)] = 1.0
-    weight_decay: Annotated[float, between(
+    weight_decay: Annotated[StrictFloat, between(
         0, 1, "the fraction of each weight decayed per unit of learning rate")] = 1.0e-6
-    momentum: Annotated[float, between(0, 0.999999, "a momentum of 1 never forgets")] = 0.9
-    warmup_epochs: Annotated[float, _EPOCHS] = 10
-    temperature: Annotated[float, between(
+    momentum: Annotated[StrictFloat, between(
+        0, 0.999999, "a momentum of 1 never forgets")] = 0.9
+    warmup_epochs: Annotated[StrictFloat, _EPOCHS] = 10
+    temperature: Annotated[StrictFloat, between(
         0, 100, "SimCLR's tau divides cosine similarities; above 100 all logits are equal",
         low_open=True)] = 0.5
-    color_jitter_strength: Annotated[float, between(
+    color_jitter_strength: Annotated[StrictFloat, between(
         0, 10, "s scales ColorJitter(0.8 s, 0.8 s, 0.8 s, 0.2 s); SimCLR uses 0.5 to 1, and "
         "every range saturates long before 10")] = 0.5
-    blur: bool = False
-    ema_decay: Annotated[float, between(0, 1, "BYOL's base tau, an EMA weight")] = 0.99
-    seed: Annotated[int, _SEED] = 0
+    blur: StrictBool = False
+    ema_decay: Annotated[StrictFloat, between(0, 1, "BYOL's base tau, an EMA weight")] = 0.99
+    seed: Annotated[StrictInt, _SEED] = 0
     # auto: bfloat16 autocast on CUDA and on CPUs with native bf16 (AMX / AVX512-BF16), where
     # it is about twice as fast; float32 elsewhere. The loss and the probes stay float32.
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     # torch.compile the method's loss (encoder, heads, loss) for fused kernels: the first
     # steps pay the compilation (minutes on a CPU), later ones run faster. Needs Triton on
     # CUDA and a C++ compiler on CPU.
-    compile: bool = False
+    compile: StrictBool = False
 
 
 class EvalConfig(StrictModel):
     protocol: Literal["online_linear", "offline_linear"] = "online_linear"
     # Probe every k epochs (and always at the end).
-    every_epochs: Annotated[int, between(1, MAX_EPOCHS, "epochs between probes")] = 1
-    probe_weight_decay: Annotated[float, between(
+    every_epochs: Annotated[StrictInt, between(
+        1, MAX_EPOCHS, "epochs between probes")] = 1
+    probe_weight_decay: Annotated[StrictFloat, between(
         0, 100, "the offline probe's L2 penalty; beyond 100 it only learns zeros")] = 5.0e-4
-    probe_max_iter: Annotated[int, between(1, 100_000, "L-BFGS iterations")] = 200
+    probe_max_iter: Annotated[StrictInt, between(1, 100_000, "L-BFGS iterations")] = 200
     # Fit the offline probe on this many training images (class-balanced, the same for
     # every trial) instead of all: extracting features is most of an evaluation's cost.
-    probe_train_size: Annotated[int, _SLICE] | None = None
+    probe_train_size: Annotated[StrictInt, _SLICE] | None = None
 
 
 class ResourcesConfig(StrictModel):
-    cpu: Annotated[float, between(0, 1024, "CPUs per trial; no node has more than 1024")] = 1
+    cpu: Annotated[StrictFloat, between(
+        0, 1024, "CPUs per trial; no node has more than 1024")] = 1
     # Fractional values pack trials on one GPU.
-    gpu: Annotated[float, between(0, 64, "GPUs per trial; no node has more than 64")] = 0
+    gpu: Annotated[StrictFloat, between(
+        0, 64, "GPUs per trial; no node has more than 64")] = 0
 
 
 class TrialConfig(StrictModel):
     """Everything one trial needs, fully resolved (no search space left)."""
 
-    name: str = "trial"
+    name: StrictStr = "trial"
     method: Method = "simclr"
     dataset: DatasetConfig = DatasetConfig()
     model: ModelConfig = ModelConfig()
