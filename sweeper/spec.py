@@ -595,6 +595,7 @@ def _kinds(annotation: Any) -> set[str]:
 _UNSWEEPABLE: dict[tuple[str, ...], str] = {
     ("dataset", "root"): "it is a path, and swept values name run folders; run one sweep per "
                          "root (--set dataset.root=PATH)",
+    # Each trial's seed comes from search.seeds, which would overwrite a swept one.
     ("train", "seed"): "list the seeds under search.seeds (every cell runs once per seed)",
 }
 
@@ -612,6 +613,9 @@ def _check_swept_fields(spec: SweepSpec, where: _Locator) -> None:
             ]
             raise SpecError(f"{at}: search.params.{name}: cannot sweep unknown field "
                             f"{name!r}{_suggest(name, options)}")
+        param = spec.search.params[name]
+        if path == ("train", "seed") and param == spec.search.seeds and len(param) == 1:
+            continue  # `seed: [0]` with seeds [0]: a no-op, the seed the trial gets anyway
         why = _UNSWEEPABLE.get(path) or (
             "it is free text, and swept values name run folders" if "text" in
             _kinds(annotation) else None)

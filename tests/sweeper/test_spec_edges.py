@@ -208,6 +208,12 @@ def test_unsafe_text_values_are_refused_even_where_a_field_takes_text(
     assert "line 4: search.params.dataset.root[1]: '../../x' cannot name a run" in message
 
 
+def test_sweeping_the_search_seed_alone_is_a_no_op() -> None:
+    # The seed each trial gets comes from search.seeds; only a swept seed that agrees stays.
+    assert summary(parse_spec("name: a\nsearch: {params: {seed: [0]}}\n")).startswith("1 trial")
+    assert "cannot sweep train.seed" in _error("name: a\nsearch: {params: {seed: [3]}}\n")
+
+
 def test_one_field_swept_twice_is_refused() -> None:
     message = _error("name: a\nsearch: {params: {temperature: [1], train.temperature: [2]}}\n")
     assert "sweeps the same field as search.params.temperature" in message
