@@ -2,7 +2,11 @@
 trials and config hashing.
 
 Every user mistake surfaces as a `SpecError` whose message names the field, the
-bad value and, when it came from the file, the YAML line.
+bad value and, when it came from the file, the YAML line (or "from --set"), and
+says how to fix it. Any input costs bounded time and memory: the file is capped
+at `MAX_SPEC_BYTES`, parsed once, its YAML aliases may not expand past
+`MAX_YAML_NODES`, and a grid is never built whole to answer one question
+(`iter_trials`, `trial_at` and `num_trials` work cell by cell).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import itertools
 import json
 import math
 import re
+import reprlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
@@ -20,6 +26,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 import yaml
 from pydantic import (
     BaseModel,
+    ConfigDict,
     Discriminator,
     Field,
     Tag,
@@ -29,6 +36,8 @@ from pydantic import (
 )
 
 from trainers.config import (
+    MAX_EPOCHS,
+    MAX_SEED,
     DatasetConfig,
     EvalConfig,
     Method,
@@ -37,9 +46,19 @@ from trainers.config import (
     StrictModel,
     TrainConfig,
     TrialConfig,
+    between,
 )
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
+# A swept text value becomes part of run names and trial folders: nothing that could
+# climb out of a folder or split a path.
+SAFE_VALUE = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}")
+MAX_SPEC_BYTES = 1 << 20  # a spec is a page of YAML; 1 MiB is a thousand times that
+MAX_YAML_NODES = 50_000  # values, lists and mappings after aliases expand
+MAX_YAML_DEPTH = 32  # a spec nests 4 deep
+MAX_GRID_VALUES = 10_000  # per grid axis
+MAX_RUN_TRIALS = 100_000  # what `expand` (and so `sweeper run`) builds; Ray keeps every trial
+MAX_OPTUNA_SEED = 2**32 - 1  # Optuna's samplers seed numpy's 32-bit RandomState
 # Metrics a sweep can optimise (what trainers.loop reports at the end of a trial).
 METRICS = (
     "top_1_accuracy", "top_5_accuracy", "regularization_loss", "loss",
@@ -54,21 +73,53 @@ class SpecError(Exception):
 
 # --- schema --------------------------------------------------------------------
 
-class OptunaParam(StrictModel):
+class _SpecModel(StrictModel):
+    """The sweep-level sections: strict as a whole (nobody constructs them in code)."""
+
+    model_config = ConfigDict(strict=True)
+
+
+class OptunaParam(_SpecModel):
     type: Literal["float", "int", "categorical"]
-    low: float | None = None
-    high: float | None = None
+    # int | float keeps an integer an integer (an int distribution needs whole bounds).
+    low: int | float | None = None
+    high: int | float | None = None
     log: bool = False
     choices: list[Any] | None = None
+
+    @field_validator("low", "high", mode="before")
+    @classmethod
+    def _finite_number(cls, value: Any) -> Any:
+        # One message for int | float (pydantic would report each member of the union).
+        if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+            return value
+        if isinstance(value, float) and math.isfinite(value):
+            return value
+        raise ValueError("must be a finite number, e.g. 0.5 (no quotes, .inf or .nan)")
 
     @model_validator(mode="after")
     def _bounds(self) -> OptunaParam:
         if self.type == "categorical":
             if not self.choices:
                 raise ValueError("a categorical parameter needs a non-empty 'choices' list")
+            stray = [k for k in ("low", "high") if getattr(self, k) is not None]
+            if stray or self.log:
+                raise ValueError(f"{', '.join(stray) or 'log'} does not apply to a categorical "
+                                 "parameter: list its values under 'choices'")
+            if len({json.dumps(c) for c in self.choices}) != len(self.choices):
+                raise ValueError(f"choices repeat a value: {_short(self.choices)}")
             return self
+        if self.choices is not None:
+            raise ValueError(f"'choices' only applies to type: categorical, not {self.type}; "
+                             "a range is low..high")
         if self.low is None or self.high is None:
             raise ValueError(f"a {self.type} parameter needs 'low' and 'high'")
+        if self.type == "int" and not (isinstance(self.low, int)
+                                       and isinstance(self.high, int)):
+            empty = math.ceil(self.low) > math.floor(self.high)
+            raise ValueError(f"an int parameter needs whole-number bounds, got low {self.low} "
+                             f"and high {self.high}"
+                             + ("; no integer lies between them" if empty else ""))
         if self.low > self.high:
             raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
         if self.log and self.low <= 0:
@@ -92,11 +143,13 @@ SearchParam = Annotated[
 _LOC_NOISE = {"grid", "distribution"}
 
 
-class SearchSpec(StrictModel):
+class SearchSpec(_SpecModel):
     type: Literal["grid", "optuna"] = "grid"
     params: dict[str, SearchParam] = Field(default_factory=dict)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    num_samples: int | None = Field(default=None, gt=0)  # optuna only
+    seeds: list[Annotated[int, between(0, MAX_SEED, "torch seeds are 64-bit")]] = Field(
+        default_factory=lambda: [0], min_length=1, max_length=MAX_GRID_VALUES)
+    num_samples: Annotated[int, between(  # optuna only
+        1, MAX_RUN_TRIALS, "trials Ray Tune can hold in one sweep")] | None = None
     sampler: Literal["tpe", "random", "cmaes"] = "tpe"  # optuna only
 
     @model_validator(mode="after")
@@ -107,8 +160,11 @@ class SearchSpec(StrictModel):
                     raise ValueError(f"grid parameter {name!r} must be a list of values")
                 if not values:
                     raise ValueError(f"grid parameter {name!r} has no values")
+                if len(values) > MAX_GRID_VALUES:
+                    raise ValueError(f"grid parameter {name!r} has {len(values)} values, more "
+                                     f"than {MAX_GRID_VALUES}: sweep fewer, or use optuna")
                 if len({json.dumps(v) for v in values}) != len(values):
-                    raise ValueError(f"grid parameter {name!r} repeats a value: {values} "
+                    raise ValueError(f"grid parameter {name!r} repeats a value: {_short(values)} "
                                      "(repeat trials with search.seeds instead)")
             elif not isinstance(values, OptunaParam):
                 raise ValueError(f"optuna parameter {name!r} must be a distribution "
@@ -118,18 +174,23 @@ class SearchSpec(StrictModel):
         if self.type == "optuna" and len(self.seeds) != 1:
             raise ValueError("an optuna search takes one seed (Optuna samples every trial "
                              f"afresh), got seeds {self.seeds}")
+        if self.type == "optuna" and self.seeds[0] > MAX_OPTUNA_SEED:
+            raise ValueError(f"an optuna seed must be between 0 and 2**32 - 1 (Optuna's "
+                             f"samplers seed numpy's 32-bit RandomState), got {self.seeds[0]}")
         if len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds repeat a value: {self.seeds}")
+            raise ValueError(f"seeds repeat a value: {_short(self.seeds)}")
         return self
 
 
-class SchedulerSpec(StrictModel):
+class SchedulerSpec(_SpecModel):
     type: Literal["fifo", "asha"] = "fifo"
-    grace_period: int = Field(default=1, gt=0)  # asha: epochs before a trial may stop
-    reduction_factor: float = Field(default=2, gt=1)
+    grace_period: Annotated[int, between(  # asha: epochs before a trial may stop
+        1, MAX_EPOCHS, "epochs, like train.epochs")] = 1
+    reduction_factor: Annotated[float, between(
+        1, 1000, "ASHA keeps 1 / factor of the trials at each rung", low_open=True)] = 2
 
 
-class SweepSpec(StrictModel):
+class SweepSpec(_SpecModel):
     name: str
     method: Method = "simclr"
     dataset: DatasetConfig = DatasetConfig()
@@ -139,8 +200,9 @@ class SweepSpec(StrictModel):
     search: SearchSpec = SearchSpec()
     scheduler: SchedulerSpec = SchedulerSpec()
     resources: ResourcesConfig = ResourcesConfig()
-    max_concurrent_trials: int | None = Field(default=None, gt=0)
-    max_failures: int = Field(default=2, ge=0)
+    max_concurrent_trials: Annotated[int, between(
+        1, MAX_RUN_TRIALS, "trials running at once")] | None = None
+    max_failures: Annotated[int, between(0, 1000, "retries of a trial whose worker died")] = 2
     metric: str = "top_1_accuracy"
     mode: Literal["max", "min"] = "max"
 
@@ -148,8 +210,9 @@ class SweepSpec(StrictModel):
     @classmethod
     def _safe_name(cls, name: str) -> str:
         # The name becomes a folder under the results root: nothing that escapes it.
-        if not NAME_PATTERN.fullmatch(name) or name in (".", ".."):
-            raise ValueError(f"name {name!r} must match [A-Za-z0-9._-]+ (it names a folder)")
+        if not NAME_PATTERN.fullmatch(name) or name in (".", "..") or len(name) > 128:
+            raise ValueError(f"name {_short(name)} must match [A-Za-z0-9._-]+ and have at "
+                             "most 128 characters (it names a folder and an experiment)")
         return name
 
     @model_validator(mode="after")
@@ -210,31 +273,61 @@ def summary(spec: SweepSpec) -> str:
     return f"{n} trial{'s' if n != 1 else ''}: {kind} over {axes}{seeds}"
 
 
-def expand(spec: SweepSpec) -> list[Trial]:
-    """Every trial of a grid, in the declared order (first axis outermost, seeds
+def expansion_size(spec: SweepSpec) -> int:
+    """How many trials `expand` yields: the grid's cells times its seeds (an Optuna
+    search expands to its base values, once per seed)."""
+    return num_trials(spec) if spec.search.type == "grid" else len(spec.search.seeds)
+
+
+def _axes(spec: SweepSpec) -> tuple[list[str], list[list[Any]]]:
+    names = list(spec.search.params) if spec.search.type == "grid" else []
+    return names, [spec.search.params[n] for n in names]  # type: ignore[misc]
+
+
+def iter_trials(spec: SweepSpec) -> Iterator[Trial]:
+    """Every trial of a grid, lazily, in the declared order (first axis outermost, seeds
     innermost). An Optuna search samples its trials during the sweep; here it
     expands to the spec's base values, once per seed."""
     base = base_config(spec)
-    names = list(spec.search.params) if spec.search.type == "grid" else []
-    grids = [spec.search.params[n] for n in names]
-    trials = []
+    names, grids = _axes(spec)
     for index, (values, seed) in enumerate(
         itertools.product(itertools.product(*grids), spec.search.seeds)
     ):
-        params = dict(zip(names, values, strict=True))
-        config = _with_values(base, {**params, "seed": seed})
-        trials.append(Trial(index, {**params, "seed": seed}, config))
-    return trials
+        yield _trial(base, index, names, values, seed)
+
+
+def expand(spec: SweepSpec) -> list[Trial]:
+    """`iter_trials` as a list, for running a sweep: refused beyond `MAX_RUN_TRIALS`."""
+    check_runnable(spec)
+    return list(iter_trials(spec))
+
+
+def check_runnable(spec: SweepSpec) -> None:
+    """A grid `sweeper run` can schedule: Ray Tune holds every trial in memory."""
+    size = expansion_size(spec)
+    if size > MAX_RUN_TRIALS:
+        raise SpecError(f"search: the grid has {size} trials, more than the {MAX_RUN_TRIALS} "
+                        "one sweep can run (Ray Tune holds every trial in memory): sweep "
+                        "fewer values or split the grid into several specs; `validate`, "
+                        "`run --dry-run` and `trial --index` still work on it")
 
 
 def trial_at(spec: SweepSpec, index: int, overrides: list[str] | None = None) -> Trial:
     """Trial `index` of the expansion, with `--set` overrides applied to its
-    resolved config (so they win over the swept values)."""
-    trials = expand(spec)
-    if not 0 <= index < len(trials):
-        raise SpecError(f"--index {index} is out of range: the spec expands to {len(trials)} "
-                        f"trial{'s' if len(trials) != 1 else ''} (0..{len(trials) - 1})")
-    trial = trials[index]
+    resolved config (so they win over the swept values). Only that trial is built:
+    its cell follows from the index in mixed radix (seeds the fastest digit)."""
+    size = expansion_size(spec)
+    if not 0 <= index < size:
+        raise SpecError(f"--index {index} is out of range: the spec expands to {size} "
+                        f"trial{'s' if size != 1 else ''} (0..{size - 1})")
+    names, grids = _axes(spec)
+    rest, digit = divmod(index, len(spec.search.seeds))
+    seed = spec.search.seeds[digit]
+    picked: list[Any] = []
+    for grid in reversed(grids):
+        rest, digit = divmod(rest, len(grid))
+        picked.append(grid[digit])
+    trial = _trial(base_config(spec), index, names, tuple(reversed(picked)), seed)
     if not overrides:
         return trial
     data = trial.config.model_dump()
@@ -245,6 +338,12 @@ def trial_at(spec: SweepSpec, index: int, overrides: list[str] | None = None) ->
     params = {name: _get_path(config.model_dump(), param_path(name)) for name in trial.params
               if name != "seed"}
     return Trial(index, {**params, "seed": config.train.seed}, config)
+
+
+def _trial(base: dict[str, Any], index: int, names: list[str], values: tuple[Any, ...],
+           seed: int) -> Trial:
+    params = {**dict(zip(names, values, strict=True)), "seed": seed}
+    return Trial(index, params, _with_values(base, params))
 
 
 def base_config(spec: SweepSpec) -> dict[str, Any]:
@@ -266,24 +365,115 @@ def _with_values(base: dict[str, Any], values: dict[str, Any]) -> TrialConfig:
 
 # --- loading -------------------------------------------------------------------
 
+class _YamlMistake(Exception):
+    """Raised while constructing: `parse_yaml` adds the source to the message."""
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that rejects duplicate keys instead of keeping the last."""
+    """A safe loader whose keys are names: no duplicates (instead of keeping the last),
+    no lists, mappings, numbers or booleans as keys; and that stops reading a document
+    of more than MAX_YAML_NODES nodes (before aliases expand) as soon as it sees one."""
+
+    composed = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self.composed += 1
+        if self.composed > MAX_YAML_NODES:
+            mark = self.peek_event().start_mark
+            raise _YamlMistake(f"line {mark.line + 1}: the spec holds more than "
+                               f"{MAX_YAML_NODES} values; a spec is a page of YAML")
+        return super().compose_node(parent, index)
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False
                        ) -> dict[Any, Any]:
-    seen: dict[Any, int] = {}
+    seen: dict[str, int] = {}
     for key_node, _ in node.value:
+        if key_node.tag == _MERGE_TAG:  # `<<: *defaults` merges; explicit keys win
+            continue
+        line = key_node.start_mark.line + 1
+        if not isinstance(key_node, yaml.ScalarNode):
+            kind = "list" if isinstance(key_node, yaml.SequenceNode) else "mapping"
+            raise _YamlMistake(f"line {line}: a key must be a name, not a {kind}; "
+                               "write `key: value`")
         key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, str):
+            kind = {bool: "a boolean", type(None): "null", int: "a number",
+                    float: "a number"}.get(type(key), f"a {type(key).__name__}")
+            raise _YamlMistake(f"line {line}: key {key_node.value!r} reads as {kind}, not a "
+                               "name; quote it or rename it")
         if key in seen:
-            raise SpecError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1} "
-                            f"(first at line {seen[key]})")
-        seen[key] = key_node.start_mark.line + 1
+            raise _YamlMistake(f"line {line}: duplicate key {key!r} at line {line} "
+                               f"(first at line {seen[key]}); keep one")
+        seen[key] = line
     return loader.construct_mapping(node, deep=deep)
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
                                  _construct_mapping)
+
+
+def parse_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
+    """The data of one YAML document and its node tree (for line numbers), parsed once
+    and checked to stay small when its aliases expand (no "billion laughs")."""
+    loader = None
+    try:
+        loader = _UniqueKeyLoader(text)  # its reader already rejects unprintable characters
+        root = loader.get_single_node()
+        if root is None:
+            return None, None
+        _check_expanded_size(root, source)
+        return loader.construct_document(root), root
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{source}: not valid YAML: {_one_line(exc)}") from None
+    except _YamlMistake as exc:
+        raise SpecError(f"{source}, {exc}") from None
+    except RecursionError:
+        raise SpecError(f"{source}: nested too deeply (a spec nests about 4 levels; at "
+                        f"most {MAX_YAML_DEPTH})") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def _check_expanded_size(root: yaml.Node, source: str) -> None:
+    """Count the nodes the document becomes once every alias is expanded (each distinct
+    node once, memoised, so a bomb costs no more to count than to read)."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node, depth: int) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        line = node.start_mark.line + 1
+        if id(node) in open_nodes:
+            raise SpecError(f"{source}, line {line}: an alias refers to a value that contains "
+                            "it (a recursive alias); write the value out")
+        if depth > MAX_YAML_DEPTH:
+            raise SpecError(f"{source}, line {line}: nested more than {MAX_YAML_DEPTH} levels "
+                            "deep (a spec nests about 4)")
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        open_nodes.add(id(node))
+        total = 1
+        for child in children:
+            total += size(child, depth + 1)
+            if total > MAX_YAML_NODES:
+                raise SpecError(f"{source}, line {line}: the spec expands to more than "
+                                f"{MAX_YAML_NODES} values once its aliases (*name) are "
+                                "expanded, each standing for all it repeats; use fewer")
+        open_nodes.discard(id(node))
+        sizes[id(node)] = total
+        return total
+
+    size(root, 0)
 
 
 def load_spec(path: str | Path, overrides: list[str] | None = None) -> SweepSpec:
@@ -293,62 +483,148 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> SweepSpec
     if not path.is_file():
         raise SpecError(f"spec file not found: {path}")
     try:
-        text = path.read_text()
+        with path.open("rb") as file:
+            raw = file.read(MAX_SPEC_BYTES + 1)
+        if len(raw) > MAX_SPEC_BYTES:
+            raise SpecError(f"{path}: the spec is larger than {MAX_SPEC_BYTES // 1024} KiB; "
+                            "a spec is a page of YAML (is this the right file?)")
+        text = raw.decode()
     except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"cannot read spec {path}: {exc}") from exc
+        raise SpecError(f"cannot read spec {path}: {_one_line(exc)}") from None
     return parse_spec(text, source=str(path), overrides=overrides)
 
 
 def parse_spec(text: str, source: str = "<spec>", overrides: list[str] | None = None
                ) -> SweepSpec:
-    try:
-        root = yaml.compose(text, Loader=_UniqueKeyLoader)
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{source}: not valid YAML: {exc}") from exc
+    if len(text) > MAX_SPEC_BYTES:
+        raise SpecError(f"{source}: the spec is larger than {MAX_SPEC_BYTES // 1024} KiB; a "
+                        "spec is a page of YAML")
+    data, root = parse_yaml(text, source)
     if data is None:
         raise SpecError(f"{source}: the spec is empty; it needs at least a 'name'")
     if not isinstance(data, dict):
         raise SpecError(f"{source}: the spec must be a mapping of keys (name, method, ...), "
                         f"not a {type(data).__name__}")
-    for override in overrides or []:
-        opath, value = parse_override(override, SweepSpec)
+    parsed = [parse_override(o, SweepSpec) for o in overrides or []]
+    for opath, value in parsed:
         _set_path(data, opath, value)
-    override_paths = [parse_override(o, SweepSpec)[0] for o in overrides or []]
+    override_paths = [opath for opath, _ in parsed]
     spec = _validate(SweepSpec, data, source=source, root=root, override_paths=override_paths)
-    _check_swept_fields(spec, source, root)
-    _check_grid_values(spec, source, root)
+    located = _Locator(source, root, override_paths)
+    _check_swept_fields(spec, located)
+    _check_search_values(spec, located)
     return spec
 
 
-def _check_grid_values(spec: SweepSpec, source: str, root: yaml.Node | None) -> None:
-    """Each grid value must be valid where it lands (a temperature of -2 is an
-    error at its own YAML line, not at the first trial that uses it)."""
-    if spec.search.type != "grid":
-        return
+@dataclass(frozen=True)
+class _Locator:
+    """Where a spec's value came from: its YAML line, or --set."""
+
+    source: str
+    root: yaml.Node | None
+    override_paths: list[tuple[str, ...]]
+
+    def at(self, *loc: str) -> str:
+        if any(loc[: len(p)] == p for p in self.override_paths):
+            return f"{self.source} (from --set)"
+        return f"{self.source}{_line_of(self.root, loc)}"
+
+
+def _check_search_values(spec: SweepSpec, where: _Locator) -> None:
+    """Each grid value and each Optuna bound or choice must be valid where it lands (a
+    temperature of -2 is an error at its own YAML line, not at the first trial that uses
+    it), and each distribution must suit its field's type."""
     base = base_config(spec)
-    for name, values in spec.search.params.items():
-        for position, value in enumerate(values):
-            try:
-                _with_values(base, {name: value})
-            except SpecError as exc:
-                line = _line_of(root, ("search", "params", name, str(position)))
-                reason = str(exc).split(": ", 2)[-1]
-                raise SpecError(f"{source}{line}: search.params.{name}[{position}]: "
-                                f"{reason}") from None
+    for name, param in spec.search.params.items():
+        path = param_path(name)
+        loc = ("search", "params", name)
+        if isinstance(param, list):
+            _check_values(base, name, path, param, where, loc, "")
+            continue
+        if param.type == "categorical":
+            _check_values(base, name, path, param.choices or [], where, (*loc, "choices"),
+                          ".choices")
+            continue
+        kinds = _kinds(_field_annotation(TrialConfig, path))
+        if param.type == "float" and kinds != {"float"}:
+            fix = ("it takes integers: use {type: int, low, high}" if kinds == {"int"}
+                   else "it takes a fixed set of values: use {type: categorical, choices}")
+            raise SpecError(f"{where.at(*loc, 'type')}: search.params.{name}: a float "
+                            f"distribution cannot sweep {'.'.join(path)}; {fix}")
+        if param.type == "int" and not kinds <= {"int", "float"}:
+            raise SpecError(f"{where.at(*loc, 'type')}: search.params.{name}: an int "
+                            f"distribution cannot sweep {'.'.join(path)}; it takes a fixed set "
+                            "of values: use {type: categorical, choices}")
+        for bound in ("low", "high"):
+            _check_values(base, name, path, [getattr(param, bound)], where, (*loc, bound),
+                          f".{bound}", indexed=False)
 
 
-def _check_swept_fields(spec: SweepSpec, source: str, root: yaml.Node | None) -> None:
+def _check_values(base: dict[str, Any], name: str, path: tuple[str, ...], values: list[Any],
+                  where: _Locator, loc: tuple[str, ...], label: str,
+                  indexed: bool = True) -> None:
+    seen: dict[str, int] = {}
+    for position, value in enumerate(values):
+        at = (*loc, str(position)) if indexed else loc
+        field = f"search.params.{name}{label}" + (f"[{position}]" if indexed else "")
+        try:
+            config = _with_values(base, {name: value})
+        except SpecError as exc:
+            reason = str(exc).split(": ", 2)[-1]
+            raise SpecError(f"{where.at(*at)}: {field}: {reason}") from None
+        if isinstance(value, str) and not SAFE_VALUE.fullmatch(value):
+            raise SpecError(f"{where.at(*at)}: {field}: {_short(value)} cannot name a run or "
+                            "its folder; use letters, digits and . _ + - (not first '.')")
+        resolved = json.dumps(_get_path(config.model_dump(mode="json"), path))
+        if resolved in seen:
+            raise SpecError(f"{where.at(*at)}: {field}: {value!r} repeats {field.split('[')[0]}"
+                            f"[{seen[resolved]}] once resolved (repeat trials with "
+                            "search.seeds instead)")
+        seen[resolved] = position
+
+
+def _kinds(annotation: Any) -> set[str]:
+    """'int', 'float', 'bool', 'text' or 'choice' (a Literal) for each type a field takes."""
+    names = {int: "int", float: "float", bool: "bool", str: "text"}
+    return {names.get(leaf, "choice") for leaf in _leaf_types(annotation, literal_as="choice")
+            if leaf is not type(None)}
+
+
+# Fields a sweep may not vary: what names the sweep, and paths (a swept value names
+# run folders and MLflow runs).
+_UNSWEEPABLE: dict[tuple[str, ...], str] = {
+    ("dataset", "root"): "it is a path, and swept values name run folders; run one sweep per "
+                         "root (--set dataset.root=PATH)",
+    # Each trial's seed comes from search.seeds, which would overwrite a swept one.
+    ("train", "seed"): "list the seeds under search.seeds (every cell runs once per seed)",
+}
+
+
+def _check_swept_fields(spec: SweepSpec, where: _Locator) -> None:
+    fields: dict[tuple[str, ...], str] = {}
     for name in spec.search.params:
         path = param_path(name)
-        if _field_annotation(TrialConfig, path) is _MISSING or path[0] in ("name", "method"):
+        at = where.at("search", "params", name)
+        annotation = _field_annotation(TrialConfig, path)
+        if annotation is _MISSING or path[0] in ("name", "method") or _is_model(annotation):
             options = sorted(TrainConfig.model_fields) + [
                 f"{s}.{f}" for s in ("model", "eval", "dataset")
                 for f in TrialConfig.model_fields[s].annotation.model_fields  # type: ignore[union-attr]
             ]
-            line = _line_of(root, ("search", "params", name))
-            raise SpecError(f"{source}{line}: search.params.{name}: cannot sweep unknown field "
+            raise SpecError(f"{at}: search.params.{name}: cannot sweep unknown field "
                             f"{name!r}{_suggest(name, options)}")
+        param = spec.search.params[name]
+        if path == ("train", "seed") and param == spec.search.seeds and len(param) == 1:
+            continue  # `seed: [0]` with seeds [0]: a no-op, the seed the trial gets anyway
+        why = _UNSWEEPABLE.get(path) or (
+            "it is free text, and swept values name run folders" if "text" in
+            _kinds(annotation) else None)
+        if why:
+            raise SpecError(f"{at}: search.params.{name}: cannot sweep {'.'.join(path)}: {why}")
+        if path in fields:
+            raise SpecError(f"{at}: search.params.{name}: sweeps the same field as "
+                            f"search.params.{fields[path]}; keep one")
+        fields[path] = name
 
 
 # --- overrides -----------------------------------------------------------------
@@ -368,10 +644,7 @@ def parse_override(text: str, schema: type[BaseModel]) -> tuple[tuple[str, ...],
         raise SpecError(f"--set {text!r}: unknown key {key!r}{_suggest(path[-1], options)}")
     if _accepts_str(annotation) and not _accepts_non_str(annotation):
         return path, raw  # a path or name stays the text the user typed
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else raw
-    except yaml.YAMLError as exc:
-        raise SpecError(f"--set {text!r}: value {raw!r} is not valid YAML: {exc}") from exc
+    value = parse_yaml(raw, source=f"--set {_short(text)}")[0] if raw.strip() else raw
     return path, value
 
 
@@ -391,11 +664,14 @@ def _is_model(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
-def _leaf_types(annotation: Any) -> list[Any]:
+def _leaf_types(annotation: Any, literal_as: Any = None) -> list[Any]:
+    """The types a field takes; a Literal's are its values' types (or `literal_as`)."""
     args = get_args(annotation)
+    if get_origin(annotation) is Annotated:  # range checks ride on Annotated[int, ...]
+        return _leaf_types(args[0], literal_as)
     if get_origin(annotation) is Literal:
-        return [type(a) for a in args]
-    return [t for a in args for t in _leaf_types(a)] if args else [annotation]
+        return [literal_as] if literal_as is not None else [type(a) for a in args]
+    return [t for a in args for t in _leaf_types(a, literal_as)] if args else [annotation]
 
 
 def _accepts_str(annotation: Any) -> bool:
@@ -441,20 +717,51 @@ def _describe(exc: ValidationError, schema: type[BaseModel], source: str,
         # Drop pydantic's own loc entries (union tags, "function-after[...]").
         loc = tuple(str(p) for p in error["loc"] if str(p) not in _LOC_NOISE
                     and "[" not in str(p))
-        field = ".".join(loc) or "(spec)"
+        field = _cut(".".join(loc), 120) or "(spec)"
         from_override = any(loc[: len(p)] == p for p in override_paths)
         line = " (from --set)" if from_override else _line_of(root, loc)
         message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
+        if error["type"] == "extra_forbidden" and loc:
             parent = _field_annotation(schema, loc[:-1]) if len(loc) > 1 else schema
             options = list(parent.model_fields) if _is_model(parent) else []
             message = f"unknown key{_suggest(loc[-1], options)}"
             lines.append(f"{source}{line}: {field}: {message}")
             continue
         value = error.get("input")
-        shown = "" if isinstance(value, dict) else f" (got {value!r})"
-        lines.append(f"{source}{line}: {field}: {message}{shown}")
+        shown = "" if isinstance(value, dict) else f" (got {_short(value)})"
+        lines.append(f"{source}{line}: {field}: {message}{shown}{_fix(error['type'], value)}")
     return "\n".join(lines)
+
+
+def _fix(error_type: str, value: Any) -> str:
+    """How to correct a wrongly typed value: types are never coerced."""
+    if error_type == "finite_number":
+        return "; write a finite number (.inf and .nan mean nothing here)"
+    what = {"int_type": "a whole number, e.g. 512", "float_type": "a number, e.g. 0.5",
+            "bool_type": "true or false"}.get(error_type)
+    if what is None:
+        return ""
+    if isinstance(value, str):
+        return f"; write {what}, without quotes"
+    if isinstance(value, bool):
+        return f"; write {what}: true and false are not numbers"
+    if isinstance(value, float) and value.is_integer() and error_type == "int_type":
+        return f"; write {int(value)}, not {value}"
+    return f"; write {what}"
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """repr of a value, cut to fit one line of an error message."""
+    return _cut(reprlib.repr(value) if isinstance(value, list | dict | tuple) else repr(value),
+                limit)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 def _line_of(root: yaml.Node | None, loc: tuple[str, ...]) -> str:

@@ -88,7 +88,7 @@ def test_config_hash_is_stable_and_sensitive() -> None:
      r"line 5: search.params.temperature\[1\]: .*greater than 0"),
     ("name: a\nsearch:\n  type: optuna\n  num_samples: 2\n  params:\n"
      "    temperature: {type: float, low: 1, high: 0.1}\n",
-     r"line 6: search.params.temperature: low \(1.0\) must not exceed high"),
+     r"line 6: search.params.temperature: low \(1\) must not exceed high"),
     ("name: a\nsearch: {type: optuna, params: {}}\n", "needs num_samples"),
     ("name: a\nmetric: top1\n", "line 2: metric: unknown metric"),
     ("name: a\ndataset: {name: image_folder}\n", "dataset.root is required"),
