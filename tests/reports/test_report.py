@@ -92,26 +92,40 @@ def test_seeds_of_a_cell_become_mean_and_std(uri: str, tmp_path: Path) -> None:
     assert main(["report", "seeds", "--tracking-uri", uri, "--out", str(tmp_path)]) == 0
     table = pd.read_csv(tmp_path / "appendix_b.csv", dtype={"seeds": str})
     assert list(table.columns) == [
-        "temperature", "color_jitter", "regularization_loss", "regularization_loss_std",
-        "top_1_accuracy", "top_1_accuracy_std", "top_5_accuracy", "top_5_accuracy_std",
-        "steps", "seeds", "state"]
+        "temperature", "color_jitter",
+        "regularization_loss", "regularization_loss_std", "regularization_loss_ci95",
+        "top_1_accuracy", "top_1_accuracy_std", "top_1_accuracy_ci95",
+        "top_5_accuracy", "top_5_accuracy_std", "top_5_accuracy_ci95",
+        "steps", "seeds", "indistinguishable_from_best", "state"]
     rows = {(r.temperature, r.color_jitter, r.state): r for r in table.itertuples()}
     assert len(table) == 9  # 4 cells averaged, 1 failed seed, 4 seeds never started
     t1 = rows[(0.1, 0.5, "FINISHED")]
-    assert (t1.top_1_accuracy, t1.top_1_accuracy_std, t1.seeds) == (0.51, 0.01, "0 1 2")
+    # t_{0.975, 2} = 4.303: 4.303 * 0.01 / sqrt(3) = 0.0248
+    assert (t1.top_1_accuracy, t1.top_1_accuracy_std, t1.top_1_accuracy_ci95, t1.seeds) \
+        == (0.51, 0.01, 0.025, "0 1 2")
+    assert t1.indistinguishable_from_best is False  # 0.51 vs 0.605: clearly below
     t2 = rows[(0.2, 0.5, "FINISHED")]  # seeds 0 and 1; seed 2 failed and stands apart
-    assert (t2.top_1_accuracy, t2.top_1_accuracy_std, t2.seeds) == (0.605, 0.007, "0 1")
+    # t_{0.975, 1} = 12.71: 12.71 * 0.00707 / sqrt(2) = 0.0635
+    assert (t2.top_1_accuracy, t2.top_1_accuracy_std, t2.top_1_accuracy_ci95, t2.seeds) \
+        == (0.605, 0.007, 0.064, "0 1")
+    assert t2.indistinguishable_from_best is True  # the best cell
     failed = rows[(0.2, 0.5, "FAILED")]
     assert (failed.top_1_accuracy, failed.seeds) == (0.99, "2")
-    lone = rows[(0.1, 1.0, "FINISHED")]  # one finished seed: no spread
+    assert pd.isna(failed.indistinguishable_from_best)  # not a cell of finished runs
+    lone = rows[(0.1, 1.0, "FINISHED")]  # one finished seed: no spread, nothing to test
     assert lone.seeds == "0" and pd.isna(lone.top_1_accuracy_std)
+    assert pd.isna(lone.top_1_accuracy_ci95) and pd.isna(lone.indistinguishable_from_best)
     missing = table[table["state"] == "NOT_STARTED"]
     assert missing["seeds"].tolist() == ["1", "2", "1", "2"]
     best = pd.read_csv(tmp_path / "best_by_batch_size.csv")
     assert (best["temperature"].tolist(), best["top_1_accuracy"].tolist()) == ([0.2], [0.605])
 
     tex = (tmp_path / "appendix_b.tex").read_text()
-    assert "\\textbf{$0.605 \\pm 0.007$}" in tex and "$0.51 \\pm 0.01$" in tex
+    # The best cell carries the dagger of the indistinguishable group; the note names the test.
+    assert "\\textbf{$0.605 \\pm 0.007$\\textsuperscript{\\dag}}" in tex
+    assert "& $0.51 \\pm 0.01$ &" in tex
+    assert "Welch's one-sided $t$-test over seeds, 5\\% level" in tex
+    assert "ci95" not in tex and "indistinguishable" not in tex  # the CSV has them
     compile_latex(tmp_path, "appendix_b.tex", "best_by_batch_size.tex")
 
 
