@@ -10,6 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from reports import plots
+from reports.collect import load_sweep
 from sweeper.cli import main
 from sweeper.spec import Trial
 
@@ -127,6 +129,42 @@ def test_seeds_of_a_cell_become_mean_and_std(uri: str, tmp_path: Path) -> None:
     assert "Welch's one-sided $t$-test over seeds, 5\\% level" in tex
     assert "ci95" not in tex and "indistinguishable" not in tex  # the CSV has them
     compile_latex(tmp_path, "appendix_b.tex", "best_by_batch_size.tex")
+
+
+def test_a_step_0_point_gives_the_gain_over_random_init(uri: str, tmp_path: Path) -> None:
+    """Trials log the untrained network's probe as epoch 0: the curves start there and
+    appendix_b.csv states final - step 0 (absent for sweeps without it: the golden test)."""
+    def final(trial: Trial) -> Outcome:
+        if trial.params["color_jitter_strength"] == 1.0 and trial.params["temperature"] == 0.2:
+            return {**METRICS, "top_1_accuracy": 0.4}, "FAILED", "worker died"
+        return {**METRICS, "top_1_accuracy": 0.5 + trial.params["temperature"]}, \
+            "FINISHED", None
+
+    def init(trial: Trial) -> dict[str, float]:
+        return {"top_1_accuracy": 0.1 + trial.params["color_jitter_strength"] / 10,
+                "top_5_accuracy": 0.5, "steps": 0.0}
+
+    log_sweep(uri, GRID.format(name="baseline", seeds="[0]"), final, epochs=(2, 4),
+              at_init=init)
+    assert main(["report", "baseline", "--tracking-uri", uri, "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "appendix_b.csv").read_text() == (
+        "temperature,color_jitter,regularization_loss,top_1_accuracy,top_5_accuracy,steps,"
+        "gain_over_init,state\n"
+        "0.1,0.5,0.01,0.6,0.9,392,0.45,FINISHED\n"   # 0.6 - 0.15
+        "0.1,1.0,0.01,0.6,0.9,392,0.4,FINISHED\n"    # 0.6 - 0.2
+        "0.2,0.5,0.01,0.7,0.9,392,0.55,FINISHED\n"
+        "0.2,1.0,0.01,0.4,0.9,392,0.2,FAILED\n")     # its last value - step 0
+    trials = pd.read_csv(tmp_path / "trials.csv")
+    assert trials["top_1_accuracy_init"].tolist() == pytest.approx([0.15, 0.2, 0.15, 0.2])
+    assert trials["epoch"].tolist() == [4, 4, 4, 4]  # step 0 is not the final value
+
+    sweep = load_sweep(uri, "baseline")
+    assert sorted(sweep.history["step"].unique()) == [0, 2, 4]
+    first = sweep.history[sweep.history["step"] == 0]
+    assert len(first) == 4 and sorted(first["value"]) == pytest.approx([0.15, 0.15, 0.2, 0.2])
+    # the curves' title: the mean over finished runs of (last - step 0) = (0.45+0.4+0.55)/3
+    assert plots.gain_over_init(sweep.history) == pytest.approx(1.4 / 3)
+    assert (tmp_path / "top_1_per_epoch.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_default_folder_is_the_sweeps_results_folder(uri: str, tmp_path: Path,
