@@ -104,10 +104,12 @@ def attach_report(tracking_uri: str, parent_id: str, files: list[Path]) -> None:
 def read_reference(path: Path) -> pd.DataFrame:
     """A reference table such as the thesis's Appendix B CSV (user errors raise ValueError)."""
     try:
-        return pd.read_csv(path)
+        table = pd.read_csv(path)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError,
             UnicodeDecodeError) as exc:
         raise ValueError(f"cannot read the reference table {path}: {exc}") from exc
+    table.attrs["path"] = str(path)  # named in reference_agreement.json and its line
+    return table
 
 
 # --- helpers -------------------------------------------------------------------------
