@@ -167,6 +167,20 @@ def test_a_step_0_point_gives_the_gain_over_random_init(uri: str, tmp_path: Path
     assert (tmp_path / "top_1_per_epoch.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_the_gain_over_init_is_of_the_specs_metric(uri: str, tmp_path: Path) -> None:
+    spec = GRID.format(name="baseline-loss", seeds="[0]") + "metric: regularization_loss\n" \
+        "mode: min\n"
+    log_sweep(uri, spec, lambda t: ({**METRICS, "top_1_accuracy": 0.5}, "FINISHED", None),
+              epochs=(4,), at_init=lambda t: {"regularization_loss": 0.05 * t.params["temperature"]
+                                              / 0.1, "top_1_accuracy": 0.1})
+    assert main(["report", "baseline-loss", "--tracking-uri", uri, "--out", str(tmp_path)]) == 0
+    table = pd.read_csv(tmp_path / "appendix_b.csv")
+    # final 0.01 - step 0 (0.05 or 0.1): negative, the loss went down
+    assert table["gain_over_init"].tolist() == [-0.04, -0.04, -0.09, -0.09]
+    assert pd.read_csv(tmp_path / "trials.csv")["regularization_loss_init"].tolist() \
+        == pytest.approx([0.05, 0.05, 0.1, 0.1])
+
+
 def test_default_folder_is_the_sweeps_results_folder(uri: str, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     log_sweep(uri, GRID.format(name="default-out", seeds="[0]"),
