@@ -47,7 +47,7 @@ def test_byol_axes_lead_in_declared_order_and_best_is_per_batch_size() -> None:
 
 def test_optuna_trials_are_sorted_by_the_metric_and_failures_come_last() -> None:
     axes = ("temperature", "learning_rate")
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"temperature": 0.1234567, "learning_rate": 2.0, "top_1_accuracy": 0.41},
         {"temperature": 0.5, "learning_rate": 0.3, "top_1_accuracy": 0.95, "state": "FAILED"},
         {"temperature": 0.5, "learning_rate": 1.0, "top_1_accuracy": 0.62},
@@ -66,10 +66,11 @@ def test_optuna_trials_are_sorted_by_the_metric_and_failures_come_last() -> None
 
 def test_best_minimises_when_the_spec_says_min_and_uses_unrounded_values() -> None:
     axes = ("temperature",)
-    rows = [{"temperature": 0.1, "top_1_accuracy": 0.8334, "regularization_loss": 0.5},
-            {"temperature": 0.2, "top_1_accuracy": 0.8336, "regularization_loss": 0.2},
-            {"temperature": 0.3, "top_1_accuracy": 0.9, "regularization_loss": 0.1,
-             "state": "RUNNING"}]
+    rows: list[dict[str, Any]] = [
+        {"temperature": 0.1, "top_1_accuracy": 0.8334, "regularization_loss": 0.5},
+        {"temperature": 0.2, "top_1_accuracy": 0.8336, "regularization_loss": 0.2},
+        {"temperature": 0.3, "top_1_accuracy": 0.9, "regularization_loss": 0.1,
+         "state": "RUNNING"}]
     best = best_by_batch_size(summarise(trials(rows, axes), Layout(axes)))
     assert best["temperature"].tolist() == [0.2]  # 0.834 vs 0.834 printed
     lowest = best_by_batch_size(summarise(
