@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 # Final metrics copied into the trials frame (the latest value = the last epoch's).
 METRICS = ("regularization_loss", "top_1_accuracy", "top_5_accuracy", "steps", "epoch")
 CURVE_METRIC = "top_1_accuracy"
+INIT = "_init"  # <metric>_init: the metric at step 0, before any training (reports.tables.INIT)
 NOT_STARTED = "NOT_STARTED"  # a grid cell of the spec that has no run (sweep interrupted early)
 _INT = re.compile(r"[+-]?\d+")
 
@@ -51,9 +52,12 @@ class Sweep:
     mode: str  # max | min
     expected_trials: int | None  # the parent's num_trials param
     # One row per trial run: run_id, run_name, trial_index, state, error, seed,
-    # every axis, batch_size (swept or fixed) and the final value of each metric.
+    # every axis, batch_size (swept or fixed), the final value of each metric and
+    # <metric>_init: the spec's metric at step 0 (the random-init baseline), NaN
+    # where the trial logged no step-0 point.
     trials: pd.DataFrame
-    history: pd.DataFrame  # run_id, run_name, state, step, value: CURVE_METRIC per epoch
+    # run_id, run_name, state, step, value: CURVE_METRIC per epoch, step 0 included
+    history: pd.DataFrame
 
 
 def load_sweep(tracking_uri: str, name: str) -> Sweep:
@@ -82,9 +86,11 @@ def load_sweep(tracking_uri: str, name: str) -> Sweep:
     search_type = str(search.get("type") or "grid")
     if search_type == "grid" and declared:
         trials = _with_missing_cells(trials, axes, declared, search.get("seeds"), expected)
+    history = _history(client, trials)
+    trials = _with_init(client, trials, history, metric)
     return Sweep(name=name, parent_id=tracker.parent_id, axes=axes, search_type=search_type,
                  metric=metric, mode=mode, expected_trials=expected, trials=trials,
-                 history=_history(client, trials))
+                 history=history)
 
 
 def attach_report(tracking_uri: str, parent_id: str, files: list[Path]) -> None:
@@ -98,10 +104,12 @@ def attach_report(tracking_uri: str, parent_id: str, files: list[Path]) -> None:
 def read_reference(path: Path) -> pd.DataFrame:
     """A reference table such as the thesis's Appendix B CSV (user errors raise ValueError)."""
     try:
-        return pd.read_csv(path)
+        table = pd.read_csv(path)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError,
             UnicodeDecodeError) as exc:
         raise ValueError(f"cannot read the reference table {path}: {exc}") from exc
+    table.attrs["path"] = str(path)  # named in reference_agreement.json and its line
+    return table
 
 
 # --- helpers -------------------------------------------------------------------------
@@ -265,3 +273,20 @@ def _history(client: MlflowClient, trials: pd.DataFrame) -> pd.DataFrame:
             rows.append({"run_id": run.run_id, "run_name": run.run_name, "state": run.state,
                          "step": point.step, "value": point.value})
     return pd.DataFrame(rows, columns=["run_id", "run_name", "state", "step", "value"])
+
+
+def _with_init(client: MlflowClient, trials: pd.DataFrame, history: pd.DataFrame,
+               metric: str) -> pd.DataFrame:
+    """The spec's metric at step 0 per run (trials log the untrained network's probe
+    as epoch 0): the baseline that the report's gain over init subtracts."""
+    if metric == CURVE_METRIC:
+        points = history
+    else:
+        points = pd.DataFrame(
+            [{"run_id": run_id, "step": point.step, "value": point.value}
+             for run_id in trials.loc[trials["run_id"] != "", "run_id"]
+             for point in client.get_metric_history(str(run_id), metric)],
+            columns=["run_id", "step", "value"])
+    # The latest point at step 0 (a retried trial may have logged it twice).
+    initial = points[points["step"] == 0].groupby("run_id")["value"].last()
+    return trials.assign(**{metric + INIT: trials["run_id"].map(initial).astype(float)})

@@ -4,15 +4,17 @@ MLflow, written to a folder and attached to the sweep's parent run.
 Files (docs/reports.md): appendix_b.csv/.tex (every trial, the thesis's Table 3),
 best_by_batch_size.csv/.tex (Table 2), trials.csv (every run as logged),
 top_1_heatmap.png (grids) or top_1_vs_params.png (Optuna), top_1_per_epoch.png,
-and with --reference: reference_comparison.csv/.tex, reference_diff_heatmap.png.
+with --reference: reference_comparison.csv/.tex, reference_diff_heatmap.png,
+reference_agreement.json; and report.html, all of it in one self-contained page.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 # Only the standard library at import time: the CLI builds every subcommand's
 # parser on each call, and `sweeper validate` must not pay for MLflow, pandas
@@ -27,7 +29,9 @@ REPORT_FILES = (
     "appendix_b.csv", "appendix_b.tex", "best_by_batch_size.csv", "best_by_batch_size.tex",
     "trials.csv", "top_1_heatmap.png", "top_1_vs_params.png", "top_1_per_epoch.png",
     "reference_comparison.csv", "reference_comparison.tex", "reference_diff_heatmap.png",
+    "reference_agreement.json", "report.html",
 )
+AGREEMENT_FILE = "reference_agreement.json"
 STATE_ORDER = ("FINISHED", "FAILED", "KILLED", "RUNNING", "NOT_STARTED")
 HEATMAP_VALUE = "top_1_accuracy"  # the issue asks for top-1 maps whatever the spec's metric
 
@@ -85,14 +89,23 @@ def run_report(args: argparse.Namespace) -> int:
 
 def write_report(sweep: Sweep, folder: Path, reference: pd.DataFrame | None = None
                  ) -> list[Path]:
-    """Every table and plot of the report into `folder`; returns the files written."""
-    from reports import plots, tables
+    """Every table and plot of the report into `folder`, and report.html with all of
+    them; returns the files written."""
+    from reports import page, plots, tables
+    from reports.agreement import agreement, agreement_line
     from reports.collect import CURVE_METRIC
 
     layout = tables.Layout(axes=tuple(sweep.axes), grid=sweep.search_type == "grid",
                            metric=sweep.metric, mode=sweep.mode)
     summary = tables.summarise(sweep.trials, layout)
     comparison = tables.compare(summary, reference) if reference is not None else None
+    agreed = None
+    if reference is not None and layout.metric in reference:
+        ours = summary.rows[summary.rows["state"] == tables.FINISHED].rename(
+            columns=tables.RENAMES)
+        keys = [k for k in (tables.renamed(a) for a in layout.axes) if k in reference]
+        agreed = {"reference": reference.attrs.get("path"),
+                  **agreement(ours, reference, keys, layout.metric, layout.mode)}
     folder.mkdir(parents=True, exist_ok=True)
     for name in REPORT_FILES:  # a previous report's files must not linger (e.g. a comparison)
         (folder / name).unlink(missing_ok=True)
@@ -108,6 +121,8 @@ def write_report(sweep: Sweep, folder: Path, reference: pd.DataFrame | None = No
             f"({_latex_text(sweep.metric)}, {sweep.mode}).", label=f"tab:{sweep.name}-best"),
         "trials.csv": tables.to_csv(tables.trials_table(sweep.trials, layout)),
     }
+    if agreed is not None:
+        texts[AGREEMENT_FILE] = json.dumps(agreed, indent=2, allow_nan=False) + "\n"
     if comparison is not None:
         texts["reference_comparison.csv"] = tables.to_csv(comparison)
         texts["reference_comparison.tex"] = tables.compare_latex(
@@ -137,17 +152,35 @@ def write_report(sweep: Sweep, folder: Path, reference: pd.DataFrame | None = No
     for filename, draw in pictures.items():
         if draw(folder / filename):
             written.append(folder / filename)
+
+    report = page.Page(
+        name=sweep.name, summary=summary, headline=_headline(sweep),
+        runs=tables.trials_table(sweep.trials, layout),
+        pictures={p.name: p.read_bytes() for p in written if p.suffix == ".png"},
+        comparison=comparison, agreement=agreed,
+        agreement_line=agreement_line(agreed, _source(agreed)) if agreed else "")
+    (folder / "report.html").write_text(page.render(report), encoding="utf-8")
+    written.append(folder / "report.html")
     return written
 
 
-def _summary(sweep: Sweep, folder: Path, written: list[Path]) -> str:
-    from reports.tables import FINISHED
+def _source(agreed: dict[str, Any]) -> str:
+    return Path(agreed["reference"]).name if agreed.get("reference") else "the reference"
 
+
+def _headline(sweep: Sweep) -> str:
     states = sweep.trials["state"].value_counts()
     order = {state: i for i, state in enumerate(STATE_ORDER)}
     counts = ", ".join(f"{states[s]} {s.lower().replace('_', ' ')}"
                        for s in sorted(states.index, key=lambda s: (order.get(s, 99), s)))
-    lines = [f"report of sweep {sweep.name!r} ({len(sweep.trials)} trials: {counts}) "
+    return f"{len(sweep.trials)} trials: {counts}"
+
+
+def _summary(sweep: Sweep, folder: Path, written: list[Path]) -> str:
+    from reports.agreement import agreement_line
+    from reports.tables import FINISHED
+
+    lines = [f"report of sweep {sweep.name!r} ({_headline(sweep)}) "
              f"in {folder}:", "  " + " ".join(p.name for p in written)]
     unfinished = sweep.trials[sweep.trials["state"] != FINISHED]
     for _, row in unfinished.iterrows():  # never drop a trial silently
@@ -157,6 +190,10 @@ def _summary(sweep: Sweep, folder: Path, written: list[Path]) -> str:
     if sweep.expected_trials is not None and len(sweep.trials) < sweep.expected_trials:
         lines.append(f"  {sweep.expected_trials - len(sweep.trials)} of the sweep's "
                      f"{sweep.expected_trials} trials have no run yet")
+    agreed = [p for p in written if p.name == AGREEMENT_FILE]
+    if agreed:  # the line is made from the file, so the two always say the same
+        result = json.loads(agreed[0].read_text())
+        lines.append(agreement_line(result, _source(result)))
     return "\n".join(lines)
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 FACET = "batch_size"
 
@@ -83,9 +84,14 @@ def heatmaps(table: pd.DataFrame, value: str, axes: Sequence[str], path: Path, t
 
 
 def curves(history: pd.DataFrame, path: Path, title: str, value: str) -> bool:
-    """`value` per epoch, one line per trial; trials that did not finish dashed."""
+    """`value` per epoch, one line per trial; trials that did not finish dashed.
+    Every step is drawn, step 0 (the untrained network, where trials log it)
+    included; then the title also states the mean gain of finished trials over it."""
     if history.empty:
         return False
+    gain = gain_over_init(history)
+    if gain is not None:
+        title += f"\nmean gain over random init (epoch 0): {gain:+.3f}"
     names = list(dict.fromkeys(history["run_name"]))
     columns = math.ceil(len(names) / 16)
     fig = Figure(figsize=(6.5 + 2.2 * columns, 4.2), layout="constrained")
@@ -96,13 +102,26 @@ def curves(history: pd.DataFrame, path: Path, title: str, value: str) -> bool:
         ax.plot(run["step"], run["value"], marker="." if len(run) < 30 else None,
                 linestyle="-" if state == "FINISHED" else "--",
                 label=str(name) if state == "FINISHED" else f"{name} ({state})")
-    ax.set_xlabel("epoch")
+    ax.set_xlabel("epoch (0: random init)" if gain is not None else "epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(value)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncols=columns, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.set_title(title)
     fig.savefig(path, dpi=120)
     return True
+
+
+def gain_over_init(history: pd.DataFrame) -> float | None:
+    """Mean over finished runs with a step-0 point of (last value - value at step 0);
+    None when no finished run logged step 0."""
+    finished = history[history["state"] == "FINISHED"].sort_values("step", kind="stable")
+    gains = []
+    for _, run in finished.groupby("run_id", sort=False):
+        start = run[run["step"] == 0]
+        if not start.empty and len(run) > len(start):
+            gains.append(float(run["value"].iloc[-1]) - float(start["value"].iloc[-1]))
+    return sum(gains) / len(gains) if gains else None
 
 
 def scatter(table: pd.DataFrame, value: str, axes: Sequence[str], path: Path,

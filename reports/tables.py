@@ -8,11 +8,14 @@ MLflow param names, unrounded final metrics, a `state` per run).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
 # The thesis calls the colour-jitter strength `color_jitter`; this is the only rename.
 RENAMES = {"color_jitter_strength": "color_jitter"}
@@ -21,8 +24,14 @@ TABLE_METRICS = ("regularization_loss", "top_1_accuracy", "top_5_accuracy", "ste
 DECIMALS = {"regularization_loss": 4, "top_1_accuracy": 3, "top_5_accuracy": 3, "steps": 0}
 OTHER_DECIMALS = 4  # a spec metric outside the thesis's columns (e.g. loss)
 FINISHED = "FINISHED"
-STD = "_std"
+STD, CI = "_std", "_ci95"
 REFERENCE, DIFF = "_reference", "_diff"
+# Several seeds per cell: is a cell's mean significantly below the best cell's?
+TIED = "indistinguishable_from_best"
+ALPHA = 0.05  # Welch's one-sided t-test at 5%
+# Trials that logged a step-0 point (the random-init baseline): final - step-0 metric.
+GAIN = "gain_over_init"
+INIT = "_init"  # the trials frame's <metric>_init: the metric at step 0, when logged
 
 
 @dataclass(frozen=True)
@@ -56,7 +65,7 @@ def renamed(column: str) -> str:
 
 
 def decimals(column: str) -> int:
-    base = column.removesuffix(STD).removesuffix(REFERENCE).removesuffix(DIFF)
+    base = column.removesuffix(STD).removesuffix(CI).removesuffix(REFERENCE).removesuffix(DIFF)
     return DECIMALS.get(base, OTHER_DECIMALS)
 
 
@@ -65,15 +74,22 @@ def decimals(column: str) -> int:
 def summarise(trials: pd.DataFrame, layout: Layout) -> Summary:
     axes, metrics = list(layout.axes), layout.metrics
     repeated = layout.grid and bool(axes) and trials.groupby(axes, dropna=False).size().gt(1).any()
-    keep = [c for c in dict.fromkeys([*axes, "batch_size", *metrics, "state", "seed",
+    init = layout.metric + INIT
+    if init in trials and trials[init].notna().any():
+        trials = trials.assign(**{GAIN: trials[layout.metric].astype(float)
+                                  - trials[init].astype(float)})
+    keep = [c for c in dict.fromkeys([*axes, "batch_size", *metrics, GAIN, "state", "seed",
                                       "trial_index"]) if c in trials]
     finished = trials.loc[trials["state"] == FINISHED, keep]
     others = trials.loc[trials["state"] != FINISHED, keep]
     if repeated:
-        parts = [_aggregate(cell, axes, metrics)
-                 for _, cell in finished.groupby(axes, dropna=False, sort=False)]
+        cells = [cell for _, cell in finished.groupby(axes, dropna=False, sort=False)]
+        parts = [_aggregate(cell, axes, metrics) for cell in cells]
         finished = pd.DataFrame(parts, columns=list(dict.fromkeys(
-            [*axes, "batch_size", *metrics, *_std_columns(metrics), "seeds", "state"])))
+            [*axes, "batch_size", *metrics, *_spread_columns(metrics),
+             *([GAIN] if GAIN in trials else []), "seeds", "state"])))
+        finished[TIED] = _tied([_values(cell[layout.metric]) for cell in cells],
+                               layout.mode)[1]
     # concat of an empty part would reset the other part's dtypes (Int64 -> object)
     rows = pd.concat([p for p in (finished, others) if not p.empty] or [finished],
                      ignore_index=True)
@@ -92,17 +108,111 @@ def _aggregate(cell: pd.DataFrame, axes: list[str], metrics: list[str]) -> dict[
         row[metric] = values.mean()
         if metric != "steps":
             row[metric + STD] = values.std(ddof=1)  # the sample std; NaN for one seed
+            row[metric + CI] = ci95(_values(values))
+    if GAIN in cell:
+        row[GAIN] = cell[GAIN].astype(float).mean()
     row.update(seeds=" ".join(_seed_text(s) for s in sorted(cell["seed"].dropna())),
                state=FINISHED)
     return row
+
+
+def _values(column: pd.Series) -> np.ndarray:
+    """The finite values of a column as floats (a cell's metric over its seeds)."""
+    values = pd.to_numeric(column, errors="coerce").astype(float).to_numpy()
+    return values[np.isfinite(values)]
+
+
+# --- intervals and ties over seeds ---------------------------------------------------
+
+def ci95(values: Sequence[float] | np.ndarray) -> float:
+    """Half-width of the 95% Student-t interval of the mean: t_{0.975, n-1} * s / sqrt(n);
+    NaN below two values."""
+    sample = np.asarray(values, dtype=float)
+    n = len(sample)
+    if n < 2:
+        return math.nan
+    return float(stats.t.ppf(0.975, n - 1) * sample.std(ddof=1) / math.sqrt(n))
+
+
+def welch_p_below(best: Sequence[float] | np.ndarray, other: Sequence[float] | np.ndarray,
+                  mode: str = "max") -> float:
+    """Welch's one-sided t-test of `other` against `best`: the p-value of "other's mean
+    is below best's" (above, for mode="min"). NaN when either side has under two
+    values; with no spread at all on both sides, 0 for a lower mean, else 1."""
+    a, b = np.asarray(best, dtype=float), np.asarray(other, dtype=float)
+    if len(a) < 2 or len(b) < 2:
+        return math.nan
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    gap = a.mean() - b.mean() if mode == "max" else b.mean() - a.mean()
+    if va + vb == 0:
+        return 0.0 if gap > 0 else 1.0
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    return float(stats.t.sf(gap / math.sqrt(va + vb), df))
+
+
+def _tied(samples: list[np.ndarray], mode: str, alpha: float = ALPHA
+          ) -> tuple[list[float], pd.Series]:
+    """Per cell (its metric over seeds): the p-value against the best cell and whether
+    it is indistinguishable from it (not significantly worse at `alpha`). The best
+    cell(s) by mean are True; a cell that cannot be tested (under two seeds on
+    either side, no values) is <NA>."""
+    means = [float(s.mean()) if len(s) else math.nan for s in samples]
+    tied = pd.Series(pd.NA, index=range(len(samples)), dtype="boolean")
+    p_values = [math.nan] * len(samples)
+    scored = [i for i, m in enumerate(means) if math.isfinite(m)]
+    if not scored:
+        return p_values, tied
+    pick = max if mode == "max" else min
+    top = pick(means[i] for i in scored)
+    best = [i for i in scored if means[i] == top]
+    for i in scored:
+        if i in best:
+            tied[i] = True
+            continue
+        p_values[i] = welch_p_below(samples[best[0]], samples[i], mode)
+        if math.isfinite(p_values[i]):
+            tied[i] = p_values[i] >= alpha
+    return p_values, tied
+
+
+def indistinguishable_from_best(trials: pd.DataFrame, axes: Sequence[str],
+                                metric: str = "top_1_accuracy", mode: str = "max",
+                                alpha: float = ALPHA) -> pd.DataFrame:
+    """The cells of a sweep that are not significantly worse than the best one.
+
+    `trials`: one row per run, as reports.collect's trials frame (a `state` column,
+    each axis, the metric). Its FINISHED runs are grouped into cells by `axes`;
+    per cell: `n` (runs with a value), `mean`, `std`, `ci95` (half-width of the 95%
+    Student-t interval of the mean), `p_value` (Welch's one-sided t-test of "this
+    cell's mean is below the best cell's", above for mode="min"; NaN for the best
+    cell and where untestable) and `indistinguishable_from_best`: True for the best
+    cell and for every cell with p_value >= alpha, False below, <NA> when a side has
+    under two values. Rows sorted by the axes."""
+    finished = trials[trials["state"] == FINISHED] if "state" in trials else trials
+    keys = list(axes)
+    groups = (list(finished.groupby(keys, dropna=False, sort=True)) if keys
+              else [((), finished)])
+    samples = [_values(cell[metric]) for _, cell in groups]
+    p_values, tied = _tied(samples, mode, alpha)
+    rows = []
+    for (key, _), sample in zip(groups, samples, strict=True):
+        key = key if isinstance(key, tuple) else (key,)
+        rows.append({**dict(zip(keys, key, strict=True)), "n": len(sample),
+                     "mean": float(sample.mean()) if len(sample) else math.nan,
+                     "std": float(sample.std(ddof=1)) if len(sample) > 1 else math.nan,
+                     "ci95": ci95(sample)})
+    frame = pd.DataFrame(rows, columns=[*keys, "n", "mean", "std", "ci95"])
+    frame["p_value"] = p_values
+    frame[TIED] = tied.array
+    return frame
 
 
 def _seed_text(seed: Any) -> str:
     return "" if pd.isna(seed) else str(int(seed))
 
 
-def _std_columns(metrics: list[str]) -> list[str]:
-    return [m + STD for m in metrics if m != "steps"]
+def _spread_columns(metrics: list[str]) -> list[str]:
+    return [m + suffix for m in metrics if m != "steps" for suffix in (STD, CI)]
 
 
 def _sorted(rows: pd.DataFrame, layout: Layout) -> pd.DataFrame:
@@ -137,8 +247,9 @@ def best_mask(rows: pd.DataFrame, layout: Layout) -> pd.Series:
 def appendix_b(summary: Summary) -> pd.DataFrame:
     """Table 3: every trial. For the SimCLR grid exactly the thesis's columns
     batch_size,temperature,color_jitter,regularization_loss,top_1_accuracy,
-    top_5_accuracy,steps; with seeds also <metric>_std and `seeds`; with any
-    trial not FINISHED also its `state`."""
+    top_5_accuracy,steps; with a step-0 point logged also `gain_over_init`; with
+    seeds also <metric>_std, <metric>_ci95, `seeds` and
+    `indistinguishable_from_best`; with any trial not FINISHED also its `state`."""
     rows, layout = summary.rows, summary.layout
     columns = [*layout.axes]
     for metric in layout.metrics:
@@ -146,12 +257,14 @@ def appendix_b(summary: Summary) -> pd.DataFrame:
             continue
         columns.append(metric)
         if summary.repeated and metric != "steps":
-            columns.append(metric + STD)
+            columns += [metric + STD, metric + CI]
+    if GAIN in rows:
+        columns.append(GAIN)
     if summary.repeated:
-        columns.append("seeds")
+        columns += ["seeds", TIED]
     if (rows["state"] != FINISHED).any():
         columns.append("state")
-    return _presented(rows[columns], layout.axes)
+    return _presented(rows[columns], layout)
 
 
 def best_by_batch_size(summary: Summary) -> pd.DataFrame:
@@ -165,14 +278,14 @@ def best_by_batch_size(summary: Summary) -> pd.DataFrame:
     return best.sort_values("batch_size", kind="stable").reset_index(drop=True)
 
 
-def _presented(frame: pd.DataFrame, axes: Sequence[str]) -> pd.DataFrame:
+def _presented(frame: pd.DataFrame, layout: Layout) -> pd.DataFrame:
     """Renamed and rounded as the thesis prints: pandas then writes 0.0093, 0.83, 1.0.
-    Axis values stay as logged."""
+    Axis values stay as logged; the gain over init is rounded as its metric."""
     frame = frame.copy()
     for column in frame.columns:
-        if column in axes or column in ("seeds", "state"):
+        if column in layout.axes or column in ("seeds", "state", TIED):
             continue
-        places = decimals(column)
+        places = decimals(layout.metric if column == GAIN else column)
         frame[column] = frame[column].astype(float).round(places)
         if places == 0:
             frame[column] = frame[column].astype("Int64")
@@ -187,6 +300,9 @@ def trials_table(trials: pd.DataFrame, layout: Layout) -> pd.DataFrame:
         leading.append("batch_size")
     metrics = [m for m in dict.fromkeys([*layout.metrics, "epoch"])
                if m in trials and m not in layout.axes]
+    init = layout.metric + INIT
+    if init in trials and trials[init].notna().any():
+        metrics.append(init)  # the metric at step 0 (random init), when trials logged it
     table = trials[[*leading, *metrics, "error", "run_id"]]
     keys = [*layout.axes, "seed", "trial_index"] if layout.grid else ["trial_index"]
     table = table.sort_values(keys, na_position="last", kind="stable")
@@ -242,7 +358,7 @@ def appendix_b_latex(summary: Summary, caption: str, label: str) -> str:
         for level, column in enumerate(collapse):
             bold.loc[_group_start(table, collapse[: level + 1], row), column] = True
     return to_latex(table, caption=caption, label=label, axes=_axes(summary),
-                    collapse=collapse, bold=bold)
+                    collapse=collapse, bold=bold, **_dagger(table, summary.layout))
 
 
 def best_by_batch_size_latex(summary: Summary, caption: str, label: str) -> str:
@@ -255,7 +371,25 @@ def best_by_batch_size_latex(summary: Summary, caption: str, label: str) -> str:
         bold.loc[values.idxmax() if summary.layout.mode == "max" else values.idxmin(),
                  metric] = True
     return to_latex(table, caption=caption, label=label,
-                    axes=["batch_size", *_axes(summary)], bold=bold)
+                    axes=["batch_size", *_axes(summary)], bold=bold,
+                    **_dagger(table, summary.layout))
+
+
+def _dagger(table: pd.DataFrame, layout: Layout) -> dict[str, Any]:
+    """With seeds: a dagger on the metric of the cells indistinguishable from the best,
+    and a note under the table saying by which test."""
+    if TIED not in table or not table[TIED].fillna(False).astype(bool).any():
+        return {}
+    worse = "below" if layout.mode == "max" else "above"
+    note = (f"\\textsuperscript{{\\dag}}The best cell by mean {_latex_name(layout.metric)}, "
+            f"and the cells not significantly {worse} it (Welch's one-sided $t$-test over "
+            "seeds, 5\\% level).")
+    return {"mark": table[TIED].fillna(False).astype(bool), "marked": renamed(layout.metric),
+            "note": note}
+
+
+def _latex_name(text: str) -> str:
+    return text.replace("_", r"\_")
 
 
 def compare_latex(table: pd.DataFrame, summary: Summary, caption: str, label: str) -> str:
@@ -283,15 +417,22 @@ def _group_start(table: pd.DataFrame, columns: list[str], row: Any) -> Any:
 
 
 def to_latex(table: pd.DataFrame, *, caption: str, label: str, axes: Sequence[str] = (),
-             collapse: Sequence[str] = (), bold: pd.DataFrame | None = None) -> str:
+             collapse: Sequence[str] = (), bold: pd.DataFrame | None = None,
+             mark: pd.Series | None = None, marked: str = "", note: str = "") -> str:
     """A booktabs table (\\toprule, \\midrule, \\bottomrule) via pandas' Styler.
 
     `axes` are printed as logged (4 significant digits when longer, e.g. Optuna
     samples); a value in `collapse` equal to the row above's (and all columns
     before it) is blank; <metric>_std columns merge into their metric as
-    $mean \\pm std$; missing values print as --.
+    $mean \\pm std$ (<metric>_ci95 and indistinguishable_from_best stay in the CSV);
+    missing values print as --. Rows where `mark` is True get a dagger on the
+    column `marked`, and `note` is printed under the table.
     """
     cells, merged = _cells(table, axes)
+    if mark is not None and marked in cells:
+        merged.add(marked)  # numbers and --: nothing to escape, and the dagger must not be
+        rows = mark.to_numpy(dtype=bool)
+        cells.loc[rows, marked] = cells.loc[rows, marked] + "\\textsuperscript{\\dag}"
     for level, column in enumerate(collapse):
         prefix = list(collapse[: level + 1])
         repeated = table[prefix].eq(table[prefix].shift()).all(axis=1)
@@ -307,8 +448,13 @@ def to_latex(table: pd.DataFrame, *, caption: str, label: str, axes: Sequence[st
               .format_index(escape="latex", axis="columns")
               .apply(lambda _: style, axis=None))
     column_format = "".join("l" if c in axes else "r" for c in cells.columns)
-    return styler.to_latex(hrules=True, column_format=column_format, environment="table",
-                           position_float="centering", caption=caption, label=label)
+    latex = styler.to_latex(hrules=True, column_format=column_format, environment="table",
+                            position_float="centering", caption=caption, label=label)
+    if note:
+        end = "\\end{table}\n"
+        latex = (latex.removesuffix(end)
+                 + f"\\par\\smallskip\n{{\\footnotesize {note}\\par}}\n" + end)
+    return latex
 
 
 def _cells(table: pd.DataFrame, axes: Sequence[str]) -> tuple[pd.DataFrame, set[str]]:
@@ -316,7 +462,8 @@ def _cells(table: pd.DataFrame, axes: Sequence[str]) -> tuple[pd.DataFrame, set[
     cells = pd.DataFrame(index=table.index)
     merged: set[str] = set()
     for column in table.columns:
-        if column.endswith(STD) and column.removesuffix(STD) in table:
+        if column == TIED or any(column.endswith(suffix) and column.removesuffix(suffix)
+                                 in table for suffix in (STD, CI)):
             continue
         values = table[column]
         if column in axes:

@@ -28,10 +28,12 @@ Outcome = tuple[dict[str, float], str, str | None] | None
 
 
 def log_sweep(uri: str, spec_text: str, outcome: Callable[[Trial], Outcome],
-              epochs: tuple[int, ...] = (50, 100)) -> SweepTracker:
+              epochs: tuple[int, ...] = (50, 100),
+              at_init: Callable[[Trial], dict[str, float]] | None = None) -> SweepTracker:
     """Log every trial of `spec_text` as the driver would. The last epoch gets the
     outcome's metrics; earlier ones lower values, so a report that does not take
-    the latest value shows it."""
+    the latest value shows it. `at_init`: metrics logged at step 0 first (the
+    untrained network's probe, as trials report it)."""
     spec = parse_spec(spec_text)
     trials = expand(spec)
     # Artifacts next to the SQLite file: MLflow's default is ./mlruns in the working folder.
@@ -46,6 +48,8 @@ def log_sweep(uri: str, spec_text: str, outcome: Callable[[Trial], Outcome],
             continue
         metrics, status, error = result
         run_id = tracker.trial_run(trial, with_seed)
+        if at_init is not None:
+            tracker.log_metrics(run_id, {**at_init(trial), "epoch": 0}, step=0)
         for epoch in epochs[:-1]:
             tracker.log_metrics(run_id, {k: v * epoch / epochs[-1] for k, v in metrics.items()}
                                 | {"epoch": epoch}, step=epoch)

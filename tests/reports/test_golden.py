@@ -3,13 +3,19 @@ as the driver logs trials, come back from `sweeper report` as the thesis's table
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import csv
+import io
+import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
+from PIL import Image
 
 from sweeper.cli import main
 
@@ -22,6 +28,7 @@ from .conftest import (
     log_sweep,
     thesis_outcome,
 )
+from .html_tables import Tables
 
 NAME = "simclr-appendix-b"  # search_spaces/simclr_grid.yaml's name
 
@@ -93,9 +100,62 @@ def test_reference_comparison_finds_no_difference(report: Report) -> None:
 
 
 def test_plots_are_written_and_the_report_is_attached_to_the_sweep_run(report: Report) -> None:
+    for name in ("top_1_heatmap.png", "top_1_per_epoch.png", "reference_diff_heatmap.png",
+                 "report.html", "reference_agreement.json"):
+        assert (report.folder / name).exists(), name
     for name in ("top_1_heatmap.png", "top_1_per_epoch.png", "reference_diff_heatmap.png"):
         assert (report.folder / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     attached = {Path(a.path).name for a in
                 MlflowClient(report.uri).list_artifacts(report.parent_id, "report")}
     assert attached == {p.name for p in report.folder.iterdir()}
     assert "32 trials: 32 finished" in report.stdout
+
+
+def test_agreement_with_the_reference_is_perfect_and_printed(report: Report) -> None:
+    result = json.loads((report.folder / "reference_agreement.json").read_text())
+    assert result["reference"] == str(THESIS_CSV)
+    assert (result["matched_cells"], result["spearman"], result["kendall"]) == (32, 1.0, 1.0)
+    assert (result["mean_abs_diff"], result["max_abs_diff"], result["same_best"]) \
+        == (0.0, 0.0, True)
+    assert result["best_sweep"] == result["best_reference"] == [
+        {"batch_size": 1024, "temperature": 0.25, "color_jitter": 0.75, "top_1_accuracy": 0.841}]
+    lines = [line for line in report.stdout.splitlines() if line.startswith("agreement")]
+    assert lines == [
+        "agreement with thesis_appendix_b.csv on top_1_accuracy: 32 matched cells, "
+        "Spearman 1.000, Kendall 1.000, |sweep - reference| mean 0.0000 max 0.0000, "
+        "same best cell (batch_size=1024 temperature=0.25 color_jitter=0.75)"]
+
+
+def test_report_html_is_one_self_contained_page_with_every_trial(report: Report) -> None:
+    text = (report.folder / "report.html").read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>")
+    # Self-contained: no external reference of any kind, no script needed.
+    markup = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "data:", text)
+    assert not re.search(r"(?i)https?:|//|\burl\(|@import", markup)
+    assert "<script" not in text.lower() and "<link" not in text.lower()
+    page = Tables(text)
+
+    def csv_rows(name: str) -> list[list[str]]:
+        return list(csv.reader(io.StringIO((report.folder / name).read_text())))
+
+    # Every trial, cell for cell as in the CSVs (Appendix B, Table 2, every run).
+    assert page.tables["appendix-b"] == csv_rows("appendix_b.csv")
+    assert len(page.tables["appendix-b"]) == 33
+    assert page.tables["best-by-batch-size"] == csv_rows("best_by_batch_size.csv")
+    assert page.tables["runs"] == csv_rows("trials.csv")
+    assert page.tables["reference-comparison"] == csv_rows("reference_comparison.csv")
+    assert "Spearman" in text and "same best cell" in text
+
+    # Every plot embedded, and each decodes to the PNG written next to it.
+    pngs = sorted(p for p in report.folder.iterdir() if p.suffix == ".png")
+    assert len(page.images) == len(pngs) == 3
+    decoded = []
+    for src in page.images:
+        assert src.startswith("data:image/png;base64,")
+        data = base64.b64decode(src.removeprefix("data:image/png;base64,"), validate=True)
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+        decoded.append(data)
+    assert sorted(decoded) == sorted(p.read_bytes() for p in pngs)
+    # The best row of each batch size is bold, as in the LaTeX.
+    assert text.count('<tr class="best">') == 2

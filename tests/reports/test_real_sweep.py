@@ -69,8 +69,10 @@ def test_report_of_a_real_sweep(swept: tuple[Path, str], monkeypatch: pytest.Mon
     assert (table["steps"] == 2 * 3).all()  # 2 epochs x ceil(48 / 16)
 
     # The same numbers MLflow holds, rounded as the thesis rounds.
+    experiment = MlflowClient(uri).get_experiment_by_name("real-report")
+    assert experiment is not None
     runs = MlflowClient(uri).search_runs(
-        [MlflowClient(uri).get_experiment_by_name("real-report").experiment_id],
+        [experiment.experiment_id],
         filter_string="tags.`sweeper.kind` = 'trial'")
     logged = {(float(r.data.params["temperature"]),
                float(r.data.params["color_jitter_strength"])): r.data.metrics for r in runs}

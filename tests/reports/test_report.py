@@ -10,6 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from reports import plots
+from reports.collect import load_sweep
 from sweeper.cli import main
 from sweeper.spec import Trial
 
@@ -92,27 +94,91 @@ def test_seeds_of_a_cell_become_mean_and_std(uri: str, tmp_path: Path) -> None:
     assert main(["report", "seeds", "--tracking-uri", uri, "--out", str(tmp_path)]) == 0
     table = pd.read_csv(tmp_path / "appendix_b.csv", dtype={"seeds": str})
     assert list(table.columns) == [
-        "temperature", "color_jitter", "regularization_loss", "regularization_loss_std",
-        "top_1_accuracy", "top_1_accuracy_std", "top_5_accuracy", "top_5_accuracy_std",
-        "steps", "seeds", "state"]
+        "temperature", "color_jitter",
+        "regularization_loss", "regularization_loss_std", "regularization_loss_ci95",
+        "top_1_accuracy", "top_1_accuracy_std", "top_1_accuracy_ci95",
+        "top_5_accuracy", "top_5_accuracy_std", "top_5_accuracy_ci95",
+        "steps", "seeds", "indistinguishable_from_best", "state"]
     rows = {(r.temperature, r.color_jitter, r.state): r for r in table.itertuples()}
     assert len(table) == 9  # 4 cells averaged, 1 failed seed, 4 seeds never started
     t1 = rows[(0.1, 0.5, "FINISHED")]
-    assert (t1.top_1_accuracy, t1.top_1_accuracy_std, t1.seeds) == (0.51, 0.01, "0 1 2")
+    # t_{0.975, 2} = 4.303: 4.303 * 0.01 / sqrt(3) = 0.0248
+    assert (t1.top_1_accuracy, t1.top_1_accuracy_std, t1.top_1_accuracy_ci95, t1.seeds) \
+        == (0.51, 0.01, 0.025, "0 1 2")
+    assert t1.indistinguishable_from_best is False  # 0.51 vs 0.605: clearly below
     t2 = rows[(0.2, 0.5, "FINISHED")]  # seeds 0 and 1; seed 2 failed and stands apart
-    assert (t2.top_1_accuracy, t2.top_1_accuracy_std, t2.seeds) == (0.605, 0.007, "0 1")
+    # t_{0.975, 1} = 12.71: 12.71 * 0.00707 / sqrt(2) = 0.0635
+    assert (t2.top_1_accuracy, t2.top_1_accuracy_std, t2.top_1_accuracy_ci95, t2.seeds) \
+        == (0.605, 0.007, 0.064, "0 1")
+    assert t2.indistinguishable_from_best is True  # the best cell
     failed = rows[(0.2, 0.5, "FAILED")]
     assert (failed.top_1_accuracy, failed.seeds) == (0.99, "2")
-    lone = rows[(0.1, 1.0, "FINISHED")]  # one finished seed: no spread
+    assert pd.isna(failed.indistinguishable_from_best)  # not a cell of finished runs
+    lone = rows[(0.1, 1.0, "FINISHED")]  # one finished seed: no spread, nothing to test
     assert lone.seeds == "0" and pd.isna(lone.top_1_accuracy_std)
+    assert pd.isna(lone.top_1_accuracy_ci95) and pd.isna(lone.indistinguishable_from_best)
     missing = table[table["state"] == "NOT_STARTED"]
     assert missing["seeds"].tolist() == ["1", "2", "1", "2"]
     best = pd.read_csv(tmp_path / "best_by_batch_size.csv")
     assert (best["temperature"].tolist(), best["top_1_accuracy"].tolist()) == ([0.2], [0.605])
 
     tex = (tmp_path / "appendix_b.tex").read_text()
-    assert "\\textbf{$0.605 \\pm 0.007$}" in tex and "$0.51 \\pm 0.01$" in tex
+    # The best cell carries the dagger of the indistinguishable group; the note names the test.
+    assert "\\textbf{$0.605 \\pm 0.007$\\textsuperscript{\\dag}}" in tex
+    assert "& $0.51 \\pm 0.01$ &" in tex
+    assert "Welch's one-sided $t$-test over seeds, 5\\% level" in tex
+    assert "ci95" not in tex and "indistinguishable" not in tex  # the CSV has them
     compile_latex(tmp_path, "appendix_b.tex", "best_by_batch_size.tex")
+
+
+def test_a_step_0_point_gives_the_gain_over_random_init(uri: str, tmp_path: Path) -> None:
+    """Trials log the untrained network's probe as epoch 0: the curves start there and
+    appendix_b.csv states final - step 0 (absent for sweeps without it: the golden test)."""
+    def final(trial: Trial) -> Outcome:
+        if trial.params["color_jitter_strength"] == 1.0 and trial.params["temperature"] == 0.2:
+            return {**METRICS, "top_1_accuracy": 0.4}, "FAILED", "worker died"
+        return {**METRICS, "top_1_accuracy": 0.5 + trial.params["temperature"]}, \
+            "FINISHED", None
+
+    def init(trial: Trial) -> dict[str, float]:
+        return {"top_1_accuracy": 0.1 + trial.params["color_jitter_strength"] / 10,
+                "top_5_accuracy": 0.5, "steps": 0.0}
+
+    log_sweep(uri, GRID.format(name="baseline", seeds="[0]"), final, epochs=(2, 4),
+              at_init=init)
+    assert main(["report", "baseline", "--tracking-uri", uri, "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "appendix_b.csv").read_text() == (
+        "temperature,color_jitter,regularization_loss,top_1_accuracy,top_5_accuracy,steps,"
+        "gain_over_init,state\n"
+        "0.1,0.5,0.01,0.6,0.9,392,0.45,FINISHED\n"   # 0.6 - 0.15
+        "0.1,1.0,0.01,0.6,0.9,392,0.4,FINISHED\n"    # 0.6 - 0.2
+        "0.2,0.5,0.01,0.7,0.9,392,0.55,FINISHED\n"
+        "0.2,1.0,0.01,0.4,0.9,392,0.2,FAILED\n")     # its last value - step 0
+    trials = pd.read_csv(tmp_path / "trials.csv")
+    assert trials["top_1_accuracy_init"].tolist() == pytest.approx([0.15, 0.2, 0.15, 0.2])
+    assert trials["epoch"].tolist() == [4, 4, 4, 4]  # step 0 is not the final value
+
+    sweep = load_sweep(uri, "baseline")
+    assert sorted(sweep.history["step"].unique()) == [0, 2, 4]
+    first = sweep.history[sweep.history["step"] == 0]
+    assert len(first) == 4 and sorted(first["value"]) == pytest.approx([0.15, 0.15, 0.2, 0.2])
+    # the curves' title: the mean over finished runs of (last - step 0) = (0.45+0.4+0.55)/3
+    assert plots.gain_over_init(sweep.history) == pytest.approx(1.4 / 3)
+    assert (tmp_path / "top_1_per_epoch.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_gain_over_init_is_of_the_specs_metric(uri: str, tmp_path: Path) -> None:
+    spec = GRID.format(name="baseline-loss", seeds="[0]") + "metric: regularization_loss\n" \
+        "mode: min\n"
+    log_sweep(uri, spec, lambda t: ({**METRICS, "top_1_accuracy": 0.5}, "FINISHED", None),
+              epochs=(4,), at_init=lambda t: {"regularization_loss": 0.05 * t.params["temperature"]
+                                              / 0.1, "top_1_accuracy": 0.1})
+    assert main(["report", "baseline-loss", "--tracking-uri", uri, "--out", str(tmp_path)]) == 0
+    table = pd.read_csv(tmp_path / "appendix_b.csv")
+    # final 0.01 - step 0 (0.05 or 0.1): negative, the loss went down
+    assert table["gain_over_init"].tolist() == [-0.04, -0.04, -0.09, -0.09]
+    assert pd.read_csv(tmp_path / "trials.csv")["regularization_loss_init"].tolist() \
+        == pytest.approx([0.05, 0.05, 0.1, 0.1])
 
 
 def test_default_folder_is_the_sweeps_results_folder(uri: str, tmp_path: Path,
