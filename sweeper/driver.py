@@ -14,6 +14,7 @@ import shlex
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -29,13 +30,14 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from sweeper import storage
+from sweeper import storage, warm_start
 from sweeper.cluster_access import (
     ClusterUnavailable,
     auth_hint,
     probe_address,
     use_token_if_available,
 )
+from sweeper.encoders import export_encoder
 from sweeper.shipping import UPLOAD_EXCLUDES, project_modules
 from sweeper.spec import (
     OptunaParam,
@@ -43,6 +45,7 @@ from sweeper.spec import (
     SweepSpec,
     Trial,
     base_config,
+    check_runnable,
     expand,
     num_trials,
     summary,
@@ -51,11 +54,13 @@ from sweeper.tracking import (
     DRIVER_TAG,
     STOPPED_TAG,
     STORAGE_TAG,
+    TRIAL_ID_TAG,
     ExperimentDeleted,
     SweepTracker,
     run_name,
 )
 from sweeper.trainable import STATE_FILE, grid_entry, run_trial_in_worker, trial_from_ray_config
+from sweeper.warm_start import WarmStart
 from trainers.data import DatasetError, check_dataset
 from trainers.loop import (
     CheckpointError,
@@ -198,7 +203,26 @@ class _Session:
                         (trial, RayTrial.TERMINATED))
             return
         self.tracker.end_trial(self.run_for(trial), "FINISHED")
+        if self.spec.save_encoders == "all":
+            self.keep_encoder(trial)
         self._print(trials, f"{self.names[trial.trial_id]} finished", (trial, RayTrial.TERMINATED))
+
+    def keep_encoder(self, trial: RayTrial) -> None:
+        """Put the trial's final encoder (from its last checkpoint) into its run."""
+        run_id = self.run_for(trial)
+        if trial.checkpoint is None or self.tracker.has_encoder(run_id):
+            return
+        with tempfile.TemporaryDirectory(prefix="sweeper-encoder-") as scratch, \
+                trial.checkpoint.as_directory() as folder:
+            self.tracker.log_encoder(run_id, export_encoder(
+                Path(folder) / STATE_FILE, _trial_of(trial).config, Path(scratch) / "encoder"))
+
+    def keep_best_encoder(self) -> None:
+        best, _ = self.tracker.best_trial(self.spec.metric, self.spec.mode)
+        trial_id = best.data.tags.get(TRIAL_ID_TAG) if best is not None else None
+        for trial in self.trials:
+            if trial.trial_id == trial_id:
+                self.keep_encoder(trial)
 
     def on_error(self, trials: list[RayTrial], trial: RayTrial) -> None:
         error = self.errors.get(trial.trial_id) or _error_text(trial)
@@ -305,13 +329,19 @@ def _domain(param: OptunaParam) -> Any:
                                                                                  param.high)
 
 
-def _search_alg(spec: SweepSpec) -> Searcher | None:
+def _search_alg(spec: SweepSpec, warm: WarmStart) -> Searcher | None:
     if spec.search.type != "optuna":
         return None
     seed = spec.search.seeds[0]
     sampler = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
                "cmaes": optuna.samplers.CmaEsSampler}[spec.search.sampler](seed=seed)
-    search: Searcher = OptunaSearch(sampler=sampler, metric=spec.metric, mode=spec.mode)
+    # Earlier sweeps' results enter the study as evaluated trials, under the flattened
+    # names Tune gives the space ("sampled/temperature").
+    points = [{f"sampled/{name}": value for name, value in point.items()}
+              for point in warm.points]
+    search: Searcher = OptunaSearch(sampler=sampler, metric=spec.metric, mode=spec.mode,
+                                    points_to_evaluate=points or None,
+                                    evaluated_rewards=warm.rewards or None)
     if spec.max_concurrent_trials:
         search = ConcurrencyLimiter(search, max_concurrent=spec.max_concurrent_trials)
     return search
@@ -341,14 +371,15 @@ def _trial_name(trial: RayTrial, with_seed: bool) -> str:
     return run_name(trial_from_ray_config(trial.config).params, with_seed)
 
 
-def _build_tuner(spec: SweepSpec, options: SweepOptions, trainable: Any) -> tune.Tuner:
+def _build_tuner(spec: SweepSpec, options: SweepOptions, trainable: Any,
+                 warm: WarmStart) -> tune.Tuner:
     with_seed = len(spec.search.seeds) > 1
     return tune.Tuner(
         trainable,
         param_space=_param_space(spec),
         tune_config=tune.TuneConfig(
             metric=spec.metric, mode=spec.mode,
-            search_alg=_search_alg(spec), scheduler=_scheduler(spec),
+            search_alg=_search_alg(spec, warm), scheduler=_scheduler(spec),
             num_samples=spec.search.num_samples or 1 if spec.search.type == "optuna" else 1,
             max_concurrent_trials=spec.max_concurrent_trials if spec.search.type == "grid"
             else None,
@@ -443,11 +474,19 @@ def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
     parent run and every trial run still open, so nothing is left RUNNING."""
     global _SESSION
     started = time.perf_counter()
+    check_runnable(spec)
     storage.check_bucket(options.storage)
     folder = storage.sweep_location(options.storage, spec.name)
     tracker = SweepTracker(options.tracking_uri, spec.name)
     tracker.check_available()
     restoring = _check_sweep_identity(spec, options, folder, tracker, progress)
+    warm = WarmStart() if restoring else warm_start.collect(spec, options.tracking_uri)
+    for note in warm.notes:
+        print(f"warm start: {note}", file=progress, flush=True)
+    if warm.points:
+        print(f"warm start: {len(warm.points)} finished trial(s) of "
+              + ", ".join(f"{n} ({k})" for n, k in warm.used.items()) + " seed the sampler",
+              file=progress, flush=True)
     if options.address is None:  # on a cluster the workers' filesystems are what matter
         for dataset in {t.config.dataset for t in expand(spec)}:
             check_dataset(dataset)
@@ -457,8 +496,9 @@ def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
         # SIGTERM (a batch scheduler, `kill`) stops the sweep as gracefully as Ctrl-C; set
         # after ray.init, which installs a SIGTERM handler of its own that aborts the driver.
         signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
-    tracker.open_sweep(spec_text, summary(spec), num_trials(spec), storage=folder)
-    _SESSION = _Session(spec, tracker, progress)
+    tracker.open_sweep(spec_text, summary(spec), num_trials(spec), storage=folder,
+                       params={"warm_start_trials": str(len(warm.points))})
+    _SESSION = session = _Session(spec, tracker, progress)
     trainable = tune.with_resources(_ray_trainable, {"cpu": spec.resources.cpu,
                                                      "gpu": spec.resources.gpu})
     try:
@@ -468,7 +508,7 @@ def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
                                        resume_errored=options.retry_failed,
                                        restart_errored=False)
         else:
-            tuner = _build_tuner(spec, options, trainable)
+            tuner = _build_tuner(spec, options, trainable, warm)
         tuner.fit()
         outcome = _outcome(spec, _SESSION, tracker, time.perf_counter() - started)
     except BaseException as exc:
@@ -480,6 +520,8 @@ def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
     finally:
         _SESSION = None
     outcome.best, outcome.stopped_early = _best_finished(spec, tracker)
+    if spec.save_encoders == "best":
+        session.keep_best_encoder()
     tracker.log_summary(spec.metric, spec.mode)
     tracker.end_open_trials("KILLED")  # trials an interrupt stopped continue on --resume
     tracker.end_sweep("KILLED" if outcome.interrupted

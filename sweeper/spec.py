@@ -151,6 +151,9 @@ class SearchSpec(_SpecModel):
     num_samples: Annotated[int, between(  # optuna only
         1, MAX_RUN_TRIALS, "trials Ray Tune can hold in one sweep")] | None = None
     sampler: Literal["tpe", "random", "cmaes"] = "tpe"  # optuna only
+    # optuna only: earlier sweeps (in the same MLflow store) whose finished trials seed the
+    # sampler, so it starts from what they measured.
+    warm_start: list[str] = Field(default_factory=list, max_length=100)
 
     @model_validator(mode="after")
     def _shape_matches_type(self) -> SearchSpec:
@@ -171,6 +174,12 @@ class SearchSpec(_SpecModel):
                                  "({type: float|int|categorical, low, high, log, choices})")
         if self.type == "optuna" and self.num_samples is None:
             raise ValueError("an optuna search needs num_samples")
+        if self.warm_start and self.type != "optuna":
+            raise ValueError("search.warm_start seeds an Optuna sampler: it needs type: optuna")
+        for name in self.warm_start:
+            if not NAME_PATTERN.fullmatch(name):
+                raise ValueError(f"search.warm_start: {name!r} is not a sweep name "
+                                 "([A-Za-z0-9._-]+)")
         if self.type == "optuna" and len(self.seeds) != 1:
             raise ValueError("an optuna search takes one seed (Optuna samples every trial "
                              f"afresh), got seeds {self.seeds}")
@@ -205,6 +214,8 @@ class SweepSpec(_SpecModel):
     max_failures: Annotated[int, between(0, 1000, "retries of a trial whose worker died")] = 2
     metric: str = "top_1_accuracy"
     mode: Literal["max", "min"] = "max"
+    # Which finished trials keep their final encoder in MLflow (artifact encoder/).
+    save_encoders: Literal["best", "all", "none"] = "best"
 
     @field_validator("name")
     @classmethod

@@ -52,6 +52,7 @@ TRIAL_ID_TAG, INDEX_TAG, REPEAT_TAG = "sweeper.trial_id", "sweeper.trial_index",
 RETRIES_TAG, STOPPED_TAG = "sweeper.retries", "sweeper.stopped_at_epoch"
 STORAGE_TAG, DRIVER_TAG = "sweeper.storage", "sweeper.driver"
 BEST_TAG = "sweeper.best_trial"
+ENCODER_ARTIFACTS = "encoder"  # a trial run's artifact folder holding its final encoder
 # Summarised on the parent run as best_<name> (the best trial's values).
 HEADLINE_METRICS = ("top_1_accuracy", "top_5_accuracy", "knn_top_1_accuracy")
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
@@ -214,8 +215,8 @@ class SweepTracker:
         return parents[0] if parents else None
 
     def open_sweep(self, spec_text: str, summary: str, num_trials: int,
-                   storage: str = "") -> str:
-        """The sweep's parent run, created once and re-opened on resume."""
+                   storage: str = "", params: dict[str, str] | None = None) -> str:
+        """The sweep's parent run, created once (with `params`) and re-opened on resume."""
         experiment = self.client.get_experiment_by_name(self.experiment)
         # The experiment's description (shown above its runs list): what the sweep is.
         tags = dict([EXPERIMENT_KIND, ("mlflow.note.content", f"sweeper sweep: {summary}")])
@@ -238,7 +239,8 @@ class SweepTracker:
             run = self.client.create_run(self.experiment_id, run_name=self.experiment, tags=tags)
             self.parent_id = run.info.run_id
             self.client.log_batch(self.parent_id, params=[
-                Param("num_trials", str(num_trials)), Param("search", summary)])
+                Param(k, v) for k, v in
+                {"num_trials": str(num_trials), "search": summary, **(params or {})}.items()])
             self.client.log_text(self.parent_id, spec_text, "spec.yaml")
         for run in sorted(self.trial_runs(), key=lambda r: r.info.start_time or 0):
             run_id, tags = run.info.run_id, run.data.tags
@@ -323,6 +325,15 @@ class SweepTracker:
         was opened (a resumed sweep's earlier results)."""
         return {run.info.run_name: run.data.metrics[metric] for run in self._recorded.values()
                 if run.info.status == "FINISHED" and metric in run.data.metrics}
+
+    def has_encoder(self, run_id: str) -> bool:
+        return any(item.path.endswith(".pt") for item in
+                   self.client.list_artifacts(run_id, ENCODER_ARTIFACTS))
+
+    def log_encoder(self, run_id: str, folder: Path) -> None:
+        """Attach a trial's exported encoder (weights + config) as `encoder/`."""
+        self._write(lambda: self.client.log_artifacts(run_id, str(folder), ENCODER_ARTIFACTS),
+                    "an encoder")
 
     def set_worker(self, run_id: str, node_id: str, node_ip: str, worker: str) -> None:
         """Where the trial runs now: tags sweeper.node (Ray node id), sweeper.node_ip and

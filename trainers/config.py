@@ -126,8 +126,8 @@ class TrainConfig(StrictModel):
     optimizer: Literal["lars", "sgd", "adamw"] = "lars"
     # Per 256 examples; scaled by batch_size/256.
     learning_rate: Annotated[StrictFloat, between(
-        0, 100, "per 256 examples, scaled by batch_size / 256; every optimizer diverges "
-        "long before 100", low_open=True)] = 1.0
+        0, 1e6, "per 256 examples, scaled by batch_size / 256; beyond 1e6 is a typo, not a "
+        "setting", low_open=True)] = 1.0
     weight_decay: Annotated[StrictFloat, between(
         0, 1, "the fraction of each weight decayed per unit of learning rate")] = 1.0e-6
     momentum: Annotated[StrictFloat, between(

@@ -7,7 +7,9 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+import torch
 
+import sweeper
 from sweeper.driver import SweepExists, SweepOptions, dry_run, run_sweep
 from sweeper.spec import expand, parse_spec
 from sweeper.tracking import TrackingUnavailable
@@ -65,6 +67,17 @@ def test_grid_sweep_leaves_one_parent_and_one_finished_run_per_trial(
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     assert "spec.yaml" in [a.path for a in client.list_artifacts(parents.iloc[0]["run_id"])]
 
+    # The parent summarises the sweep; the best trial's run holds its final encoder.
+    summary = client.get_run(parents.iloc[0]["run_id"]).data
+    assert summary.tags["sweeper.best_trial"] == outcome.best[0]
+    assert summary.metrics["best_top_1_accuracy"] == outcome.best[1]
+    assert (summary.metrics["trials_finished"], summary.metrics["trials_failed"]) == (4, 0)
+    best_id = summary.tags["sweeper.best_trial_run_id"]
+    assert [r for r in trials["run_id"] if client.list_artifacts(r, "encoder")] == [best_id]
+    encoder = sweeper.load_encoder(best_id, opts.tracking_uri)
+    assert encoder(torch.rand(3, 3, 32, 32)).shape == (3, encoder.feature_dim)
+    assert encoder.feature_dim == 4 * 8  # width 4, ResNet-18's last stage is 8x wide
+
     # Running it again needs --resume; resuming a finished sweep adds no run.
     with pytest.raises(SweepExists, match="--resume"):
         run_sweep(spec, text, opts, progress=io.StringIO())
@@ -110,6 +123,13 @@ def test_asha_stops_weak_trials_early(local_ray: None, workdir: Path) -> None:
     epochs = trials["metrics.epoch"].astype(int)
     assert (epochs < 4).sum() >= 1
     assert epochs.max() == 4
+    # Stopped early is visible: the epoch it stopped at, and "best" compares full runs only.
+    stopped = trials[epochs < 4]
+    assert (stopped["tags.sweeper.stopped_at_epoch"].astype(int) == epochs[epochs < 4]).all()
+    assert trials[epochs == 4]["tags.sweeper.stopped_at_epoch"].isna().all()
+    assert outcome.stopped_early == len(stopped)
+    assert outcome.best is not None
+    assert outcome.best[0] in set(trials[epochs == 4]["tags.mlflow.runName"])
 
 
 def test_unreachable_tracking_store_fails_before_any_trial(workdir: Path) -> None:

@@ -1,0 +1,108 @@
+"""Warm start: an Optuna sweep begins from what earlier sweeps in the same MLflow
+store measured (`search.warm_start: [names]`). Each finished trial of those sweeps
+(same method, the spec's metric logged, not stopped early) whose swept values fit
+this spec's distributions becomes an evaluated point for the sampler. Values that
+do not fit are reported, never guessed; fixed settings that differ are reported too,
+since they make the earlier metric a different experiment."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from sweeper.spec import OptunaParam, SpecError, SweepSpec, expand, param_path
+from sweeper.tracking import STOPPED_TAG, find_sweep, trial_params
+
+
+@dataclass
+class WarmStart:
+    points: list[dict[str, Any]] = field(default_factory=list)  # swept name -> value
+    rewards: list[float] = field(default_factory=list)  # the spec's metric at each point
+    used: dict[str, int] = field(default_factory=dict)  # sweep name -> trials taken from it
+    notes: list[str] = field(default_factory=list)  # what was skipped or differs, and why
+
+
+def collect(spec: SweepSpec, tracking_uri: str) -> WarmStart:
+    """The finished trials of `spec.search.warm_start`'s sweeps, as Optuna points."""
+    warm = WarmStart()
+    if not spec.search.warm_start:
+        return warm
+    ours = trial_params(expand(spec)[0])
+    swept = {name: param for name, param in spec.search.params.items()
+             if isinstance(param, OptunaParam)}
+    for name in spec.search.warm_start:
+        if name == spec.name:
+            raise SpecError(f"search.warm_start: {name!r} is this sweep itself")
+        tracker = find_sweep(tracking_uri, name)
+        if tracker is None:
+            raise SpecError(f"search.warm_start: no sweep named {name!r} in {tracking_uri}")
+        skipped: dict[str, int] = {}
+        differs: dict[str, set[str]] = {}  # fixed setting -> their values, where not ours
+        for run in tracker.trial_runs():
+            params, metrics = run.data.params, run.data.metrics
+            reason = _unusable(run.info.status, run.data.tags, params, metrics, spec)
+            point: dict[str, Any] = {}
+            for param_name, param in swept.items():
+                if reason:
+                    break
+                value, reason = _fit(_recorded(params, param_name), param, param_name)
+                point[param_name] = value
+            if reason:
+                skipped[reason] = skipped.get(reason, 0) + 1
+                continue
+            warm.points.append(point)
+            warm.rewards.append(float(metrics[spec.metric]))
+            warm.used[name] = warm.used.get(name, 0) + 1
+            for key, value in ours.items():
+                if key not in swept and key != "train.seed" and params.get(key, value) != value:
+                    differs.setdefault(key, set()).add(params[key])
+        warm.notes += [f"{name}: {count} trial(s) skipped: {reason}"
+                       for reason, count in sorted(skipped.items())]
+        if differs:
+            warm.notes.append(f"{name}: its trials differ from this sweep in "
+                              + ", ".join(f"{key} ({_short(theirs)} there, {ours[key]} here)"
+                                          for key, theirs in sorted(differs.items())))
+    return warm
+
+
+def _short(values: set[str]) -> str:
+    return "/".join(sorted(values)[:3]) + ("/..." if len(values) > 3 else "")
+
+
+def _unusable(status: str, tags: dict[str, str], params: dict[str, str],
+              metrics: dict[str, float], spec: SweepSpec) -> str:
+    if status != "FINISHED":
+        return f"{status.lower()}, not finished"
+    if STOPPED_TAG in tags:
+        return "stopped early by a scheduler"
+    if params.get("method", spec.method) != spec.method:
+        return f"method {params.get('method')}, not {spec.method}"
+    if spec.metric not in metrics or not math.isfinite(metrics[spec.metric]):
+        return f"no {spec.metric}"
+    return ""
+
+
+def _recorded(params: dict[str, str], name: str) -> str | None:
+    """A trial's value of a swept field: under its spec name when it was swept there,
+    else among the fixed settings (flattened with dots)."""
+    return params.get(name, params.get(".".join(param_path(name))))
+
+
+def _fit(raw: str | None, param: OptunaParam, name: str) -> tuple[Any, str]:
+    """(value, "") when `raw` is a value of `param`'s distribution, else (None, why)."""
+    if raw is None:
+        return None, f"no value of {name}"
+    if param.type == "categorical":
+        for choice in param.choices or []:
+            if str(choice) == raw:
+                return choice, ""
+        return None, f"{name}={raw} is not among the choices"
+    try:
+        value: float = int(raw) if param.type == "int" else float(raw)
+    except ValueError:
+        return None, f"{name}={raw} is not a{'n int' if param.type == 'int' else ' float'}"
+    assert param.low is not None and param.high is not None  # checked by the spec
+    if not param.low <= value <= param.high:
+        return None, f"{name}={raw} is outside [{param.low}, {param.high}]"
+    return value, ""
