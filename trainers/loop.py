@@ -22,6 +22,7 @@ from trainers.augment import simclr_augment
 from trainers.byol import BYOL
 from trainers.config import ModelConfig, TrainConfig, TrialConfig
 from trainers.data import ImageData, load_dataset
+from trainers.faults import inject_faults
 from trainers.memory import retain_freed_memory
 from trainers.methods import build_method
 from trainers.optim import build_optimizer
@@ -205,6 +206,7 @@ def _fit(
     if resume is not None:
         start_epoch, step = _restore(resume, method, head, optimizer, generator)
         log.info("resuming at epoch %d (step %d)", start_epoch, step)
+    inject_faults(cfg, method)  # only when a reliability test asks (trainers.faults)
 
     metrics: Metrics = {}
     if train.epochs == 0:  # probe the randomly initialised encoder: the baseline

@@ -213,30 +213,37 @@ def test_interrupted_driver_then_resume_finishes_with_one_run_per_trial(
 
 
 def test_diverged_and_out_of_memory_trials_fail_at_once_and_the_sweep_goes_on(
-        local_ray: None, workdir: Path) -> None:
-    # lr 1e30 blows the weights up (NaN); width 40000 needs a 57 GB conv weight, which the
-    # CPU allocator refuses at once: a real allocation failure. Neither is retried.
-    text = tiny_sweep("failing", "search:\n  params:\n    learning_rate: [0.01, 1.0e+30]\n"
-                      "    model.width: [4, 40000]\n",
-                      extra="max_failures: 2\n").replace("optimizer: adamw", "optimizer: sgd")
-    spec = parse_spec(text)
-    opts = options(workdir)
-    progress = io.StringIO()
-    outcome = run_sweep(spec, text, opts, progress=progress)
-    assert "retrying" not in progress.getvalue()
-    assert outcome.finished == ["lr0.01-width4"]
-    failures = dict(outcome.failed)
-    assert failures["lr0.01-width40000"].startswith("TrialInfeasible: out of memory")
-    assert failures["lr1e+30-width40000"].startswith("TrialInfeasible: out of memory")
-    assert failures["lr1e+30-width4"].startswith("TrainingDiverged: ")
-    assert "[1/4 done, 0 running, 0 pending, 3 failed]" in progress.getvalue()
-    trials = runs_of(opts.tracking_uri, "failing").query("`tags.sweeper.kind` == 'trial'")
+        workdir: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    # trainers.faults: lr 0.03 gets NaN weights, width 8 a 2**62-byte allocation that the
+    # CPU allocator refuses at once. Neither is retried.
+    (workdir / "spec.yaml").write_text(tiny_sweep(
+        "failing", "search:\n  params:\n    learning_rate: [0.01, 0.03]\n"
+        "    model.width: [4, 8]\n", extra="max_failures: 2\n"))
+    env = {**os.environ, "SWEEPER_FAULT_NAN_WHEN": "train.learning_rate=0.03",
+           "SWEEPER_FAULT_OOM_WHEN": "model.width=8"}
+    done = subprocess.run([sys.executable, "-m", "sweeper.cli", "run", "spec.yaml"],
+                          cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
+    progress = done.stderr
+    assert done.returncode == 1, progress
+    assert "retrying" not in progress
+    assert "1/4 trials finished, 3 failed" in progress
+    assert "FAILED lr0.01-width8: TrialInfeasible: out of memory" in progress
+    assert "FAILED lr0.03-width8: TrialInfeasible: out of memory" in progress
+    assert "FAILED lr0.03-width4: TrainingDiverged: " in progress
+    assert "[1/4 done, 0 running, 0 pending, 3 failed]" in progress
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    trials = runs_of(uri, "failing").query("`tags.sweeper.kind` == 'trial'")
     assert len(trials) == 4
     assert (trials["status"] == "FAILED").sum() == 3
-    failed = trials[trials["tags.mlflow.runName"] == "lr1e+30-width4"].iloc[0]
+    failed = trials[trials["tags.mlflow.runName"] == "lr0.03-width4"].iloc[0]
     assert failed["status"] == "FAILED"
-    assert failed["tags.sweeper.error"] == failures["lr1e+30-width4"]
-    parent = runs_of(opts.tracking_uri, "failing").query("`tags.sweeper.kind` == 'sweep'")
+    assert failed["tags.sweeper.error"].startswith("TrainingDiverged: ")
+    assert failed["tags.sweeper.error"] in progress
+    parent = runs_of(uri, "failing").query("`tags.sweeper.kind` == 'sweep'")
     assert parent.iloc[0]["status"] == "FAILED"
 
 

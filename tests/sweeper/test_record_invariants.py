@@ -40,16 +40,17 @@ EXAMPLES = int(os.environ.get("SWEEPER_STATEFUL_EXAMPLES", "2"))
 STEPS = int(os.environ.get("SWEEPER_STATEFUL_STEPS", "4"))
 LOG = os.environ.get("SWEEPER_STATEFUL_LOG")
 
-# A grid whose lr1e+30 trial diverges at once; an Optuna space that can only repeat one
-# configuration.
+# A grid whose lr0.03 trial diverges at once (trainers.faults, set for every driver
+# below); an Optuna space that can only repeat one configuration.
 SPECS = {
-    "grid": tiny_sweep("inv", "search:\n  params:\n    learning_rate: [0.01, 1.0e+30, 0.02]\n",
-                       epochs=3, concurrent=1).replace("optimizer: adamw", "optimizer: sgd"),
+    "grid": tiny_sweep("inv", "search:\n  params:\n    learning_rate: [0.01, 0.03, 0.02]\n",
+                       epochs=3, concurrent=1),
     "optuna": tiny_sweep("inv", "search:\n  type: optuna\n  num_samples: 3\n  params:\n"
                          "    temperature: {type: categorical, choices: [0.5]}\n",
                          epochs=3, concurrent=1),
 }
-DIVERGES = "lr1e+30"
+DIVERGES = "lr0.03"
+FAULTS = {**os.environ, "SWEEPER_FAULT_NAN_WHEN": "train.learning_rate=0.03"}
 
 
 def _log(line: str) -> None:
@@ -83,7 +84,8 @@ class SweepRecord(RuleBasedStateMachine):
 
     def _driver(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen([sys.executable, "-m", "sweeper.cli", "run", "spec.yaml",
-                                 *args], cwd=self.folder, stderr=subprocess.PIPE, text=True)
+                                 *args], cwd=self.folder, stderr=subprocess.PIPE, text=True,
+                                env=FAULTS)
 
     def _finish(self, driver: subprocess.Popen[str], seen: str = "") -> tuple[int, str]:
         _, rest = driver.communicate(timeout=600)
