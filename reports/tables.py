@@ -31,6 +31,7 @@ TIED = "indistinguishable_from_best"
 ALPHA = 0.05  # Welch's one-sided t-test at 5%
 # Trials that logged a step-0 point (the random-init baseline): final - step-0 metric.
 GAIN = "gain_over_init"
+STOPPED = "stopped_at_epoch"  # the epoch a scheduler (ASHA) stopped a trial at
 INIT = "_init"  # the trials frame's <metric>_init: the metric at step 0, when logged
 
 
@@ -78,8 +79,8 @@ def summarise(trials: pd.DataFrame, layout: Layout) -> Summary:
     if init in trials and trials[init].notna().any():
         trials = trials.assign(**{GAIN: trials[layout.metric].astype(float)
                                   - trials[init].astype(float)})
-    keep = [c for c in dict.fromkeys([*axes, "batch_size", *metrics, GAIN, "state", "seed",
-                                      "trial_index"]) if c in trials]
+    keep = [c for c in dict.fromkeys([*axes, "batch_size", *metrics, GAIN, STOPPED, "state",
+                                      "seed", "trial_index"]) if c in trials]
     finished = trials.loc[trials["state"] == FINISHED, keep]
     others = trials.loc[trials["state"] != FINISHED, keep]
     if repeated:
@@ -87,7 +88,8 @@ def summarise(trials: pd.DataFrame, layout: Layout) -> Summary:
         parts = [_aggregate(cell, axes, metrics) for cell in cells]
         finished = pd.DataFrame(parts, columns=list(dict.fromkeys(
             [*axes, "batch_size", *metrics, *_spread_columns(metrics),
-             *([GAIN] if GAIN in trials else []), "seeds", "state"])))
+             *([GAIN] if GAIN in trials else []), *([STOPPED] if STOPPED in trials else []),
+             "seeds", "state"])))
         finished[TIED] = _tied([_values(cell[layout.metric]) for cell in cells],
                                layout.mode)[1]
     # concat of an empty part would reset the other part's dtypes (Int64 -> object)
@@ -111,6 +113,8 @@ def _aggregate(cell: pd.DataFrame, axes: list[str], metrics: list[str]) -> dict[
             row[metric + CI] = ci95(_values(values))
     if GAIN in cell:
         row[GAIN] = cell[GAIN].astype(float).mean()
+    if STOPPED in cell:  # the earliest stop among its seeds
+        row[STOPPED] = cell[STOPPED].min() if cell[STOPPED].notna().any() else pd.NA
     row.update(seeds=" ".join(_seed_text(s) for s in sorted(cell["seed"].dropna())),
                state=FINISHED)
     return row
@@ -231,9 +235,11 @@ def _sorted(rows: pd.DataFrame, layout: Layout) -> pd.DataFrame:
 
 
 def best_mask(rows: pd.DataFrame, layout: Layout) -> pd.Series:
-    """The best finished row of each batch size; unfinished rows never count."""
+    """The best finished row of each batch size; unfinished rows never count, nor do
+    trials a scheduler stopped early (their metric is from fewer epochs)."""
     best = pd.Series(False, index=rows.index)
-    scored = rows[(rows["state"] == FINISHED) & rows[layout.metric].notna()]
+    full = rows[STOPPED].isna() if STOPPED in rows else True
+    scored = rows[(rows["state"] == FINISHED) & rows[layout.metric].notna() & full]
     if scored.empty:
         return best
     values = scored[layout.metric].astype(float)
@@ -260,6 +266,8 @@ def appendix_b(summary: Summary) -> pd.DataFrame:
             columns += [metric + STD, metric + CI]
     if GAIN in rows:
         columns.append(GAIN)
+    if STOPPED in rows and rows[STOPPED].notna().any():
+        columns.append(STOPPED)
     if summary.repeated:
         columns += ["seeds", TIED]
     if (rows["state"] != FINISHED).any():
@@ -283,7 +291,7 @@ def _presented(frame: pd.DataFrame, layout: Layout) -> pd.DataFrame:
     Axis values stay as logged; the gain over init is rounded as its metric."""
     frame = frame.copy()
     for column in frame.columns:
-        if column in layout.axes or column in ("seeds", "state", TIED):
+        if column in layout.axes or column in ("seeds", "state", TIED, STOPPED):
             continue
         places = decimals(layout.metric if column == GAIN else column)
         frame[column] = frame[column].astype(float).round(places)
@@ -377,15 +385,19 @@ def best_by_batch_size_latex(summary: Summary, caption: str, label: str) -> str:
 
 def _dagger(table: pd.DataFrame, layout: Layout) -> dict[str, Any]:
     """With seeds: a dagger on the metric of the cells indistinguishable from the best,
-    and a note under the table saying by which test."""
+    and a note under the table saying by which test; with trials a scheduler stopped
+    early, a note saying they are not compared."""
+    stopped = (f"{_latex_name(STOPPED)}: the epoch at which the scheduler (ASHA) stopped a "
+               "trial; such trials are not candidates for the best."
+               if STOPPED in table else "")
     if TIED not in table or not table[TIED].fillna(False).astype(bool).any():
-        return {}
+        return {"note": stopped} if stopped else {}
     worse = "below" if layout.mode == "max" else "above"
     note = (f"\\textsuperscript{{\\dag}}The best cell by mean {_latex_name(layout.metric)}, "
             f"and the cells not significantly {worse} it (Welch's one-sided $t$-test over "
             "seeds, 5\\% level).")
     return {"mark": table[TIED].fillna(False).astype(bool), "marked": renamed(layout.metric),
-            "note": note}
+            "note": f"{note} {stopped}".rstrip()}
 
 
 def _latex_name(text: str) -> str:

@@ -196,6 +196,7 @@ class _Session:
         epochs = _trial_of(trial).config.train.epochs
         reached = int((trial.last_result or {}).get("epoch", epochs))
         if reached < epochs:  # a scheduler (ASHA) stopped it: say so wherever it is shown
+            self.latest.pop(self.names.get(trial.trial_id, ""), None)  # best: full runs only
             self.tracker.end_trial(self.run_for(trial), "FINISHED",
                                    tags={STOPPED_TAG: str(reached)})
             self._print(trials, f"{self.names[trial.trial_id]} stopped early at epoch "
@@ -475,6 +476,9 @@ def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
     global _SESSION
     started = time.perf_counter()
     check_runnable(spec)
+    address = options.address or os.environ.get("RAY_ADDRESS")
+    if address and "://" not in address and address != "auto":
+        probe_address(address)  # first: a dead address must not wait on anything else
     storage.check_bucket(options.storage)
     folder = storage.sweep_location(options.storage, spec.name)
     tracker = SweepTracker(options.tracking_uri, spec.name)

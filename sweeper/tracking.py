@@ -321,10 +321,11 @@ class SweepTracker:
         return run.data.tags.get(ERROR_TAG) if run is not None else None
 
     def finished_metrics(self, metric: str) -> dict[str, float]:
-        """Run name -> final `metric` of the runs that were FINISHED when the sweep
-        was opened (a resumed sweep's earlier results)."""
+        """Run name -> final `metric` of the runs that were FINISHED (every epoch) when
+        the sweep was opened: a resumed sweep's earlier results."""
         return {run.info.run_name: run.data.metrics[metric] for run in self._recorded.values()
-                if run.info.status == "FINISHED" and metric in run.data.metrics}
+                if run.info.status == "FINISHED" and metric in run.data.metrics
+                and STOPPED_TAG not in run.data.tags}
 
     def has_encoder(self, run_id: str) -> bool:
         return any(item.path.endswith(".pt") for item in

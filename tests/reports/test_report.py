@@ -245,3 +245,29 @@ def test_imports_stay_light() -> None:
             "import reports.collect, reports.tables, reports.plots\n"
             "assert 'ray' not in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_trials_stopped_early_are_marked_and_never_best(uri: str, tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    def outcome(trial: Trial) -> Outcome:
+        top_1 = {(0.1, 0.5): 0.5, (0.1, 1.0): 0.9, (0.2, 0.5): 0.6, (0.2, 1.0): 0.4}[
+            (trial.params["temperature"], trial.params["color_jitter_strength"])]
+        return {**METRICS, "top_1_accuracy": top_1}, "FINISHED", None
+
+    tracker = log_sweep(uri, GRID.format(name="asha", seeds="[0]"), outcome, epochs=(4,))
+    # ASHA stopped t0.1-cj1 at epoch 2: its 0.9 is from fewer epochs, not a candidate.
+    stopped = next(r for r in tracker.trial_runs() if r.info.run_name == "t0.1-cj1")
+    MlflowClient(uri).set_tag(stopped.info.run_id, "sweeper.stopped_at_epoch", "2")
+    assert main(["report", "asha", "--tracking-uri", uri, "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "appendix_b.csv").read_text() == (
+        "temperature,color_jitter,regularization_loss,top_1_accuracy,top_5_accuracy,steps,"
+        "stopped_at_epoch\n"
+        "0.1,0.5,0.01,0.5,0.9,392,\n"
+        "0.1,1.0,0.01,0.9,0.9,392,2\n"
+        "0.2,0.5,0.01,0.6,0.9,392,\n"
+        "0.2,1.0,0.01,0.4,0.9,392,\n")
+    best = pd.read_csv(tmp_path / "best_by_batch_size.csv")
+    assert best[["temperature", "color_jitter", "top_1_accuracy"]].values.tolist() == [
+        [0.2, 0.5, 0.6]]
+    assert "the scheduler (ASHA) stopped a trial" in (tmp_path / "appendix_b.tex").read_text()
