@@ -228,7 +228,8 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from sweeper.tracking import find_sweep, resolve_tracking_uri
+    from sweeper.reachable import check_readable
+    from sweeper.tracking import TrackingUnavailable, find_sweep, resolve_tracking_uri
 
     if args.job:
         from sweeper.submit import SubmitError, job_status
@@ -245,6 +246,11 @@ def _status(args: argparse.Namespace) -> int:
         raise SpecError("sweeper status needs a sweep NAME (or --job ID --address URL)")
 
     uri = resolve_tracking_uri(args.tracking_uri)
+    try:
+        check_readable(uri)
+    except TrackingUnavailable as exc:
+        print(f"sweeper: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     tracker = find_sweep(uri, args.name)
     if tracker is None:
         raise SpecError(f"no sweep named {args.name!r} in {uri}")
