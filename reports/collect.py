@@ -25,6 +25,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from reports.tables import STOPPED
+from sweeper.reachable import check_readable
 from sweeper.tracking import ERROR_TAG, KIND_TAG, PARENT_TAG, STOPPED_TAG, find_sweep
 
 log = logging.getLogger(__name__)
@@ -62,8 +63,10 @@ class Sweep:
 
 
 def load_sweep(tracking_uri: str, name: str) -> Sweep:
-    """Read the sweep `name` and all its trial runs from MLflow."""
+    """Read the sweep `name` and all its trial runs from MLflow (TrackingUnavailable
+    within seconds when the store does not answer)."""
     _check_store(tracking_uri)
+    check_readable(tracking_uri)
     tracker = find_sweep(tracking_uri, name)
     if tracker is None:
         raise SweepNotFound(f"no sweep named {name!r} in {tracking_uri}")

@@ -53,7 +53,7 @@ def run_report(args: argparse.Namespace) -> int:
     from mlflow.exceptions import MlflowException
 
     from reports.collect import SweepNotFound, attach_report, load_sweep, read_reference
-    from sweeper.tracking import resolve_tracking_uri
+    from sweeper.tracking import TrackingUnavailable, resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.tracking_uri)
     try:
@@ -66,7 +66,7 @@ def run_report(args: argparse.Namespace) -> int:
                              "for the report")
         folder = args.out if args.out is not None else Path(args.storage) / args.name / "report"
         written = write_report(sweep, folder, reference)
-    except (SweepNotFound, ValueError) as exc:
+    except (SweepNotFound, TrackingUnavailable, ValueError) as exc:
         print(f"sweeper: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except MlflowException as exc:

@@ -57,8 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     submit = commands.add_parser(
         "submit", help="run `sweeper run SPEC` as a Ray job on a cluster's job server")
     submit.add_argument("spec", help="path to a sweep spec, inside this folder (it is uploaded)")
-    submit.add_argument("--address", required=True,
-                        help="the job server, e.g. http://HEAD:8265")
+    submit.add_argument("--address", help="the job server, e.g. http://HEAD:8265")
+    submit.add_argument("--dry-run", action="store_true",
+                        help="list every file that would be uploaded, and their total size, "
+                        "then exit without contacting the cluster")
     submit.add_argument("--wait", action="store_true",
                         help="stream the job's logs; exit 0 iff the job succeeded")
     submit.add_argument("--set", dest="overrides", **overrides)  # type: ignore[arg-type]
@@ -215,9 +217,25 @@ def _format_outcome(outcome: object, metric: str) -> str:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from sweeper.submit import SubmitError, submit
+    from sweeper.spec import expand
+    from sweeper.submit import SubmitError, plan, submit
 
-    load_spec(args.spec, list(args.overrides))  # a bad spec fails here, not on the cluster
+    overrides = list(args.overrides) + ([f"name={args.name}"] if args.name else [])
+    spec = load_spec(args.spec, overrides)  # a bad spec fails here, not on the cluster
+    datasets = {trial.config.dataset for trial in expand(spec)}
+    if args.dry_run:
+        try:
+            upload = plan(args.spec, datasets)
+        except SubmitError as exc:
+            print(f"sweeper: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        print("\n".join(upload.listing()))
+        for note in upload.notes:
+            print(f"sweeper: note: {note}", file=sys.stderr)
+        return EXIT_OK
+    if not args.address:
+        raise SpecError("sweeper submit needs --address (the job server, http://HEAD:8265), "
+                        "or --dry-run to list what would be uploaded")
     run_args = [arg for override in args.overrides for arg in ("--set", override)]
     for flag, value in (("--name", args.name), ("--tracking-uri", args.tracking_uri)):
         if value:
@@ -230,17 +248,19 @@ def _submit(args: argparse.Namespace) -> int:
               "the cluster, else to a SQLite file in the job's temporary folder",
               file=sys.stderr)
     try:
-        return submit(args.address, args.spec, run_args, args.wait)
+        return submit(args.address, args.spec, run_args, args.wait, datasets)
     except SubmitError as exc:
         print(f"sweeper: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
 
 def _status(args: argparse.Namespace) -> int:
+    from sweeper.reachable import check_readable
     from sweeper.tracking import (
         ERROR_TAG,
         REPEAT_TAG,
         STOPPED_TAG,
+        TrackingUnavailable,
         find_sweep,
         resolve_tracking_uri,
     )
@@ -260,6 +280,11 @@ def _status(args: argparse.Namespace) -> int:
         raise SpecError("sweeper status needs a sweep NAME (or --job ID --address URL)")
 
     uri = resolve_tracking_uri(args.tracking_uri)
+    try:
+        check_readable(uri)
+    except TrackingUnavailable as exc:
+        print(f"sweeper: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     tracker = find_sweep(uri, args.name)
     if tracker is None:
         raise SpecError(f"no sweep named {args.name!r} in {uri}")

@@ -8,6 +8,7 @@ only MLflow writer (sweeper.tracking) and prints live progress.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shlex
@@ -17,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -422,9 +424,36 @@ def init_ray(address: str | None) -> None:
     else:
         # "local": always a new private instance. A bare ray.init() would join whatever
         # cluster /tmp/ray/ray_current_cluster names, and hang if that one is gone.
-        ray.init(address="local", include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.WARNING, runtime_env=runtime_env,
-                 _node_ip_address="127.0.0.1")
+        with _loopback_node():
+            ray.init(address="local", include_dashboard=False, log_to_driver=False,
+                     logging_level=logging.WARNING, runtime_env=runtime_env,
+                     _node_ip_address="127.0.0.1")
+
+
+@contextlib.contextmanager
+def _loopback_node() -> Iterator[None]:
+    """Keep the private instance's node address 127.0.0.1, so that its servers (GCS,
+    raylet, workers, agents) listen on loopback only (docs/reliability.md, "Ports").
+
+    Ray turns a `_node_ip_address` of 127.0.0.1 into the machine's outward address
+    (services.resolve_ip_for_localhost) unless multi-node clusters are switched off, as
+    Ray does itself on macOS and Windows; its servers then listen on that address and
+    on all interfaces. Switched off for the start only: `ray start` and joining a
+    cluster (--address) are unaffected. If a Ray version drops the switch, the
+    instance starts as before (measured with `ss -ltnp`; see the docs)."""
+    from ray._private import ray_constants
+
+    if not hasattr(ray_constants, "ENABLE_RAY_CLUSTER"):
+        log.warning("this Ray version has no ENABLE_RAY_CLUSTER switch: the local Ray "
+                    "instance may listen on all interfaces")
+        yield
+        return
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before
 
 
 def connect_cluster(address: str, runtime_env: dict[str, Any]) -> None:

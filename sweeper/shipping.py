@@ -1,23 +1,137 @@
-"""What travels to a Ray cluster with a sweep: the project's own packages.
+"""What travels to a Ray cluster with a sweep.
 
-Shipping them (Ray's `py_modules`) makes every node import the driver's copy of
-the code, whether or not the node has the project installed; a node still needs
-the third-party dependencies (torch, Ray, ...), as the docker/ image has them.
+`sweeper run --address` ships the project's own packages (Ray's `py_modules`), so
+that every node imports the driver's copy of the code whether or not it has the
+project installed; a node still needs the third-party dependencies (torch, Ray, ...),
+as the docker/ image has them.
+
+`sweeper submit` uploads an allow-list, never "the working directory minus some
+names": a staging folder holding exactly the project's Python sources, the spec and
+the data files the spec names under the working directory (`plan_upload`, `stage`).
+Dotfiles, keys, credentials and stores never go, whatever else sits in the folder.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import fnmatch
+import os
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 
 import reports
 import sweeper
 import trainers
+from trainers.config import DatasetConfig
+from trainers.data import IMG_EXTENSIONS
 
-# Never uploaded: environments, results, local stores, caches, checkpoints.
+# Never uploaded by `run --address`: environments, results, local stores, caches, checkpoints.
 UPLOAD_EXCLUDES = [".venv", ".git", "results", "mlruns", "mlflow.db", "data", "test-artifacts",
                    "__pycache__", "*.pt", "*.egg-info"]
+
+# Never staged by `submit`, even where a data folder holds them (besides every dotfile and
+# dot-folder): keys, credentials, secrets, databases.
+NEVER_UPLOADED = ("id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*", "*.pem", "*.key", "*.p12",
+                  "*.pfx", "credentials", "credentials.*", "secrets*", "*.env", "*.db",
+                  "*.sqlite", "*.sqlite3", "*.netrc", "*.kdbx")
+CIFAR10_FOLDER = "cifar-10-batches-py"  # torchvision's extracted CIFAR-10
 
 
 def project_modules() -> list[str]:
     """The folders of the project's packages, as Ray's runtime_env py_modules takes them."""
     return [str(Path(package.__file__ or "").parent) for package in (sweeper, trainers, reports)]
+
+
+def never_uploaded(relative: PurePosixPath) -> bool:
+    """A dotfile, something under a dot-folder, or a name on NEVER_UPLOADED."""
+    return (any(part.startswith(".") for part in relative.parts)
+            or any(fnmatch.fnmatch(relative.name.lower(), pattern)
+                   for pattern in NEVER_UPLOADED))
+
+
+@dataclass
+class Upload:
+    """What `sweeper submit` uploads: staged path (working_dir/..., py_modules/...) ->
+    the source file; plus notes on what the spec names but is not uploaded."""
+
+    files: dict[str, Path] = field(default_factory=dict)
+    data: set[str] = field(default_factory=set)  # staged paths of data files (symlinked)
+    notes: list[str] = field(default_factory=list)
+
+    def total_bytes(self) -> int:
+        return sum(source.stat().st_size for source in self.files.values())
+
+    def listing(self) -> list[str]:
+        """One staged path per line, then the total (what `submit --dry-run` prints)."""
+        size = self.total_bytes()
+        return [*sorted(self.files), f"total: {len(self.files)} files, {_human(size)}"]
+
+
+def plan_upload(spec: Path, workdir: Path, datasets: Iterable[DatasetConfig]) -> Upload:
+    """The allow-list for a job run from `workdir`: the project's sources as py_modules,
+    the spec (at its path relative to `workdir`, where the entrypoint finds it) and, for
+    a dataset.root that is a relative path inside `workdir`, the files trials read."""
+    upload = Upload()
+    for folder in project_modules():
+        package = Path(folder)
+        for source in sorted(package.rglob("*.py")):
+            relative = PurePosixPath(source.relative_to(package.parent).as_posix())
+            if not any(part.startswith((".", "__pycache__")) for part in relative.parts):
+                upload.files[f"py_modules/{relative}"] = source
+    workdir = workdir.resolve()
+    upload.files[f"working_dir/{spec.resolve().relative_to(workdir).as_posix()}"] = spec.resolve()
+    for dataset in sorted(set(datasets), key=lambda d: (d.name, d.root or "")):
+        if dataset.name == "synthetic" or dataset.root is None:
+            continue
+        root = Path(dataset.root).expanduser()
+        inside = (workdir / root).resolve()
+        if root.is_absolute() or not inside.is_relative_to(workdir):
+            upload.notes.append(
+                f"dataset.root {dataset.root} is not uploaded (only a relative path inside "
+                f"{workdir} is): it must exist at that path on every node of the cluster")
+            continue
+        found = _dataset_files(dataset, inside)
+        if not found:
+            upload.notes.append(f"dataset.root {dataset.root}: no {dataset.name} files found "
+                                "to upload" + (" (the job downloads CIFAR-10)"
+                                               if dataset.download else ""))
+        for source in found:
+            relative = PurePosixPath(source.relative_to(workdir).as_posix())
+            if not never_uploaded(PurePosixPath(source.relative_to(inside).as_posix())):
+                upload.files[f"working_dir/{relative}"] = source
+                upload.data.add(f"working_dir/{relative}")
+    return upload
+
+
+def _dataset_files(dataset: DatasetConfig, root: Path) -> list[Path]:
+    """What a trial reads under `root`: train/ and test/ images, or CIFAR-10's batches."""
+    if dataset.name == "cifar10":
+        folder = root / CIFAR10_FOLDER
+        return sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+    found: list[Path] = []
+    for split in ("train", "test"):
+        for dirpath, dirnames, filenames in os.walk(root / split, followlinks=True):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            found += [Path(dirpath) / name for name in sorted(filenames)
+                      if name.lower().endswith(IMG_EXTENSIONS)]
+    return found
+
+
+def stage(upload: Upload, into: Path) -> tuple[str, list[str]]:
+    """Lay the upload out under `into` (sources copied, data files symlinked: Ray
+    uploads a link's content); returns (working_dir, py_modules) for the runtime_env."""
+    for staged, source in upload.files.items():
+        target = into / staged
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if staged in upload.data:  # big and many: linked, not copied
+            target.symlink_to(source.resolve())
+        else:
+            shutil.copy2(source, target)
+    (into / "working_dir").mkdir(exist_ok=True)
+    modules = sorted(str(p) for p in (into / "py_modules").iterdir())
+    return str(into / "working_dir"), modules
+
+
+def _human(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size / 2**10:.1f} KiB"

@@ -6,6 +6,8 @@ variables: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY."""
 from __future__ import annotations
 
 import contextlib
+import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,9 +45,11 @@ def _opened(location: str) -> Iterator[tuple[Any, str]]:
 
 
 def check_bucket(storage: str | Path) -> None:
-    """For a URI, that its bucket exists and the credentials can see it: Tune would
-    only fail on it after the sweep had started. A local root is created on demand."""
+    """Before anything is written: a URI's bucket exists and the credentials can see it
+    (Tune would only fail on it after the sweep had started); a local root is a folder
+    this process can write to, or can be created (check_writable_folder)."""
     if not is_uri(storage):
+        check_writable_folder(Path(resolve(storage)))
         return
     from pyarrow.fs import FileType
 
@@ -56,6 +60,28 @@ def check_bucket(storage: str | Path) -> None:
     if not found:
         raise StorageError(f"the results storage {root}: bucket {bucket!r} does not exist "
                            "(or these credentials cannot see it); create it first")
+
+
+def check_writable_folder(root: Path) -> None:
+    """`root` is a folder that takes a new file, or its nearest existing parent is one
+    (Tune creates the rest). Probed by creating and deleting a file, since permission
+    bits say nothing on a read-only mount, to root, or under ACLs."""
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "is a file" if existing == root else f"is under {existing}, a file"
+        raise StorageError(f"the results storage {root} {what}, not a folder: pass --storage "
+                           "a folder (it is created if missing)")
+    try:
+        probe, name = tempfile.mkstemp(prefix=".sweeper-write-probe-", dir=existing)
+        os.close(probe)
+        os.unlink(name)
+    except OSError as exc:
+        where = "" if existing == root else f" (it would be created in {existing})"
+        raise StorageError(
+            f"the results storage {root} is not writable{where}: {exc.strerror or exc}; "
+            "pass --storage a folder you can write to") from None
 
 
 def holds_files(location: str) -> bool:

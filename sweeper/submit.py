@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import shlex
 import sys
+import tempfile
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
-from sweeper.shipping import UPLOAD_EXCLUDES, project_modules
+from sweeper.cluster_access import auth_hint, use_token_if_available
+from sweeper.shipping import Upload, plan_upload, stage
+from trainers.config import DatasetConfig
 
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
@@ -31,23 +37,57 @@ def relative_spec(spec: str, workdir: Path) -> Path:
                           "which is what gets uploaded with the job") from None
 
 
-def submit(address: str, spec: str, run_args: list[str], wait: bool,
-           out: TextIO = sys.stdout, poll_s: float = 2.0) -> int:
-    """Submit; print the job id; with `wait`, stream the logs and return 0 iff it succeeded."""
-    from ray.job_submission import JobSubmissionClient
+def check_job_server(address: str, timeout_s: float = 5.0) -> None:
+    """The job server answers HTTP, or SubmitError: Ray's client waits without a timeout
+    on a server that accepts connections but never answers."""
+    url = address if "://" in address else f"http://{address}"
+    if not url.startswith(("http://", "https://")):
+        return  # ray://, auto: Ray's own client resolves those
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/api/version", timeout=timeout_s):
+            pass
+    except urllib.error.HTTPError:
+        return  # it answered (an error status is Ray's client's to explain)
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise SubmitError(f"the Ray job server at {address} is unavailable: {reason}; check "
+                          "--address (the head node's dashboard, http://HEAD:8265)") from None
+    use_token_if_available()  # a head started where a local Ray ran has token auth on
 
+
+def plan(spec: str, datasets: Iterable[DatasetConfig], workdir: Path | None = None) -> Upload:
+    """What `submit` would upload from `workdir` (the current folder): see shipping."""
+    workdir = workdir or Path.cwd()
     if not Path(spec).is_file():
         raise SubmitError(f"spec file not found: {spec}")
+    relative_spec(spec, workdir)
+    return plan_upload(Path(spec), workdir, datasets)
+
+
+def submit(address: str, spec: str, run_args: list[str], wait: bool,
+           datasets: Iterable[DatasetConfig] = (), out: TextIO = sys.stdout,
+           poll_s: float = 2.0) -> int:
+    """Submit; print the job id; with `wait`, stream the logs and return 0 iff it succeeded."""
+    from ray.exceptions import AuthenticationError
+    from ray.job_submission import JobSubmissionClient
+
+    upload = plan(spec, datasets)
+    for note in upload.notes:
+        print(f"sweeper: note: {note}", file=sys.stderr)
     command = entrypoint(relative_spec(spec, Path.cwd()), run_args)
+    check_job_server(address)
     try:
         client = JobSubmissionClient(address)
-        # The working directory carries the spec and relative data paths; py_modules the
-        # project's code, so the job and its trials run this copy on every node.
-        job_id = client.submit_job(entrypoint=command, runtime_env={
-            "working_dir": str(Path.cwd()), "py_modules": project_modules(),
-            "excludes": UPLOAD_EXCLUDES})
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise SubmitError(f"cannot submit to the Ray job server at {address}: {exc}") from exc
+        # An allow-list, staged: the job's working directory holds the spec and the data
+        # it names, py_modules the project's code (so the job and its trials run this copy
+        # on every node), and nothing else of this folder (no dotfiles, keys or stores).
+        with tempfile.TemporaryDirectory(prefix="sweeper-submit-") as staging:
+            working_dir, modules = stage(upload, Path(staging))
+            job_id = client.submit_job(entrypoint=command, runtime_env={
+                "working_dir": working_dir, "py_modules": modules})
+    except (ConnectionError, RuntimeError, ValueError, AuthenticationError) as exc:
+        raise SubmitError(f"cannot submit to the Ray job server at {address}: "
+                          f"{_first_line(exc)}" + auth_hint()) from None
     print(f"submitted job {job_id} to {address}: {command}", file=out, flush=True)
     if not wait:
         print(f"follow it with: sweeper status --job {job_id} --address {address}", file=out)
@@ -65,11 +105,19 @@ def submit(address: str, spec: str, run_args: list[str], wait: bool,
     return 0 if status == "SUCCEEDED" else 1
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def job_status(address: str, job_id: str) -> str:
+    from ray.exceptions import AuthenticationError
     from ray.job_submission import JobSubmissionClient
 
+    check_job_server(address)
     try:
         info = JobSubmissionClient(address).get_job_info(job_id)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise SubmitError(f"cannot read job {job_id} from {address}: {exc}") from exc
+    except (ConnectionError, RuntimeError, ValueError, AuthenticationError) as exc:
+        raise SubmitError(f"cannot read job {job_id} from {address}: {_first_line(exc)}"
+                          + auth_hint()) from None
     return f"job {job_id}: {info.status.value}" + (f" ({info.message})" if info.message else "")

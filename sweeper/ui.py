@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import signal
 import subprocess
 import sys
@@ -9,7 +10,8 @@ import time
 import urllib.request
 from typing import TextIO
 
-from sweeper.tracking import find_sweep
+from sweeper.reachable import check_readable
+from sweeper.tracking import TrackingUnavailable, find_sweep
 
 
 class UiError(Exception):
@@ -43,15 +45,49 @@ def wait_until_serving(url: str, process: subprocess.Popen[bytes], timeout_s: fl
     raise UiError(f"mlflow ui did not answer at {url} within {timeout_s:.0f} s")
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` is reachable from this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to any interface
+        return False
+
+
+def exposure_warning(host: str, port: int) -> str | None:
+    """What to tell the user before serving on a non-loopback address, else None."""
+    if is_loopback(host):
+        return None
+    return (f"sweeper: WARNING: the MLflow UI on {host}:{port} has no authentication and is "
+            "reachable from the network: anyone who can connect can read and change every "
+            "run, param and artifact of this store. Serve on 127.0.0.1 (the default) and "
+            "tunnel (ssh -L) unless this network is trusted.")
+
+
 def serve(tracking_uri: str, name: str | None, host: str, port: int,
-          out: TextIO = sys.stdout, timeout_s: float = 120.0) -> int:
+          out: TextIO = sys.stdout, timeout_s: float = 120.0, err: TextIO | None = None) -> int:
     """Start the UI, print the sweep's URL, and serve until interrupted."""
+    try:
+        check_readable(tracking_uri)
+    except TrackingUnavailable as exc:
+        raise UiError(str(exc)) from None
     experiment_id = None
     if name is not None:
         tracker = find_sweep(tracking_uri, name)
         if tracker is None:
             raise UiError(f"no sweep named {name!r} in {tracking_uri}")
         experiment_id = tracker.experiment_id
+    if tracking_uri.startswith(("http://", "https://")):
+        # `mlflow ui` serves a database, not a server: a tracking server is its own UI.
+        base = tracking_uri.rstrip("/") + "/"
+        url = f"{base}#/experiments/{experiment_id}/runs" if experiment_id else base
+        print(f"MLflow tracking server {tracking_uri} serves the UI itself: {url}", file=out,
+              flush=True)
+        return 0
+    warning = exposure_warning(host, port)
+    if warning:
+        print(warning, file=err or sys.stderr, flush=True)
     process = subprocess.Popen(mlflow_ui_command(tracking_uri, host, port))
     # A terminated `sweeper ui` must take its server down with it, not orphan it.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

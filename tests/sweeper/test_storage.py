@@ -15,7 +15,14 @@ import boto3
 import mlflow
 import pytest
 
-from sweeper.storage import StorageError, holds_files, resolve, sweep_location
+from sweeper.storage import (
+    StorageError,
+    check_bucket,
+    check_writable_folder,
+    holds_files,
+    resolve,
+    sweep_location,
+)
 
 from .conftest import free_port, tiny_sweep
 
@@ -35,6 +42,74 @@ def test_holds_files_tells_missing_empty_and_used_folders_apart(tmp_path: Path) 
     assert holds_files(str(tmp_path / "used"))
     with pytest.raises(StorageError, match="is a file, not a folder"):
         holds_files(str(tmp_path / "used" / "state.json"))
+
+
+def test_a_storage_that_is_a_file_or_under_one_is_refused_before_anything_is_written(
+        workdir: Path) -> None:
+    (workdir / "spec.yaml").write_text(tiny_sweep("x", "search:\n  params:\n    seed: [0]\n"))
+    (workdir / "afile").write_text("not a folder")
+    for storage, says in (("afile", "is a file, not a folder"),
+                          ("afile/results", "is under " + str(workdir / "afile") + ", a file")):
+        done = subprocess.run([sys.executable, "-m", "sweeper.cli", "run", "spec.yaml",
+                               "--storage", storage], cwd=workdir, capture_output=True,
+                              text=True, timeout=300,
+                              env={k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"})
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr
+        assert says in done.stderr and "pass --storage a folder" in done.stderr
+    assert sorted(p.name for p in workdir.iterdir()) == ["afile", "spec.yaml"]  # no mlflow.db
+
+
+def test_a_missing_local_storage_is_fine_and_not_created_by_the_check(tmp_path: Path) -> None:
+    check_bucket(tmp_path / "new" / "results")
+    check_writable_folder(tmp_path)
+    assert list(tmp_path.iterdir()) == []  # the probe file is gone, nothing was created
+
+
+def _unwritable(folder: Path) -> bool:
+    try:
+        (folder / ".sweeper-test-probe").touch()
+    except OSError:
+        return True
+    (folder / ".sweeper-test-probe").unlink()
+    return False
+
+
+def test_a_read_only_storage_is_refused(tmp_path: Path) -> None:
+    # Root ignores permission bits: chmod only makes the folder read-only for others.
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    candidates = [locked, locked / "results", Path("/proc"), Path("/sys/kernel")]
+    tried = 0
+    try:
+        for folder in candidates:
+            if not folder.parent.is_dir() or not _unwritable(folder if folder.is_dir()
+                                                             else folder.parent):
+                continue
+            tried += 1
+            with pytest.raises(StorageError, match="is not writable") as info:
+                check_bucket(folder)
+            assert str(folder) in str(info.value)
+            assert "pass --storage a folder you can write to" in str(info.value)
+    finally:
+        locked.chmod(0o700)
+    if not tried:
+        pytest.skip("no unwritable folder on this machine to try")
+
+
+def test_the_writability_probe_reports_a_refused_write(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a read-only mount answers (EROFS), wherever the tests cannot mount one."""
+    import errno
+    import tempfile
+
+    def read_only(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    with pytest.raises(StorageError, match="is not writable: Read-only file system"):
+        check_bucket(tmp_path)
 
 
 @pytest.fixture

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .conftest import tiny_sweep
 
 
@@ -26,3 +28,99 @@ def test_ray_client_addresses_are_refused(workdir: Path) -> None:
     (workdir / "spec.yaml").write_text(tiny_sweep("x", "search:\n  params:\n    seed: [0]\n"))
     done = sweeper("run", "spec.yaml", "--address", "ray://127.0.0.1:10001", cwd=workdir)
     assert done.returncode == 2 and "Ray Client" in done.stderr
+
+
+# --- what `sweeper submit` uploads: an allow-list -------------------------------------------
+
+SECRETS = [".env", ".aws/credentials", ".netrc", "id_rsa", "id_ed25519.pub", "secrets.json",
+           "other.db", "mlflow.db", "mlruns/0/meta.yaml", "results/old/experiment_state.json",
+           "notes.txt", "data/.git/config", "data/train/cat/.hidden.png",
+           "data/train/cat/id_rsa", "data/test/cat/server.key"]
+
+
+def project_with_secrets(workdir: Path, root: str = "data") -> None:
+    from PIL import Image
+
+    (workdir / "spec.yaml").write_text(
+        tiny_sweep("ship", "search:\n  params:\n    seed: [0]\n")
+        .replace("{name: synthetic,", f"{{name: image_folder, root: {root},"))
+    for split in ("train", "test"):
+        (workdir / "data" / split / "cat").mkdir(parents=True)
+        Image.new("RGB", (8, 8), (1, 2, 3)).save(workdir / "data" / split / "cat" / "0.png")
+    for name in SECRETS:
+        (workdir / name).parent.mkdir(parents=True, exist_ok=True)
+        (workdir / name).write_text("do not upload")
+
+
+def test_dry_run_lists_the_allow_list_and_none_of_the_secrets(workdir: Path) -> None:
+    project_with_secrets(workdir)
+    done = sweeper("submit", "spec.yaml", "--dry-run", cwd=workdir)  # no --address: no server
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[-1].startswith(f"total: {len(lines) - 1} files, ")
+    listed = lines[:-1]
+    assert "working_dir/spec.yaml" in listed
+    assert {"working_dir/data/train/cat/0.png", "working_dir/data/test/cat/0.png"} <= set(listed)
+    assert "py_modules/sweeper/cli.py" in listed and "py_modules/trainers/data.py" in listed
+    assert all(line.startswith(("working_dir/", "py_modules/")) for line in listed)
+    uploaded = {line.removeprefix("working_dir/") for line in listed
+                if line.startswith("working_dir/")}
+    assert uploaded == {"spec.yaml", "data/train/cat/0.png", "data/test/cat/0.png"}
+    assert not uploaded & set(SECRETS)
+    assert not any("__pycache__" in line or "/." in line for line in listed)
+
+
+def test_a_dataset_root_outside_the_folder_is_not_uploaded_and_said_so(workdir: Path) -> None:
+    project_with_secrets(workdir, root="/srv/data/cifar")
+    done = sweeper("submit", "spec.yaml", "--dry-run", cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    assert [line for line in done.stdout.splitlines() if line.startswith("working_dir/")] == [
+        "working_dir/spec.yaml"]
+    assert "dataset.root /srv/data/cifar is not uploaded" in done.stderr
+    assert "must exist at that path on every node" in done.stderr
+
+
+def test_the_staging_folder_holds_exactly_the_listed_files(
+        workdir: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    from sweeper.shipping import stage
+    from sweeper.spec import expand, load_spec
+    from sweeper.submit import plan
+
+    project_with_secrets(workdir)
+    upload = plan("spec.yaml", {t.config.dataset for t in expand(load_spec("spec.yaml"))})
+    staging = tmp_path_factory.mktemp("staging")
+    working_dir, modules = stage(upload, staging)
+    staged = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*")
+                    if p.is_file())
+    assert staged == sorted(upload.files)
+    assert working_dir == str(staging / "working_dir")
+    assert [Path(m).name for m in modules] == ["reports", "sweeper", "trainers"]  # packages
+    image = staging / "working_dir" / "data" / "train" / "cat" / "0.png"
+    assert image.is_symlink() and image.read_bytes() == (
+        workdir / "data" / "train" / "cat" / "0.png").read_bytes()
+    assert (staging / "working_dir" / "spec.yaml").read_text() == (
+        workdir / "spec.yaml").read_text()
+
+
+def test_submit_without_an_address_says_what_to_pass(workdir: Path) -> None:
+    (workdir / "spec.yaml").write_text(tiny_sweep("x", "search:\n  params:\n    seed: [0]\n"))
+    done = sweeper("submit", "spec.yaml", cwd=workdir)
+    assert done.returncode == 2 and "needs --address" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_job_server_that_never_answers_fails_in_seconds(workdir: Path) -> None:
+    import socket
+    import time
+
+    (workdir / "spec.yaml").write_text(tiny_sweep("x", "search:\n  params:\n    seed: [0]\n"))
+    with socket.socket() as silent:  # accepts connections (backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        address = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        for command in (["submit", "spec.yaml"], ["status", "--job", "raysubmit_x"]):
+            started = time.monotonic()
+            done = sweeper(*command, "--address", address, cwd=workdir, timeout=120)
+            assert done.returncode == 2, done.stderr
+            assert f"the Ray job server at {address} is unavailable: timed out" in done.stderr
+            assert time.monotonic() - started < 30

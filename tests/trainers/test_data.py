@@ -18,6 +18,7 @@ from trainers.data import (
     SYNTHETIC_CLASSES,
     DatasetError,
     ImageData,
+    check_dataset,
     load_dataset,
     make_synthetic,
 )
@@ -302,12 +303,101 @@ def test_image_folder_class_mismatch(tmp_path: Path) -> None:
     assert "'moth'" in message and "'butterfly'" in message
 
 
+# --- check_dataset: the pre-flight before Ray starts ------------------------------------------
+
+
+def test_check_dataset_passes_a_good_tree_without_loading_it(tmp_path: Path) -> None:
+    check_dataset(_folder_cfg(_make_tree(tmp_path / "ds")))
+    check_dataset(DatasetConfig(name="synthetic"))  # nothing to check
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_check_dataset_finds_an_empty_class(tmp_path: Path, split: str) -> None:
+    root = _make_tree(tmp_path / "ds")
+    for image in (root / split / "moth").iterdir():
+        image.unlink()
+    (root / split / "moth" / "notes.txt").write_text("not an image")
+    with pytest.raises(DatasetError, match="no images in") as info:
+        check_dataset(_folder_cfg(root))
+    assert str(root / split / "moth") in str(info.value)
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_check_dataset_finds_a_class_missing_from_a_split(tmp_path: Path, split: str) -> None:
+    root = _make_tree(tmp_path / "ds")
+    for image in (root / split / "zebra").iterdir():
+        image.unlink()
+    (root / split / "zebra").rmdir()
+    with pytest.raises(DatasetError, match="class folders differ") as info:
+        check_dataset(_folder_cfg(root))
+    assert "'zebra'" in str(info.value) and str(root / split) in str(info.value)
+
+
+def test_check_dataset_finds_a_tree_without_any_image(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    for split in ("train", "test"):
+        for name in COLOURS:
+            (root / split / name).mkdir(parents=True)
+    with pytest.raises(DatasetError, match="no images in") as info:
+        check_dataset(_folder_cfg(root))
+    assert str(root / "train" / "ant") in str(info.value)
+
+
+def test_check_dataset_finds_an_image_that_is_not_one(tmp_path: Path) -> None:
+    root = _make_tree(tmp_path / "ds", train_per_class=40)
+    bad = root / "train" / "zebra" / "027.png"  # not one the decode sample would pick
+    bad.write_bytes(b"<html>404 not found</html>")
+    with pytest.raises(DatasetError, match="cannot read image") as info:
+        check_dataset(_folder_cfg(root))
+    assert str(bad) in str(info.value) and "replace or delete the file" in str(info.value)
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_check_dataset_decodes_a_sample_and_finds_a_truncated_image(tmp_path: Path,
+                                                                   split: str) -> None:
+    root = _make_tree(tmp_path / "ds")
+    truncated = root / split / "ant" / "000.jpg"  # each class's first file is always decoded
+    noise = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(truncated)
+    body = truncated.read_bytes()
+    truncated.write_bytes(body[: len(body) // 2])  # a readable header, half a body
+    with Image.open(truncated) as im:
+        assert im.size == (64, 48)  # the header alone would pass
+    with pytest.raises(DatasetError, match="cannot read image") as info:
+        check_dataset(_folder_cfg(root))
+    assert str(truncated) in str(info.value)
+
+
+def test_check_dataset_checks_only_what_the_caps_keep(tmp_path: Path) -> None:
+    root = _make_tree(tmp_path / "ds", train_per_class=10, test_per_class=4)
+    files = sorted((root / "train").rglob("*.png"))
+    kept = torch.randperm(30, generator=torch.Generator().manual_seed(0))[:12].tolist()
+    dropped = files[next(i for i in range(30) if i not in kept)]
+    dropped.write_bytes(b"garbage")  # never decoded by a trial with train_size=12
+    check_dataset(_folder_cfg(root, train_size=12))
+    with pytest.raises(DatasetError, match="cannot read image"):
+        check_dataset(_folder_cfg(root))
+
+
 # --- image_folder: cifar10-mini ---------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def cifar10_mini() -> ImageData:
     return load_dataset(DatasetConfig(name="image_folder", root=str(CIFAR10_MINI)))
+
+
+@needs_cifar10_mini
+def test_check_dataset_is_fast_on_cifar10_mini() -> None:
+    """Every header plus a decoded sample of each class: ~1.6 s on two busy cores (the
+    full decode that a trial does takes longer); 6 s leaves room for a loaded CI box."""
+    import time
+
+    cfg = DatasetConfig(name="image_folder", root=str(CIFAR10_MINI))
+    check_dataset(cfg)  # the first pass reads the files into the page cache
+    started = time.perf_counter()
+    check_dataset(cfg)
+    assert time.perf_counter() - started < 6.0
 
 
 @needs_cifar10_mini

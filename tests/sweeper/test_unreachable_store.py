@@ -1,0 +1,124 @@
+"""`sweeper status`, `ui` and `report` against a tracking store that is not there:
+exit 2 within seconds with one line naming the store, never a traceback and never
+MLflow's minutes of retries. Two kinds of dead server, both on loopback: a port
+with nothing listening (refused at once) and a socket that accepts connections
+but never answers (only a timeout ends the wait). Plus `sweeper ui`'s warning
+when asked to serve beyond loopback."""
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sweeper import ui
+from sweeper.reachable import check_readable
+from sweeper.tracking import TrackingUnavailable
+
+from .conftest import free_port
+
+LIMIT_S = 30.0
+
+
+@pytest.fixture
+def refusing_server() -> str:
+    return f"http://127.0.0.1:{free_port()}"  # nothing listens there
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A listening socket that never accepts: the kernel completes the handshake
+    (backlog), the request is sent, and no byte ever comes back."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def sweeper(*args: str, cwd: Path) -> tuple[subprocess.CompletedProcess[str], float]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI", "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+                        "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "sweeper.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=LIMIT_S * 4)
+    return done, time.monotonic() - started
+
+
+@pytest.mark.parametrize("server", ["refusing_server", "silent_server"])
+@pytest.mark.parametrize("command", [["status", "demo"], ["ui", "demo"], ["ui"],
+                                     ["report", "demo"]])
+def test_an_unavailable_tracking_server_fails_in_seconds_with_exit_2(
+        command: list[str], server: str, request: pytest.FixtureRequest,
+        tmp_path: Path) -> None:
+    uri = request.getfixturevalue(server)
+    done, took = sweeper(*command, "--tracking-uri", uri, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert f"MLflow tracking server {uri} is unavailable" in done.stderr
+    assert "Traceback" not in done.stderr and "Retrying" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert took < LIMIT_S, f"took {took:.1f} s"
+    assert list(tmp_path.iterdir()) == []  # no store, report or result folder made
+
+
+def test_status_of_a_missing_sqlite_store_says_so_and_creates_none(tmp_path: Path) -> None:
+    done, _ = sweeper("status", "demo", cwd=tmp_path)  # default: ./mlflow.db
+    assert done.returncode == 2
+    assert f"no MLflow store at {tmp_path / 'mlflow.db'}" in done.stderr
+    assert "pass --tracking-uri" in done.stderr
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_check_readable_times_out_on_a_silent_server(silent_server: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(TrackingUnavailable, match=r"is unavailable: .*timed out"):
+        check_readable(silent_server, timeout_s=1.0)
+    assert time.monotonic() - started < 10
+
+
+# --- sweeper ui beyond loopback ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.1.1", "localhost", "::1", "[::1]"])
+def test_loopback_hosts_get_no_warning(host: str) -> None:
+    assert ui.is_loopback(host) and ui.exposure_warning(host, 5000) is None
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.7", "myhost.example"])
+def test_other_hosts_are_warned_about(host: str) -> None:
+    warning = ui.exposure_warning(host, 5000)
+    assert warning is not None and not ui.is_loopback(host)
+    assert "no authentication" in warning and "reachable from the network" in warning
+
+
+class _Started(Exception):
+    """Raised instead of starting `mlflow ui`: the test stops there."""
+
+
+def _serve_until_start(tmp_path: Path, host: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.MlflowClient(uri).search_experiments()  # an existing, empty store
+
+    def no_server(*args: object, **kwargs: object) -> None:
+        raise _Started
+
+    monkeypatch.setattr(ui.subprocess, "Popen", no_server)
+    err = io.StringIO()
+    with pytest.raises(_Started):  # nothing listens: no address is exposed by the test
+        ui.serve(uri, None, host, free_port(), out=io.StringIO(), err=err)
+    return err.getvalue()
+
+
+def test_ui_on_all_interfaces_warns_before_serving(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    said = _serve_until_start(tmp_path, "0.0.0.0", monkeypatch)
+    assert said.startswith("sweeper: WARNING: the MLflow UI on 0.0.0.0:")
+    assert "no authentication" in said
+    assert _serve_until_start(tmp_path, "127.0.0.1", monkeypatch) == ""
