@@ -388,16 +388,10 @@ def cifar10_mini() -> ImageData:
 
 
 @needs_cifar10_mini
-def test_check_dataset_is_fast_on_cifar10_mini() -> None:
-    """Every header plus a decoded sample of each class: ~1.6 s on two busy cores (the
-    full decode that a trial does takes longer); 6 s leaves room for a loaded CI box."""
-    import time
-
-    cfg = DatasetConfig(name="image_folder", root=str(CIFAR10_MINI))
-    check_dataset(cfg)  # the first pass reads the files into the page cache
-    started = time.perf_counter()
-    check_dataset(cfg)
-    assert time.perf_counter() - started < 6.0
+def test_check_dataset_passes_on_cifar10_mini() -> None:
+    """Every header plus a decoded sample of each class of the real 12k images (how long
+    it takes is a benchmark figure, docs/reliability.md, not an assertion)."""
+    check_dataset(DatasetConfig(name="image_folder", root=str(CIFAR10_MINI)))
 
 
 @needs_cifar10_mini
