@@ -403,6 +403,15 @@ def _build_tuner(spec: SweepSpec, options: SweepOptions, trainable: Any,
     )
 
 
+def _quiet_tune(record: logging.LogRecord) -> bool:
+    """Drop Tune's own words for what the driver reports itself: a trial's failure (with
+    the worker's traceback), the trials left incomplete, how to resume with
+    Tuner.restore (the driver prints the `sweeper run ... --resume` command instead)."""
+    return not record.getMessage().startswith((
+        "Trial task failed", "Trials did not complete", "Experiment has been interrupted",
+        "Stop signal received"))
+
+
 def init_ray(address: str | None) -> None:
     """Connect to `address` (or $RAY_ADDRESS, Ray's convention), else start a private
     local instance listening on 127.0.0.1 only."""
@@ -417,6 +426,8 @@ def init_ray(address: str | None) -> None:
     # trials Tune warns about that every few seconds. The snapshot is what we want.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     logging.getLogger("mlflow").setLevel(logging.WARNING)
+    for name in ("ray.tune.tune", "ray.tune.execution.tune_controller"):
+        logging.getLogger(name).addFilter(_quiet_tune)
     runtime_env: dict[str, Any] = {"env_vars": {"RAY_CHDIR_TO_TRIAL_DIR": "0"}}
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
@@ -639,12 +650,16 @@ def _outcome(spec: SweepSpec, session: _Session, tracker: SweepTracker,
         # Sweeps from before failures were raised ended a failed trial TERMINATED with a
         # failure result.
         old_failure = (trial.last_result or {}).get(_FAILURE_KEY)
-        if trial.status == RayTrial.TERMINATED and not old_failure:
-            outcome.finished.append(name)
-        elif trial.status in (RayTrial.ERROR, RayTrial.TERMINATED):  # others: unfinished
+        if trial.status == RayTrial.ERROR or (trial.status == RayTrial.TERMINATED
+                                              and old_failure):
             outcome.failed.append((name, session.errors.get(trial.trial_id)
                                    or tracker.recorded_error(trial.trial_id)
                                    or str(old_failure or "") or _error_text(trial)))
+        # Tune also marks TERMINATED the trials an interrupt stopped mid-run; those have
+        # no FINISHED run (None: a store outage kept it from being written).
+        elif trial.status == RayTrial.TERMINATED and tracker.run_status(trial.trial_id) in (
+                None, "FINISHED"):
+            outcome.finished.append(name)
     # Tune creates trials lazily, so some may not exist yet when a sweep is interrupted.
     outcome.unfinished = outcome.total - len(outcome.finished) - len(outcome.failed)
     return outcome

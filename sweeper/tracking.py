@@ -314,6 +314,11 @@ class SweepTracker:
         self._status[run_id] = "RUNNING"
         self._attached.add(run_id)
 
+    def run_status(self, key: str) -> str | None:
+        """The MLflow status of the run of the trial Ray knows as `key`, if it has one."""
+        run_id = self._runs.get(key)
+        return self._status.get(run_id) if run_id else None
+
     def recorded_error(self, key: str) -> str | None:
         """The error a trial's run recorded before this driver started (a failure
         from an earlier session)."""
