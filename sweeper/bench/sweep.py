@@ -156,11 +156,11 @@ def run_timed_sweep(spec: SweepSpec, text: str, folder: Path,
     init_ray(None)
     ray_start = time.perf_counter() - started if started_ray else 0.0
     try:
-        from mlflow.tracking import MlflowClient
+        from sweeper.tracking import open_client
 
         uri = f"sqlite:///{folder / 'mlflow.db'}"
         started = time.perf_counter()
-        MlflowClient(uri).search_experiments(max_results=1)  # creates the SQLite schema
+        open_client(uri).search_experiments(max_results=1)  # creates the SQLite schema
         store_setup = time.perf_counter() - started
 
         say(progress, f"sweep: {len(spec.search.seeds)} trial(s) through run_sweep")
