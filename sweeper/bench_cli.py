@@ -1,7 +1,7 @@
 """`sweeper bench` on the command line: arguments and dispatch only.
 
 Kept free of torch at import time so that every other `sweeper` command starts
-fast; the measurements live in sweeper.bench.
+fast; the measurements live in the sweeper.bench package.
 """
 
 from __future__ import annotations
@@ -104,19 +104,19 @@ def run_bench(args: argparse.Namespace) -> int:
     from sweeper.bench import (
         BenchError,
         BenchFailed,
-        _threads,
         format_result,
         load_images,
         measure_augment,
         measure_step,
         measure_sweep,
         resolve_device,
+        torch_threads,
     )
 
     try:
         if args.bench == "augment":
             device = resolve_device(args.device)
-            with _threads(args.threads):
+            with torch_threads(args.threads):
                 images = load_images(max(2048, args.batch_size), args.data_root)
             result = measure_augment(
                 images, device, args.batch_size, args.seconds, args.strength, args.blur,

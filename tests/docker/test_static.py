@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,76 @@ def _env_file(path: Path) -> dict[str, str]:
     return values
 
 
+_INTERPOLATION = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """`text` as compose reads it with `env`: ${VAR}, ${VAR:-default}, ${VAR-default},
+    ${VAR:?message}, ${VAR?message}, and $$ for a literal $."""
+    def one(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, op, arg = match.groups()
+        value = env.get(name)
+        unset = not value if op in (":-", ":?") else value is None
+        if not unset:
+            return str(value)
+        if op and op.endswith("?"):
+            raise KeyError(f"{name}: {arg}")
+        return arg if op else ""
+
+    return _INTERPOLATION.sub(one, text)
+
+
+def _resolve(node: Any, env: dict[str, str]) -> Any:
+    if isinstance(node, str):
+        return interpolate(node, env)
+    if isinstance(node, dict):
+        return {key: _resolve(value, env) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_resolve(value, env) for value in node]
+    return node
+
+
+def _flags(command: Any) -> dict[str, str]:
+    """--name=value and --name value pairs of a command (a list, or a string)."""
+    words = command if isinstance(command, list) else str(command).split()
+    flags: dict[str, str] = {}
+    for i, word in enumerate(words):
+        if not word.startswith("--"):
+            continue
+        name, sep, value = word.partition("=")
+        if not sep and i + 1 < len(words) and not words[i + 1].startswith("-"):
+            value = words[i + 1]
+        flags[name] = value
+    return flags
+
+
+# Ports a service listens on without a flag saying so: MinIO's S3 API (--address), and the
+# dashboard agent every Ray node runs (--dashboard-agent-listen-port).
+DEFAULT_LISTEN = {"minio": {"--address": ":9000"},
+                  "ray-head": {"--dashboard-agent-listen-port": "52365"},
+                  "ray-worker": {"--dashboard-agent-listen-port": "52365"}}
+
+
+def listening_ports(name: str, service: dict[str, Any]) -> set[int]:
+    """The ports `service` listens on, from its command's --*port and --*address flags."""
+    flags = {**DEFAULT_LISTEN.get(name, {}), **_flags(service.get("command"))}
+    ports = set()
+    for flag, value in flags.items():
+        if flag.endswith("port"):
+            ports.add(int(value))
+        elif flag.endswith("address") and re.fullmatch(r"[^:/]*:\d+", value):
+            ports.add(int(value.rsplit(":", 1)[1]))
+    return ports
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    parsed = urllib.parse.urlsplit(url)
+    assert parsed.hostname and parsed.port, url
+    return parsed.hostname, parsed.port
+
+
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
     data = yaml.safe_load(COMPOSE.read_text())
@@ -113,6 +184,12 @@ def compose() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def services(compose: dict[str, Any]) -> dict[str, Any]:
     return compose["services"]
+
+
+@pytest.fixture(scope="module")
+def resolved(services: dict[str, Any]) -> dict[str, Any]:
+    """The services as compose runs them with docker/.env.example."""
+    return dict(_resolve(services, _env_file(ENV_EXAMPLE)))
 
 
 # --- Dockerfile ----------------------------------------------------------------------------
@@ -169,7 +246,7 @@ def test_dockerfile_copies_every_package_and_the_context_keeps_them() -> None:
                for s in line.split()[:-1] if not s.startswith("--")]
     for source in sources:
         assert (ROOT / source).exists(), f"COPY {source}: no such path"
-    import tomllib
+    import tomllib  # Python 3.11+
 
     include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
         "packages"]["find"]["include"]
@@ -180,6 +257,66 @@ def test_dockerfile_copies_every_package_and_the_context_keeps_them() -> None:
     assert "*" in ignore
     assert {"pyproject.toml", "README.md"} | packages <= allowed
     assert set(sources) <= allowed, set(sources) - allowed
+
+
+def _dockerfile_args() -> dict[str, str]:
+    return dict(re.findall(r"^ARG\s+(\w+)=(\S+)", DOCKERFILE.read_text(), re.MULTILINE))
+
+
+def _pyproject() -> dict[str, Any]:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    data: dict[str, Any] = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return data
+
+
+def _dependencies() -> dict[str, Any]:
+    from packaging.requirements import Requirement
+
+    requirements = (Requirement(text) for text in _pyproject()["project"]["dependencies"])
+    return {req.name: req for req in requirements}
+
+
+def test_dockerfile_installs_exactly_pyprojects_dependencies() -> None:
+    """The image derives its requirements from pyproject.toml with a one-liner: run that
+    one-liner on this pyproject and compare with the dependencies, one by one."""
+    text = DOCKERFILE.read_text()
+    one_liner = re.search(r'RUN python -c "([^"]+)"\s*\\?\s*>\s*(\S+)', text)
+    assert one_liner, "the Dockerfile no longer derives its requirements from pyproject"
+    copied = re.search(r"^COPY pyproject\.toml (\S+)$", text, re.MULTILINE)
+    assert copied and copied.group(1) in one_liner.group(1)
+    code = one_liner.group(1).replace(copied.group(1), str(ROOT / "pyproject.toml"))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:-1] == _pyproject()["project"]["dependencies"]
+    assert re.search(rf"pip install --no-cache-dir -r {re.escape(one_liner.group(2))}", text)
+
+
+def test_dockerfile_pins_satisfy_pyproject_and_match_the_environment() -> None:
+    """What the image pins on top (Ray, MLflow, psycopg2; torch in the base image) must
+    be allowed by pyproject, or pip could not install both; Ray must equal the
+    submitting environment's (Ray Client refuses a mismatch), MLflow its major version."""
+    from importlib.metadata import version
+
+    args, deps = _dockerfile_args(), _dependencies()
+    text = DOCKERFILE.read_text()
+    pins = dict(re.findall(r'"([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==\$\{(\w+)\}"', text))
+    assert {"ray", "mlflow", "psycopg2-binary"} <= set(pins), pins
+    for package, arg in pins.items():
+        if package in deps:
+            assert deps[package].specifier.contains(args[arg]), (package, args[arg])
+    base = re.search(r"^FROM pytorch/pytorch:(\d+\.\d+\.\d+)-", text, re.MULTILINE)
+    assert base and deps["torch"].specifier.contains(base.group(1)), base
+    assert args["RAY_VERSION"] == version("ray")
+    assert args["MLFLOW_VERSION"].split(".")[0] == version("mlflow").split(".")[0]
+
+
+def test_dockerfile_smoke_test_imports_modules_that_exist() -> None:
+    imports = re.search(r'python -c "import ([\w., ]+)"', DOCKERFILE.read_text())
+    assert imports, "the image no longer smoke-tests its imports"
+    for module in imports.group(1).split(","):
+        path = ROOT / (module.strip().replace(".", "/") + ".py")
+        assert path.is_file(), f"the image imports {module.strip()}: no {path}"
 
 
 # --- compose.yaml --------------------------------------------------------------------------
@@ -212,18 +349,94 @@ def test_mlflow_uses_postgres_and_s3(services: dict[str, Any]) -> None:
     assert re.search(r"--backend-store-uri[= ]postgresql(\+\w+)?://", command), command
     assert re.search(r"--artifacts-destination[= ]s3://", command), command
     assert "--serve-artifacts" in command
-    env = _environment(services["mlflow"])
-    assert env.get("MLFLOW_S3_ENDPOINT_URL") == "http://minio:9000"
-    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(env)
 
 
-def test_ray_nodes_share_results_and_reach_mlflow(services: dict[str, Any]) -> None:
+def test_mlflow_reaches_the_database_and_bucket_the_stack_creates(
+        resolved: dict[str, Any]) -> None:
+    """With the example .env, MLflow's store URI names the user, database and host that
+    postgres serves, its password is postgres's, its artifacts go to the bucket
+    minio-init creates, with the S3 user minio-init creates (not MinIO's root)."""
+    mlflow, postgres, init = (resolved[n] for n in ("mlflow", "postgres", "minio-init"))
+    flags, env = _flags(mlflow["command"]), _environment(mlflow)
+    store = urllib.parse.urlsplit(flags["--backend-store-uri"])
+    pg_env = _environment(postgres)
+    assert (store.username, store.path.lstrip("/")) == (pg_env["POSTGRES_USER"],
+                                                        pg_env["POSTGRES_DB"])
+    assert store.hostname == "postgres" and store.port == 5432  # PostgreSQL's own port
+    assert env["PGPASSWORD"] == pg_env["POSTGRES_PASSWORD"]
+    init_env = _environment(init)
+    bucket = urllib.parse.urlsplit(flags["--artifacts-destination"]).hostname
+    assert bucket == init_env["MLFLOW_BUCKET"]
+    assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == (
+        init_env["AWS_ACCESS_KEY_ID"], init_env["AWS_SECRET_ACCESS_KEY"])
+    assert env["AWS_ACCESS_KEY_ID"] != init_env["MINIO_ROOT_USER"]
+    assert len(env["AWS_SECRET_ACCESS_KEY"]) >= 8  # MinIO refuses shorter secrets
+    host, port = _host_port(env["MLFLOW_S3_ENDPOINT_URL"])
+    assert host == "minio" and port in listening_ports(host, resolved[host])
+
+
+def test_ray_nodes_resolve_mlflow_and_s3_to_services_that_listen(
+        resolved: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside a Ray node, the URIs the code reads from the environment
+    (MLFLOW_TRACKING_URI through sweeper.tracking, AWS_ENDPOINT_URL through pyarrow for
+    --storage s3://, MLFLOW_S3_ENDPOINT_URL through MLflow) name a service of this stack
+    on a port it listens on, with the S3 user MLflow has; every node mounts `results`."""
+    from sweeper.tracking import resolve_tracking_uri
+
     for name in ("ray-head", "ray-worker"):
-        assert "results:/results" in services[name]["volumes"], name
-        env = _environment(services[name])
-        assert env.get("MLFLOW_TRACKING_URI") == "http://mlflow:5000", name
-        assert {"MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
-                "AWS_SECRET_ACCESS_KEY"} <= set(env), name
+        node = resolved[name]
+        assert "results:/results" in node["volumes"], name
+        env = _environment(node)
+        for key in list(os.environ):
+            if key.startswith(("MLFLOW_", "AWS_")):
+                monkeypatch.delenv(key)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        targets = {"tracking": resolve_tracking_uri(None),
+                   "S3 storage": env["AWS_ENDPOINT_URL"],
+                   "MLflow artifacts": env["MLFLOW_S3_ENDPOINT_URL"]}
+        for what, url in targets.items():
+            host, port = _host_port(url)
+            assert host in resolved, f"{name}: {what} {url}: no service {host}"
+            assert port in listening_ports(host, resolved[host]), f"{name}: {what} {url}"
+        assert _host_port(targets["tracking"])[0] == "mlflow"
+        assert env["AWS_ACCESS_KEY_ID"] == _environment(resolved["mlflow"])["AWS_ACCESS_KEY_ID"]
+
+
+def test_published_ports_and_health_checks_use_ports_the_services_listen_on(
+        resolved: dict[str, Any]) -> None:
+    published = 0
+    for name, service in resolved.items():
+        listening = listening_ports(name, service)
+        for port in service.get("ports") or []:
+            container = int(str(port).split(":")[-1].split("/")[0])
+            assert container in listening, f"{name} publishes {port}: nothing listens there"
+            published += 1
+        urls = [w for w in (service.get("healthcheck") or {}).get("test", [])
+                if isinstance(w, str) and w.startswith("http")]
+        for url in urls:
+            host, port = _host_port(url)
+            assert host == "127.0.0.1" and port in listening, f"{name} health check {url}"
+    assert published >= 5
+    image_check = re.search(r"^HEALTHCHECK .*?(http://[^\"]+)", DOCKERFILE.read_text(),
+                            re.MULTILINE | re.DOTALL)
+    assert image_check
+    assert _host_port(image_check.group(1))[1] in listening_ports("ray-worker",
+                                                                 resolved["ray-worker"])
+
+
+def test_the_port_and_interpolation_helpers() -> None:
+    """The checks above can fail: a port nothing listens on, a default, a required
+    variable, and $$ are read as compose reads them."""
+    mlflow = {"command": ["mlflow", "server", "--host=0.0.0.0", "--port=5001"]}
+    assert listening_ports("mlflow", mlflow) == {5001}
+    assert listening_ports("minio", {"command": ["server", "/data", "--console-address",
+                                                 ":9001"]}) == {9000, 9001}
+    env = {"SET": "x", "EMPTY": ""}
+    assert interpolate("${SET}/${EMPTY:-d}/${EMPTY-d}/${UNSET-d}/$${SET}", env) == "x/d//d/${SET}"
+    with pytest.raises(KeyError, match="set it"):
+        interpolate("${EMPTY:?set it}", env)
+    assert interpolate("${EMPTY?set it}", env) == ""
 
 
 def test_volumes(compose: dict[str, Any], services: dict[str, Any]) -> None:

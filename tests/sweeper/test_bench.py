@@ -1,6 +1,7 @@
 """`sweeper bench`: the figures' keys and arithmetic, the FLOP count against a hand
-computation, the JSON-last-line contract and exit 2 on bad input. Speed itself is
-measured, never asserted: every run here is as short as the code allows."""
+computation, the sweep's timings read back from MLflow, the printed table on known
+inputs, the JSON-last-line contract and exit 2 on bad input. Speed itself is measured,
+never asserted: every run here is as short as the code allows."""
 
 from __future__ import annotations
 
@@ -18,12 +19,16 @@ from torch import nn
 from sweeper import bench
 from sweeper.bench import (
     BenchError,
+    format_result,
     forward_flops,
     measure_augment,
     measure_step,
     resolve_device,
     training_flops_per_image,
 )
+from sweeper.bench import sweep as bench_sweep
+from sweeper.bench.sweep import SweepTiming, TrialRecord, sweep_figures, trial_records
+from sweeper.bench.timing import Timing, time_rounds
 from sweeper.cli import main
 from trainers.byol import BYOL
 from trainers.config import ModelConfig, TrainConfig
@@ -128,24 +133,87 @@ def test_peak_table_by_device_name(name: str, peak: float | None,
     assert bench.peak_tflops(CPU, bf16=True) is None
 
 
-def test_finish_times_note_each_finished_trial_and_pass_lines_on() -> None:
-    forward = io.StringIO()
-    times = bench._FinishTimes(forward)
-    times.write("[0/2 done] seed0 epoch 1/1\n")
-    times.write("[1/2 done] seed0 finished | best\n")
-    assert len(times.finished) == 1
-    assert forward.getvalue().count("\n") == 2
+def _timing(ends: list[float | None], started: float = 1000.0, wall: float = 9.0,
+            statuses: list[str] | None = None) -> SweepTiming:
+    statuses = statuses or ["FINISHED"] * len(ends)
+    records = [TrialRecord(f"seed{i}", status, started + 0.5, end, 0.25)
+               for i, (end, status) in enumerate(zip(ends, statuses, strict=True))]
+    return SweepTiming(started=started, wall_seconds=wall, finished=len(ends), failed=[],
+                       records=records, ray_start_seconds=4.0, store_setup_seconds=1.0)
+
+
+def test_sweep_figures_arithmetic_on_known_timings() -> None:
+    # 3 trials ending 5, 6 and 7.5 s after run_sweep was called; the loop took 1.5 s.
+    figures = sweep_figures(3, 1.5, _timing([1007.5, 1005.0, 1006.0]))
+    assert figures["sweep_seconds"] == 9.0  # the outcome's wall time, as it is
+    assert figures["overhead_per_trial_s"] == pytest.approx((9.0 - 1.5) / 3)
+    assert figures["first_trial_seconds"] == pytest.approx(5.0)  # the earliest end
+    # from the first end to the last: 2.5 s for 2 trials, less the loop's 0.5 s per trial
+    assert figures["marginal_overhead_per_trial_s"] == pytest.approx(2.5 / 2 - 0.5)
+    assert figures["trial_epoch_seconds"] == pytest.approx(3 * 0.25)
+    assert (figures["ray_start_seconds"], figures["store_setup_seconds"]) == (4.0, 1.0)
+
+
+def test_sweep_figures_leave_out_what_the_records_do_not_show() -> None:
+    assert sweep_figures(1, 1.0, _timing([1003.0]))["marginal_overhead_per_trial_s"] is None
+    # a run still open (or failed) is no finish: the steady cost needs every trial's end
+    open_run = sweep_figures(2, 1.0, _timing([1003.0, None]))
+    assert open_run["marginal_overhead_per_trial_s"] is None
+    assert open_run["first_trial_seconds"] == pytest.approx(3.0)
+    failed = sweep_figures(2, 1.0, _timing([1004.0, 1003.0], statuses=["FINISHED", "FAILED"]))
+    assert failed["marginal_overhead_per_trial_s"] is None
+    assert failed["first_trial_seconds"] == pytest.approx(4.0)
+    nothing = sweep_figures(2, 1.0, _timing([]))
+    assert nothing["first_trial_seconds"] is None and nothing["trial_epoch_seconds"] == 0
+
+
+def test_trial_records_read_ends_and_epoch_seconds_from_mlflow(tmp_path: Path) -> None:
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    from sweeper.tracking import KIND_TAG, PARENT_TAG
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("bench-sweep")
+    parent = client.create_run(experiment, run_name="bench-sweep", start_time=1_000_000,
+                               tags={KIND_TAG: "sweep"}).info.run_id
+    # written out of order: b ends first; c is still open; a has two epochs
+    for name, start, end, epochs in (("a", 1_001_000, 1_009_500, [1.5, 2.0]),
+                                     ("b", 1_002_000, 1_004_250, [0.75]),
+                                     ("c", 1_005_000, None, [])):
+        run = client.create_run(experiment, run_name=name, start_time=start,
+                                tags={KIND_TAG: "trial", PARENT_TAG: parent}).info.run_id
+        client.log_batch(run, metrics=[Metric("epoch_seconds", value, start, step + 1)
+                                       for step, value in enumerate(epochs)])
+        if end is not None:
+            client.set_terminated(run, "FINISHED", end_time=end)
+    client.create_run(experiment, run_name="stray")  # not a trial of the sweep
+
+    records = trial_records(uri, "bench-sweep")
+    assert [(r.name, r.status) for r in records] == [
+        ("b", "FINISHED"), ("a", "FINISHED"), ("c", "RUNNING")]
+    assert [r.end for r in records] == [1004.25, 1009.5, None]  # seconds, not ms
+    assert [r.start for r in records] == [1002.0, 1001.0, 1005.0]
+    assert [r.epoch_seconds for r in records] == [0.75, 3.5, 0.0]
+    assert trial_records(uri, "no-such-sweep") == []
 
 
 @pytest.mark.slow
 def test_measure_sweep_times_both_ways(local_ray: None) -> None:
     result = bench.measure_sweep(trials=2, progress=io.StringIO())
-    for key in ("sweep_seconds", "loop_seconds", "first_trial_seconds"):
+    for key in ("sweep_seconds", "loop_seconds", "first_trial_seconds", "trial_epoch_seconds"):
         assert positive_finite(result[key]), key
     assert result["overhead_per_trial_s"] == pytest.approx(
         (result["sweep_seconds"] - result["loop_seconds"]) / 2)
     assert result["ray_start_seconds"] == 0.0  # the fixture's Ray was already running
     assert isinstance(result["marginal_overhead_per_trial_s"], float)
+    # read back from the trials' MLflow runs: both ended within the sweep, and their
+    # epochs are part of it
+    assert result["first_trial_seconds"] < result["sweep_seconds"]
+    assert result["trial_epoch_seconds"] < result["sweep_seconds"]
+    steady = result["marginal_overhead_per_trial_s"] + result["loop_seconds"] / 2
+    assert 0 <= steady < result["sweep_seconds"] - result["first_trial_seconds"] + 0.01
 
 
 # --- the command line -------------------------------------------------------------------------
@@ -182,25 +250,94 @@ def test_bench_step_without_json_prints_only_the_table(
     assert "{" not in out and "fraction of peak" in out and "n/a" in out
 
 
-def test_bench_sweep_json_is_the_last_line(monkeypatch: pytest.MonkeyPatch,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
-    # The real sweep needs Ray (see the slow test above); here only the CLI's contract.
-    canned = {"benchmark": "sweep", "trials": 3, "threads_per_trial": 1, "sweep_seconds": 9.0,
-              "loop_seconds": 3.0, "overhead_per_trial_s": 2.0,
-              "marginal_overhead_per_trial_s": None, "first_trial_seconds": 5.0,
-              "ray_start_seconds": 4.0, "store_setup_seconds": 1.0}
+def test_bench_sweep_prints_the_figures_of_its_timings(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # The plain loop runs for real (3 tiny trials); the Ray side needs Ray (see the slow
+    # test above), so its timings are given: the figures must follow from both.
+    given = _timing([1006.0, 1004.0, 1005.0], wall=9.0)
     seen: list[int] = []
 
-    def fake(trials: int, **_: Any) -> dict[str, Any]:
-        seen.append(trials)
-        return canned
+    def timed_sweep(spec: Any, text: str, folder: Path, progress: Any) -> SweepTiming:
+        seen.append(len(spec.search.seeds))
+        assert folder.is_dir()
+        return given
 
-    monkeypatch.setattr(bench, "measure_sweep", fake)
+    monkeypatch.setattr(bench_sweep, "run_timed_sweep", timed_sweep)
     assert main(["bench", "sweep", "--trials", "3", "--json"]) == 0
-    out, _ = capsys.readouterr()
+    out, err = capsys.readouterr()
     assert seen == [3]
-    assert json_last_line(out) == canned
-    assert "overhead per trial" in out and "2.00 s" in out
+    result = json_last_line(out)
+    loop = result["loop_seconds"]
+    assert positive_finite(loop)
+    assert result["sweep_seconds"] == 9.0 and result["trials"] == 3
+    assert result["overhead_per_trial_s"] == pytest.approx((9.0 - loop) / 3)
+    assert result["marginal_overhead_per_trial_s"] == pytest.approx(1.0 - loop / 3)
+    assert result["first_trial_seconds"] == pytest.approx(4.0)
+    # the table shows those same figures, two decimals each
+    table = dict(line.strip().rsplit("  ", 1) for line in out.splitlines()[1:-1])
+    assert {label.strip(): value for label, value in table.items()} == {
+        "plain loop over fit": f"{loop:.2f} s",
+        "run_sweep (Ray already up)": "9.00 s",
+        "overhead per trial": f"{(9.0 - loop) / 3:.2f} s",
+        "steady (after the first trial)": f"{1.0 - loop / 3:.2f} s",
+        "first trial (incl. Tuner + worker start)": "4.00 s",
+        "Ray import + start (one-off)": "4.00 s",
+        "MLflow store creation (one-off)": "1.00 s",
+    }
+    assert "plain loop" in err  # progress goes to stderr
+
+
+def test_bench_sweep_fails_with_exit_1_when_a_trial_fails(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    failed = SweepTiming(started=0.0, wall_seconds=1.0, finished=0,
+                         failed=[("seed0", "loss became NaN at step 3")], records=[],
+                         ray_start_seconds=0.0, store_setup_seconds=0.0)
+    monkeypatch.setattr(bench_sweep, "run_timed_sweep", lambda *_: failed)
+    assert main(["bench", "sweep", "--trials", "1", "--json"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "only 0/1 benchmark trials finished (seed0: loss became NaN at step 3)" in err
+
+
+def test_format_result_of_known_step_and_augment_figures() -> None:
+    step = {"benchmark": "step", "method": "simclr", "backbone": "resnet18", "width": 64,
+            "batch_size": 512, "precision": "bf16", "compile": True, "device_name": "GPU",
+            "images_per_sec": 40_000.0, "images_per_sec_mean": 39_500.0,
+            "epoch_seconds_50k": 1.25, "warmup_seconds": 30.0,
+            "forward_flops_per_image": 1_112_000_000, "flops_per_image": 6_672_000_000,
+            "achieved_tflops": 266.88, "peak_tflops": 989.0, "fraction_of_peak": 0.25}
+    lines = format_result(step).splitlines()
+    assert lines[0] == "step: simclr resnet18 width 64, batch 512, bf16, compiled on GPU"
+    rows = {label.strip(): value for label, value in
+            (line.strip().rsplit("  ", 1) for line in lines[1:])}
+    assert rows == {
+        "training throughput (median step)": "40,000.0 images/s",
+        "mean over the steps": "39,500.0 images/s",
+        "seconds per 50k-image epoch": "1.2 s",  # 1.25 rounds half to even
+        "untimed warm-up (incl. compiling)": "30.0 s",
+        "forward GFLOP per image": "1.112",
+        "training GFLOP per image": "6.672",
+        "achieved": "266,880.0 GFLOP/s",
+        "peak": "989 TFLOP/s",
+        "fraction of peak": "25.0%",
+    }
+    # every value starts in one column
+    assert len({line.index(value) for line, value in zip(lines[1:], rows.values(),
+                                                          strict=True)}) == 1
+    unknown = format_result({**step, "peak_tflops": None, "fraction_of_peak": None})
+    assert "unknown (--peak-tflops)" in unknown and unknown.endswith("n/a")
+
+    augment = {"benchmark": "augment", "device": "cpu", "device_name": "cpu",
+               "batch_size": 512, "views_per_call": 1024, "image_size": [32, 32],
+               "strength": 0.5, "blur": False, "threads": 2, "baseline_threads": 1,
+               "images_per_sec": 30_000.4, "baseline_images_per_sec": 1_500.0,
+               "baseline": "pil", "baseline_tensor_images_per_sec": 1_000.0,
+               "baseline_pil_images_per_sec": 1_500.0, "ratio": 20.0}
+    text = format_result(augment)
+    assert text.splitlines()[0] == ("augment on cpu, batch 512 (1024 views per call), 32x32, "
+                                    "strength 0.5, blur off")
+    assert text.splitlines()[-1].split() == ["ratio", "(to", "the", "faster,", "pil)", "20.0x"]
+    assert "30,000 images/s" in text and "1,500 images/s" in text and "1,000 images/s" in text
 
 
 def test_no_cuda_device_exits_2_with_a_message(monkeypatch: pytest.MonkeyPatch,
@@ -285,7 +422,7 @@ def test_resolve_device() -> None:
 
 
 def test_rates_are_medians_over_rounds() -> None:
-    timing = bench.Timing(rates=[100.0, 1.0, 90.0], images=30, seconds=2.0)
+    timing = Timing(rates=[100.0, 1.0, 90.0], images=30, seconds=2.0)
     assert timing.median == 90.0  # one stalled round does not drag the figure down
     assert timing.mean == 15.0
     calls: list[int] = []
@@ -294,5 +431,5 @@ def test_rates_are_medians_over_rounds() -> None:
         calls.append(1)
         return 4
 
-    rounds = bench._time_rounds(run, CPU, seconds=0.0, min_rounds=3, calls_per_round=2)
+    rounds = time_rounds(run, CPU, seconds=0.0, min_rounds=3, calls_per_round=2)
     assert len(rounds.rates) == 3 and rounds.images == 24 and len(calls) == 6

@@ -1,0 +1,87 @@
+"""What `sweeper bench` prints: progress lines on stderr and the table of one result.
+
+A result is a plain dict of figures (the JSON line prints it as it is); the table is
+its human form. Kept free of torch, so that it can be checked on known inputs alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TextIO
+
+Result = dict[str, Any]
+
+
+def say(stream: TextIO | None, message: str) -> None:
+    """One progress line (the CLI passes stderr; tests pass None or a buffer)."""
+    if stream is not None:
+        print(message, file=stream, flush=True)
+
+
+def number(value: float | None, digits: int = 1, unit: str = "") -> str:
+    """`value` with thousands separators and `digits` decimals, or n/a for None."""
+    if value is None:
+        return "n/a"
+    return f"{value:,.{digits}f}{unit}"
+
+
+def format_result(result: Result) -> str:
+    """The human table of one benchmark's result: a title, then aligned label/value rows."""
+    rows = _ROWS[result["benchmark"]](result)
+    title, _ = rows[0]
+    width = max(len(label) for label, _ in rows[1:])
+    return "\n".join([title, *(f"  {label:<{width}}  {value}" for label, value in rows[1:])])
+
+
+def _augment_rows(result: Result) -> list[tuple[str, str]]:
+    h, w = result["image_size"]
+    return [
+        (f"augment on {result['device_name']}, batch {result['batch_size']} "
+         f"({result['views_per_call']} views per call), {h}x{w}, "
+         f"strength {result['strength']}, blur {'on' if result['blur'] else 'off'}", ""),
+        (f"batched simclr_augment ({result['device']}, {result['threads']} threads)",
+         number(result["images_per_sec"], 0, " images/s")),
+        (f"torchvision per image, tensors (cpu, {result['baseline_threads']} threads)",
+         number(result["baseline_tensor_images_per_sec"], 0, " images/s")),
+        (f"torchvision per image, PIL (cpu, {result['baseline_threads']} threads)",
+         number(result["baseline_pil_images_per_sec"], 0, " images/s")),
+        (f"ratio (to the faster, {result['baseline']})", number(result["ratio"], 1, "x")),
+    ]
+
+
+def _step_rows(result: Result) -> list[tuple[str, str]]:
+    peak = result["peak_tflops"]
+    fraction = result["fraction_of_peak"]
+    return [
+        (f"step: {result['method']} {result['backbone']} width {result['width']}, batch "
+         f"{result['batch_size']}, {result['precision']}"
+         f"{', compiled' if result['compile'] else ''} on {result['device_name']}", ""),
+        ("training throughput (median step)", number(result["images_per_sec"], 1, " images/s")),
+        ("  mean over the steps", number(result["images_per_sec_mean"], 1, " images/s")),
+        ("seconds per 50k-image epoch", number(result["epoch_seconds_50k"], 1, " s")),
+        ("untimed warm-up" + (" (incl. compiling)" if result["compile"] else ""),
+         number(result["warmup_seconds"], 1, " s")),
+        ("forward GFLOP per image", number(result["forward_flops_per_image"] / 1e9, 3)),
+        ("training GFLOP per image", number(result["flops_per_image"] / 1e9, 3)),
+        ("achieved", number(result["achieved_tflops"] * 1e3, 1, " GFLOP/s")),
+        ("peak", number(peak, 0, " TFLOP/s") if peak else "unknown (--peak-tflops)"),
+        ("fraction of peak", number(fraction and 100 * fraction, 1, "%")),
+    ]
+
+
+def _sweep_rows(result: Result) -> list[tuple[str, str]]:
+    return [
+        (f"sweep: {result['trials']} trivial trials, one at a time, "
+         f"{result['threads_per_trial']} thread each", ""),
+        ("plain loop over fit", number(result["loop_seconds"], 2, " s")),
+        ("run_sweep (Ray already up)", number(result["sweep_seconds"], 2, " s")),
+        ("overhead per trial", number(result["overhead_per_trial_s"], 2, " s")),
+        ("  steady (after the first trial)",
+         number(result["marginal_overhead_per_trial_s"], 2, " s")),
+        ("  first trial (incl. Tuner + worker start)",
+         number(result["first_trial_seconds"], 2, " s")),
+        ("Ray import + start (one-off)", number(result["ray_start_seconds"], 2, " s")),
+        ("MLflow store creation (one-off)", number(result["store_setup_seconds"], 2, " s")),
+    ]
+
+
+_ROWS = {"augment": _augment_rows, "step": _step_rows, "sweep": _sweep_rows}

@@ -1,0 +1,177 @@
+"""`sweeper bench sweep`: the per-trial cost of running trivial trials through `run_sweep`
+(Ray Tune + MLflow) rather than in a plain loop over `trainers.loop.fit`.
+
+Timed from structured data: the sweep's wall time from the `SweepOutcome` that
+`run_sweep` returns, and when each trial ended (and its epochs' own `epoch_seconds`) from
+the trial's MLflow run, read back from the store the sweep wrote.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from sweeper.bench.errors import BenchError, BenchFailed
+from sweeper.bench.format import Result, say
+from sweeper.bench.timing import torch_threads
+
+if TYPE_CHECKING:
+    from sweeper.spec import SweepSpec
+
+SWEEP_SPEC = """\
+name: bench-sweep
+method: simclr
+dataset: {{name: synthetic, synthetic_train_size: {train}, synthetic_test_size: {test}}}
+model: {{width: 4, hidden_dim: 16, projection_dim: 8}}
+train: {{epochs: 1, batch_size: 16, warmup_epochs: 0, optimizer: adamw, learning_rate: 0.01}}
+eval: {{protocol: online_linear}}
+resources: {{cpu: 1, gpu: 0}}
+max_concurrent_trials: 1
+max_failures: 0
+search:
+  seeds: [{seeds}]
+"""
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial as its MLflow run records it."""
+
+    name: str
+    status: str  # FINISHED, FAILED, RUNNING, ...
+    start: float  # seconds since the epoch: the run's start_time
+    end: float | None  # the run's end_time; None while it is open
+    epoch_seconds: float  # its `epoch_seconds` metric, summed over the epochs
+
+
+@dataclass(frozen=True)
+class SweepTiming:
+    """What one timed `run_sweep` call gives the figures."""
+
+    started: float  # seconds since the epoch, just before run_sweep was called
+    wall_seconds: float  # SweepOutcome.wall_seconds
+    finished: int  # len(SweepOutcome.finished)
+    failed: list[tuple[str, str]]  # SweepOutcome.failed: (run name, error)
+    records: list[TrialRecord]
+    ray_start_seconds: float  # importing and starting Ray; 0 when it was already up
+    store_setup_seconds: float  # creating the SQLite MLflow store
+
+
+def trial_records(tracking_uri: str, sweep_name: str) -> list[TrialRecord]:
+    """Every trial run of the sweep `sweep_name` in the MLflow store at `tracking_uri`,
+    in the order they ended (runs still open last)."""
+    from sweeper.tracking import find_sweep
+
+    tracker = find_sweep(tracking_uri, sweep_name)
+    if tracker is None:
+        return []
+    records = []
+    for run in tracker.trial_runs():
+        info = run.info
+        history = tracker.client.get_metric_history(info.run_id, "epoch_seconds")
+        records.append(TrialRecord(
+            name=info.run_name or info.run_id, status=info.status,
+            start=info.start_time / 1000,
+            end=info.end_time / 1000 if info.end_time else None,
+            epoch_seconds=sum(point.value for point in history)))
+    return sorted(records, key=lambda r: (r.end is None, r.end or 0.0))
+
+
+def sweep_figures(trials: int, loop_seconds: float, timing: SweepTiming) -> dict[str, Any]:
+    """The sweep's figures from the loop's time and the sweep's records.
+
+    `overhead_per_trial_s` is the sweep's wall time less the loop's, per trial;
+    `marginal_overhead_per_trial_s` the steady cost from the first trial's end to the
+    last's, per trial, less the loop's per-trial time (None unless every trial finished
+    and there are two or more); `first_trial_seconds` runs from the call of run_sweep to
+    the first trial's end (Tuner set-up, the worker's start and the first trial)."""
+    loop_per_trial = loop_seconds / trials
+    ends = sorted(r.end for r in timing.records if r.status == "FINISHED" and r.end is not None)
+    marginal = None
+    if trials > 1 and len(ends) == trials:
+        marginal = (ends[-1] - ends[0]) / (trials - 1) - loop_per_trial
+    return {
+        "sweep_seconds": timing.wall_seconds,
+        "loop_seconds": loop_seconds,
+        "overhead_per_trial_s": (timing.wall_seconds - loop_seconds) / trials,
+        "marginal_overhead_per_trial_s": marginal,
+        "first_trial_seconds": ends[0] - timing.started if ends else None,
+        # the trials' own training time, as their runs record it
+        "trial_epoch_seconds": sum(r.epoch_seconds for r in timing.records),
+        "ray_start_seconds": timing.ray_start_seconds,
+        "store_setup_seconds": timing.store_setup_seconds,
+    }
+
+
+def measure_sweep(trials: int = 8, train_images: int = 32, test_images: int = 16,
+                  progress: TextIO | None = None) -> Result:
+    """Wall time of `trials` trivial trials through `run_sweep` (one at a time, temporary
+    results folder and SQLite MLflow store) against the same trials in a plain loop over
+    `trainers.loop.fit`, both with one thread per trial as the sweep's workers use.
+
+    One-off costs are timed apart: importing and starting Ray (`ray_start_seconds`, 0 when
+    Ray was already running) and creating the MLflow store (`store_setup_seconds`)."""
+    if trials <= 0:
+        raise BenchError(f"--trials must be positive, got {trials}")
+    from sweeper.spec import expand, parse_spec
+    from trainers.loop import fit
+
+    text = SWEEP_SPEC.format(train=train_images, test=test_images,
+                             seeds=", ".join(str(i) for i in range(trials)))
+    spec = parse_spec(text, source="<bench sweep>")
+    configs = [t.config for t in expand(spec)]
+
+    with torch_threads(1), tempfile.TemporaryDirectory(prefix="sweeper-bench-") as folder:
+        say(progress, f"sweep: {trials} trial(s) in a plain loop over trainers.loop.fit")
+        fit(configs[0])  # untimed: first-call costs (kernels, caches) belong to neither side
+        started = time.perf_counter()
+        for cfg in configs:
+            fit(cfg)
+        loop_seconds = time.perf_counter() - started
+        timing = run_timed_sweep(spec, text, Path(folder), progress)
+
+    if timing.failed or timing.finished != trials:
+        errors = "; ".join(f"{name}: {error}" for name, error in timing.failed)
+        raise BenchFailed(f"only {timing.finished}/{trials} benchmark trials finished"
+                          + (f" ({errors})" if errors else ""))
+    return {"benchmark": "sweep", "trials": trials, "threads_per_trial": 1,
+            **sweep_figures(trials, loop_seconds, timing)}
+
+
+def run_timed_sweep(spec: SweepSpec, text: str, folder: Path,
+                    progress: TextIO | None) -> SweepTiming:
+    """Run the sweep through `run_sweep` with its results and an SQLite MLflow store in
+    `folder`, starting Ray first if it is not running (and stopping it again after)."""
+    say(progress, "sweep: starting Ray")
+    started = time.perf_counter()
+    import ray
+
+    from sweeper.driver import SweepOptions, init_ray, run_sweep
+
+    started_ray = not ray.is_initialized()
+    init_ray(None)
+    ray_start = time.perf_counter() - started if started_ray else 0.0
+    try:
+        from sweeper.tracking import open_client
+
+        uri = f"sqlite:///{folder / 'mlflow.db'}"
+        started = time.perf_counter()
+        open_client(uri).search_experiments(max_results=1)  # creates the SQLite schema
+        store_setup = time.perf_counter() - started
+
+        say(progress, f"sweep: {len(spec.search.seeds)} trial(s) through run_sweep")
+        options = SweepOptions(storage=folder / "results", tracking_uri=uri)
+        sweep_started = time.time()  # MLflow's run times are wall-clock too
+        outcome = run_sweep(spec, text, options,
+                            progress=progress if progress is not None else io.StringIO())
+    finally:
+        if started_ray:  # leave Ray as we found it
+            ray.shutdown()
+    return SweepTiming(started=sweep_started, wall_seconds=outcome.wall_seconds,
+                       finished=len(outcome.finished), failed=list(outcome.failed),
+                       records=trial_records(uri, spec.name),
+                       ray_start_seconds=ray_start, store_setup_seconds=store_setup)
