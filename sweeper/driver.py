@@ -412,11 +412,11 @@ def _quiet_tune(record: logging.LogRecord) -> bool:
         "Stop signal received"))
 
 
-def init_ray(address: str | None) -> None:
+def init_ray(address: str | None) -> bool:
     """Connect to `address` (or $RAY_ADDRESS, Ray's convention), else start a private
-    local instance listening on 127.0.0.1 only."""
+    local instance listening on 127.0.0.1 only. False when Ray was already running."""
     if ray.is_initialized():
-        return
+        return False
     # Trials read relative paths (dataset.root) from the driver's folder, not a trial folder.
     os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter honours verbose=0
@@ -439,6 +439,11 @@ def init_ray(address: str | None) -> None:
             ray.init(address="local", include_dashboard=False, log_to_driver=False,
                      logging_level=logging.WARNING, runtime_env=runtime_env,
                      _node_ip_address="127.0.0.1")
+    return True
+
+
+def shutdown_ray() -> None:
+    ray.shutdown()
 
 
 @contextlib.contextmanager

@@ -148,12 +148,9 @@ def run_timed_sweep(spec: SweepSpec, text: str, folder: Path,
     `folder`, starting Ray first if it is not running (and stopping it again after)."""
     say(progress, "sweep: starting Ray")
     started = time.perf_counter()
-    import ray
+    from sweeper.driver import SweepOptions, init_ray, run_sweep, shutdown_ray
 
-    from sweeper.driver import SweepOptions, init_ray, run_sweep
-
-    started_ray = not ray.is_initialized()
-    init_ray(None)
+    started_ray = init_ray(None)
     ray_start = time.perf_counter() - started if started_ray else 0.0
     try:
         from sweeper.tracking import open_client
@@ -170,7 +167,7 @@ def run_timed_sweep(spec: SweepSpec, text: str, folder: Path,
                             progress=progress if progress is not None else io.StringIO())
     finally:
         if started_ray:  # leave Ray as we found it
-            ray.shutdown()
+            shutdown_ray()
     return SweepTiming(started=sweep_started, wall_seconds=outcome.wall_seconds,
                        finished=len(outcome.finished), failed=list(outcome.failed),
                        records=trial_records(uri, spec.name),
