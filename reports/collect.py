@@ -25,6 +25,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from reports.tables import STOPPED
+from sweeper.errors import SweeperError
 from sweeper.reachable import check_readable
 from sweeper.tracking import ERROR_TAG, KIND_TAG, PARENT_TAG, STOPPED_TAG, find_sweep
 
@@ -38,7 +39,7 @@ NOT_STARTED = "NOT_STARTED"  # a grid cell of the spec that has no run (sweep in
 _INT = re.compile(r"[+-]?\d+")
 
 
-class SweepNotFound(Exception):
+class SweepNotFound(SweeperError):
     """No sweep of that name in the tracking store (a user error)."""
 
 

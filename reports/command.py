@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from sweeper.errors import EXIT_OK, SweeperError, WorkFailed
 
 # Only the standard library at import time: the CLI builds every subcommand's
 # parser on each call, and `sweeper validate` must not pay for MLflow, pandas
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 
     from reports.collect import Sweep
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 REPORT_FILES = (
     "appendix_b.csv", "appendix_b.tex", "best_by_batch_size.csv", "best_by_batch_size.tex",
     "trials.csv", "top_1_heatmap.png", "top_1_vs_params.png", "top_1_per_epoch.png",
@@ -53,7 +53,7 @@ def run_report(args: argparse.Namespace) -> int:
     from mlflow.exceptions import MlflowException
 
     from reports.collect import SweepNotFound, attach_report, load_sweep, read_reference
-    from sweeper.tracking import TrackingUnavailable, resolve_tracking_uri
+    from sweeper.tracking import resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.tracking_uri)
     try:
@@ -66,23 +66,19 @@ def run_report(args: argparse.Namespace) -> int:
                              "for the report")
         folder = args.out if args.out is not None else Path(args.storage) / args.name / "report"
         written = write_report(sweep, folder, reference)
-    except (SweepNotFound, TrackingUnavailable, ValueError) as exc:
-        print(f"sweeper: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except ValueError as exc:  # a reference table or a --storage that cannot serve
+        raise SweeperError(str(exc)) from None
     except MlflowException as exc:
-        print(f"sweeper: cannot read the MLflow tracking store {uri}: {exc.message}",
-              file=sys.stderr)
-        return EXIT_USAGE
+        raise SweeperError(f"cannot read the MLflow tracking store {uri}: "
+                           f"{exc.message}") from None
     except OSError as exc:
-        print(f"sweeper: cannot write the report: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        raise SweeperError(f"cannot write the report: {exc}") from None
     print(_summary(sweep, folder, written))
     try:
         attach_report(uri, sweep.parent_id, written)
     except (MlflowException, OSError) as exc:
-        print(f"sweeper: the report is in {folder} but could not be attached to the sweep's "
-              f"MLflow run: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        raise WorkFailed(f"the report is in {folder} but could not be attached to the "
+                         f"sweep's MLflow run: {exc}") from None
     print(f"attached to MLflow run {sweep.parent_id} (experiment {sweep.name!r}) under report/")
     return EXIT_OK
 

@@ -12,7 +12,7 @@ import math
 import sys
 from collections.abc import Callable
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from sweeper.errors import EXIT_OK
 
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:
@@ -102,7 +102,6 @@ def run_bench(args: argparse.Namespace) -> int:
     import torch
 
     from sweeper.bench import (
-        BenchError,
         BenchFailed,
         format_result,
         load_images,
@@ -129,17 +128,9 @@ def run_bench(args: argparse.Namespace) -> int:
                 threads=args.threads, progress=sys.stderr, compile_=args.compile)
         else:
             result = measure_sweep(args.trials, progress=sys.stderr)
-    except BenchError as exc:
-        print(f"sweeper: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except BenchFailed as exc:
-        print(f"sweeper: {exc}", file=sys.stderr)
-        return EXIT_FAILED
     except torch.OutOfMemoryError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "out of memory"
-        print(f"sweeper: out of memory at batch size {args.batch_size}: {first}",
-              file=sys.stderr)
-        return EXIT_FAILED
+        raise BenchFailed(f"out of memory at batch size {args.batch_size}: {first}") from None
     print(format_result(result))
     if args.json:
         print(json.dumps(result, sort_keys=True))

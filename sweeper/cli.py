@@ -12,9 +12,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from sweeper.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, SweeperError
 from sweeper.spec import SpecError, load_spec, summary, trial_at
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -111,9 +110,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     handler = {"validate": _validate, "trial": _trial, "run": _run, "status": _status,
                "report": _report, "bench": _bench, "ui": _ui, "submit": _submit}[args.command]
+    from trainers.data import DatasetError
+
     try:
         return handler(args)
-    except SpecError as exc:
+    except SweeperError as exc:  # every error a command reports: its exit status with it
+        print(f"sweeper: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except DatasetError as exc:  # the trainers' own (they import nothing of sweeper)
         print(f"sweeper: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -129,16 +133,12 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _trial(args: argparse.Namespace) -> int:
     # Imported here so that `validate` stays fast and light.
-    from sweeper.run_trial import TrialFailed, run_trial
+    from sweeper.run_trial import run_trial
 
     spec = load_spec(args.spec)
     trial = trial_at(spec, args.index, args.overrides)
     started = time.perf_counter()
-    try:
-        metrics = run_trial(trial, progress=sys.stderr)
-    except TrialFailed as exc:
-        print(f"sweeper: {exc}", file=sys.stderr)
-        return exc.exit_code
+    metrics = run_trial(trial, progress=sys.stderr)
     result = {
         "trial": trial.index,
         "config_hash": trial.config_hash,
@@ -156,8 +156,7 @@ def _trial(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from sweeper.driver import SweepOptions, dry_run, run_sweep
     from sweeper.storage import sweep_location
-    from sweeper.tracking import TrackingUnavailable, resolve_tracking_uri
-    from trainers.data import DatasetError
+    from sweeper.tracking import resolve_tracking_uri
 
     overrides = list(args.overrides) + ([f"name={args.name}"] if args.name else [])
     spec = load_spec(args.spec, overrides)
@@ -172,11 +171,7 @@ def _run(args: argparse.Namespace) -> int:
                            retry_failed=args.retry_failed)
     spec_text = Path(args.spec).read_text()
     print(f"sweep {spec.name!r}: {summary(spec)}", file=sys.stderr)
-    try:
-        outcome = run_sweep(spec, spec_text, options)
-    except (TrackingUnavailable, DatasetError) as exc:
-        print(f"sweeper: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    outcome = run_sweep(spec, spec_text, options)
     print(_format_outcome(outcome, spec.metric), file=sys.stderr)
     folder = sweep_location(args.storage, spec.name)
     print(f"results: {folder}\nMLflow:  {options.tracking_uri} (experiment {spec.name!r}); "
@@ -218,17 +213,13 @@ def _format_outcome(outcome: object, metric: str) -> str:
 
 def _submit(args: argparse.Namespace) -> int:
     from sweeper.spec import expand
-    from sweeper.submit import SubmitError, plan, submit
+    from sweeper.submit import plan, submit
 
     overrides = list(args.overrides) + ([f"name={args.name}"] if args.name else [])
     spec = load_spec(args.spec, overrides)  # a bad spec fails here, not on the cluster
     datasets = {trial.config.dataset for trial in expand(spec)}
     if args.dry_run:
-        try:
-            upload = plan(args.spec, datasets)
-        except SubmitError as exc:
-            print(f"sweeper: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+        upload = plan(args.spec, datasets)
         print("\n".join(upload.listing()))
         for note in upload.notes:
             print(f"sweeper: note: {note}", file=sys.stderr)
@@ -247,11 +238,7 @@ def _submit(args: argparse.Namespace) -> int:
         print("sweeper: note: no --tracking-uri: the job's runs go to $MLFLOW_TRACKING_URI on "
               "the cluster, else to a SQLite file in the job's temporary folder",
               file=sys.stderr)
-    try:
-        return submit(args.address, args.spec, run_args, args.wait, datasets)
-    except SubmitError as exc:
-        print(f"sweeper: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    return submit(args.address, args.spec, run_args, args.wait, datasets)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -260,31 +247,22 @@ def _status(args: argparse.Namespace) -> int:
         ERROR_TAG,
         REPEAT_TAG,
         STOPPED_TAG,
-        TrackingUnavailable,
         find_sweep,
         resolve_tracking_uri,
     )
 
     if args.job:
-        from sweeper.submit import SubmitError, job_status
+        from sweeper.submit import job_status
 
         if not args.address:
             raise SpecError("--job needs --address (the job server, http://HEAD:8265)")
-        try:
-            print(job_status(args.address, args.job))
-        except SubmitError as exc:
-            print(f"sweeper: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+        print(job_status(args.address, args.job))
         return EXIT_OK
     if not args.name:
         raise SpecError("sweeper status needs a sweep NAME (or --job ID --address URL)")
 
     uri = resolve_tracking_uri(args.tracking_uri)
-    try:
-        check_readable(uri)
-    except TrackingUnavailable as exc:
-        print(f"sweeper: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    check_readable(uri)
     tracker = find_sweep(uri, args.name)
     if tracker is None:
         raise SpecError(f"no sweep named {args.name!r} in {uri}")
@@ -311,13 +289,9 @@ def _status(args: argparse.Namespace) -> int:
 
 def _ui(args: argparse.Namespace) -> int:
     from sweeper.tracking import resolve_tracking_uri
-    from sweeper.ui import UiError, serve
+    from sweeper.ui import serve
 
-    try:
-        return serve(resolve_tracking_uri(args.tracking_uri), args.name, args.host, args.port)
-    except UiError as exc:
-        print(f"sweeper: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    return serve(resolve_tracking_uri(args.tracking_uri), args.name, args.host, args.port)
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -9,10 +9,10 @@ import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from sweeper.spec import SpecError
+from sweeper.errors import SweeperError
 
 
-class ClusterUnavailable(SpecError):
+class ClusterUnavailable(SweeperError):
     """The Ray cluster cannot be reached, refuses this driver, or cannot ever fit a trial."""
 
 

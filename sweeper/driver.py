@@ -40,10 +40,10 @@ from sweeper.cluster_access import (
     use_token_if_available,
 )
 from sweeper.encoders import export_encoder
+from sweeper.errors import SweeperError
 from sweeper.shipping import UPLOAD_EXCLUDES, project_modules
 from sweeper.spec import (
     OptunaParam,
-    SpecError,
     SweepSpec,
     Trial,
     base_config,
@@ -105,7 +105,7 @@ class SweepOutcome:
         return bool(self.unfinished)
 
 
-class SweepExists(SpecError):
+class SweepExists(SweeperError):
     """A sweep of that name already has results; resuming must be explicit."""
 
 

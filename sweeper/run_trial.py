@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import TextIO
 
+from sweeper.errors import SweeperError
 from sweeper.spec import Trial
 from trainers.data import DatasetError
 from trainers.loop import (
@@ -18,7 +19,7 @@ from trainers.loop import (
 )
 
 
-class TrialFailed(Exception):
+class TrialFailed(SweeperError):
     """A trial could not finish; `exit_code` is 2 for a user mistake, 1 otherwise."""
 
     def __init__(self, message: str, exit_code: int) -> None:

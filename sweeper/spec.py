@@ -35,6 +35,7 @@ from pydantic import (
     model_validator,
 )
 
+from sweeper.errors import SweeperError
 from trainers.config import (
     MAX_EPOCHS,
     MAX_SEED,
@@ -67,7 +68,7 @@ METRICS = (
 )
 
 
-class SpecError(Exception):
+class SpecError(SweeperError):
     """A mistake in a spec or an override, with a message a user can act on."""
 
 

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sweeper.spec import SpecError
+from sweeper.errors import SweeperError
 
 
-class StorageError(SpecError):
+class StorageError(SweeperError):
     """The results storage cannot be read (no such bucket, no credentials, a file)."""
 
 

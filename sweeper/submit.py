@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import TextIO
 
 from sweeper.cluster_access import auth_hint, use_token_if_available
+from sweeper.errors import SweeperError
 from sweeper.shipping import Upload, plan_upload, stage
 from trainers.config import DatasetConfig
 
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
 
-class SubmitError(Exception):
+class SubmitError(SweeperError):
     """The job could not be submitted (bad spec location, unreachable job server)."""
 
 

@@ -42,6 +42,7 @@ from mlflow.protos.databricks_pb2 import (
 )
 from mlflow.tracking import MlflowClient
 
+from sweeper.errors import SweeperError
 from sweeper.spec import Trial
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ _SHORT = {"batch_size": "bs", "temperature": "t", "color_jitter_strength": "cj",
           "epochs": "ep", "warmup_epochs": "wu"}
 
 
-class TrackingUnavailable(Exception):
+class TrackingUnavailable(SweeperError):
     """The MLflow tracking store cannot be reached or written."""
 
 

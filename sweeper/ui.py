@@ -10,11 +10,12 @@ import time
 import urllib.request
 from typing import TextIO
 
+from sweeper.errors import SweeperError
 from sweeper.reachable import check_readable
 from sweeper.tracking import TrackingUnavailable, find_sweep
 
 
-class UiError(Exception):
+class UiError(SweeperError):
     """The UI could not be started (a busy port, a store that cannot be read)."""
 
 

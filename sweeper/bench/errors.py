@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from sweeper.errors import SweeperError, WorkFailed
 
-class BenchError(Exception):
+
+class BenchError(SweeperError):
     """A bad argument or an unusable device/dataset: the CLI prints it and exits 2."""
 
 
-class BenchFailed(RuntimeError):
+class BenchFailed(WorkFailed):
     """The measured work itself failed (a NaN loss, a failed sweep trial): exit 1."""

@@ -1,0 +1,55 @@
+"""One error model: every error a command reports carries its exit status, and
+`main` turns it into one line on stderr; a bug keeps its traceback."""
+
+import pytest
+
+from reports.collect import SweepNotFound
+from sweeper import cli
+from sweeper.bench.errors import BenchError, BenchFailed
+from sweeper.cluster_access import ClusterUnavailable
+from sweeper.driver import SweepExists
+from sweeper.errors import SweeperError
+from sweeper.run_trial import TrialFailed
+from sweeper.spec import SpecError
+from sweeper.storage import StorageError
+from sweeper.submit import SubmitError
+from sweeper.tracking import TrackingUnavailable
+from sweeper.ui import UiError
+from trainers.data import DatasetError
+
+
+@pytest.mark.parametrize(("error", "status"), [
+    (SpecError("a.yaml, line 3: train.epochs: ..."), 2), (StorageError("read-only"), 2),
+    (SweepExists("already exists"), 2), (ClusterUnavailable("nothing answers"), 2),
+    (TrackingUnavailable("down"), 2), (SubmitError("no server"), 2), (UiError("port"), 2),
+    (SweepNotFound("no sweep"), 2), (BenchError("no cuda"), 2), (DatasetError("no data"), 2),
+    (BenchFailed("nan"), 1), (TrialFailed("diverged", exit_code=1), 1),
+    (KeyboardInterrupt(), 130),
+])
+def test_each_reported_error_exits_with_its_status_and_one_line(
+        error: BaseException, status: int, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    def fail(args: object) -> int:
+        raise error
+
+    monkeypatch.setattr(cli, "_validate", fail)
+    assert cli.main(["validate", "spec.yaml"]) == status
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("sweeper: ")
+    if not isinstance(error, KeyboardInterrupt):
+        assert str(error) in err
+
+
+def test_every_command_error_is_a_sweeper_error() -> None:
+    for kind in (SpecError, StorageError, SweepExists, ClusterUnavailable, TrackingUnavailable,
+                 SubmitError, UiError, SweepNotFound, BenchError, BenchFailed, TrialFailed):
+        assert issubclass(kind, SweeperError), kind
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    def bug(args: object) -> int:
+        raise ZeroDivisionError("a plain bug")
+
+    monkeypatch.setattr(cli, "_validate", bug)
+    with pytest.raises(ZeroDivisionError):
+        cli.main(["validate", "spec.yaml"])
