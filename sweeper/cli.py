@@ -284,7 +284,29 @@ def _status(args: argparse.Namespace) -> int:
           + (f" ({stopped} stopped early)" if stopped else "")
           + f", {states.count('RUNNING')} running, "
           f"{states.count('FAILED')} failed, {states.count('KILLED')} interrupted")
+    for line in _tie_group(uri, args.name):
+        print(line)
     return EXIT_OK
+
+
+def _tie_group(uri: str, name: str) -> list[str]:
+    """With several seeds per cell: the cells not significantly worse than the best."""
+    from reports.collect import load_sweep
+    from reports.tables import TIED, indistinguishable_from_best
+
+    sweep = load_sweep(uri, name)
+    trials = sweep.trials[sweep.trials["state"] == "FINISHED"]
+    if not sweep.axes or trials.empty or trials.groupby(sweep.axes).size().max() < 2:
+        return []
+    cells = indistinguishable_from_best(trials, sweep.axes, sweep.metric, sweep.mode)
+    worse = "below" if sweep.mode == "max" else "above"
+    lines = [f"indistinguishable from the best by mean {sweep.metric} (not significantly "
+             f"{worse} it: Welch's one-sided t-test over seeds, 5%):"]
+    for _, cell in cells[cells[TIED].fillna(False).astype(bool)].iterrows():
+        where = " ".join(f"{axis}={cell[axis]}" for axis in sweep.axes)
+        lines.append(f"  {where}  mean {cell['mean']:.4f} ± {cell['ci95']:.4f} "
+                     f"(95% CI, {int(cell['n'])} seeds)")
+    return lines
 
 
 def _ui(args: argparse.Namespace) -> int:

@@ -271,3 +271,16 @@ def test_trials_stopped_early_are_marked_and_never_best(uri: str, tmp_path: Path
     assert best[["temperature", "color_jitter", "top_1_accuracy"]].values.tolist() == [
         [0.2, 0.5, 0.6]]
     assert "the scheduler (ASHA) stopped a trial" in (tmp_path / "appendix_b.tex").read_text()
+
+
+def test_status_names_the_cells_indistinguishable_from_the_best(
+        uri: str, capsys: pytest.CaptureFixture[str]) -> None:
+    log_sweep(uri, GRID.format(name="tiestatus", seeds="[0, 1, 2]"), with_seeds, epochs=(4,))
+    capsys.readouterr()
+    assert main(["status", "tiestatus", "--tracking-uri", uri]) == 0
+    out = capsys.readouterr().out
+    heading, *cells = out[out.index("indistinguishable from the best"):].splitlines()
+    assert "Welch's one-sided t-test over seeds, 5%" in heading
+    # t0.2-cj0.5: 0.60 and 0.61 (its third seed failed); t0.1-cj0.5: 0.50-0.52, far below
+    assert cells == ["  temperature=0.2 color_jitter_strength=0.5  mean 0.6050 ± 0.0635 "
+                     "(95% CI, 2 seeds)"]
