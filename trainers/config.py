@@ -77,6 +77,10 @@ class EvalConfig(StrictModel):
     # Fit the offline probe on this many training images (class-balanced, the same for
     # every trial) instead of all: extracting features is most of an evaluation's cost.
     probe_train_size: int | None = Field(default=None, gt=0)
+    # The kNN monitor (knn_top_1_accuracy): k neighbours by cosine similarity, votes
+    # weighted exp(similarity / knn_temperature); InstDisc's and solo-learn's 200 and 0.1.
+    knn_k: int = Field(default=200, gt=0)
+    knn_temperature: float = Field(default=0.1, gt=0)
 
 
 class ResourcesConfig(StrictModel):
