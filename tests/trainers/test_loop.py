@@ -213,7 +213,9 @@ def test_train_compile_steps_through_the_compiled_loss() -> None:
                                                 total_steps=3, warmup_steps=0)
         assert (training.loss == training.method.loss) is not compile_  # a wrapper if on
         losses[compile_] = [training.step(images, labels, step)[0].item() for step in range(3)]
-    assert losses[True][0] == pytest.approx(losses[False][0], rel=1e-5)
+    # Fused kernels sum in another order: on these images the first loss differs by
+    # about 1e-5 relative (fp32), so 1e-4 still catches a wrong computation.
+    assert losses[True][0] == pytest.approx(losses[False][0], rel=1e-4)
     assert all(math.isfinite(loss) for loss in losses[True])
 
     # And a whole trial with the switch on (the graph above is cached, so this is quick).
