@@ -65,6 +65,7 @@ METRICS = (
     "top_1_accuracy", "top_5_accuracy", "regularization_loss", "loss",
     "online_linear_top_1_accuracy", "online_linear_top_5_accuracy",
     "offline_linear_top_1_accuracy", "offline_linear_top_5_accuracy",
+    "knn_top_1_accuracy",
 )
 
 

@@ -162,6 +162,12 @@ class EvalConfig(StrictModel):
     # Fit the offline probe on this many training images (class-balanced, the same for
     # every trial) instead of all: extracting features is most of an evaluation's cost.
     probe_train_size: Annotated[StrictInt, _SLICE] | None = None
+    # The kNN monitor (knn_top_1_accuracy): k neighbours by cosine similarity, votes
+    # weighted exp(similarity / knn_temperature); InstDisc's and solo-learn's 200 and 0.1.
+    knn_k: Annotated[StrictInt, between(1, MAX_IMAGES, "neighbours among the training "
+                                        "images")] = 200
+    knn_temperature: Annotated[StrictFloat, between(
+        0, 100, "similarities are cosines in [-1, 1]", low_open=True)] = 0.1
 
 
 class ResourcesConfig(StrictModel):

@@ -426,10 +426,12 @@ _SHAPES: tuple[Callable[[torch.Tensor, torch.Tensor], torch.Tensor], ...] = (
 )
 assert len(_SHAPES) == len(SYNTHETIC_CLASSES)
 
-_MIN_CONTRAST = 0.35  # RGB distance (in [0, 1] units) between shape and background
+_MIN_CONTRAST = 0.3  # lightness difference (in [0, 1]) between a shape and its background
+_FADE = 0.25  # most the background's lightness changes across an image
+_TINT = 0.3  # how far an image's one colour pulls its greys away from grey
 _NOISE_STD = 0.03
 _CHUNK = 2048  # images rendered at once: bounds float memory for large `num_images`
-_INSTANCES = 4  # copies of the class's shape in each image
+_GRID = 2  # instances of the class's shape per image side: one per cell of a 2 x 2 grid
 _TEMPLATE_SIZE = 64  # resolution of each class's mask, sampled down to the image
 _TEMPLATE_EXTENT = 1.2  # a template covers local coordinates [-1.2, 1.2], a margin round a shape
 
@@ -445,11 +447,17 @@ def _shape_templates() -> torch.Tensor:
 def make_synthetic(
     num_images: int, seed: int, image_size: int = 32
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Ten shape classes with random colours, position, scale: uint8 [N, 3, S, S], int64 [N].
+    """Ten shape classes with lightness, colour and position as nuisance: uint8 [N, 3, S, S],
+    int64 [N].
 
-    Foreground and background colours are drawn independently of the class, so colour says
-    nothing about the label and a model must learn shape (and colour jitter is a useful
-    augmentation). Deterministic given (num_images, seed, image_size) on CPU.
+    Each image holds one copy of its class's shape in every cell of a 2 x 2 grid (jittered
+    position, random size), each copy at its own random lightness, on a background whose
+    lightness fades across the image in a random direction, all in one random tint per
+    image. The label lives in the shape alone, and the nuisance is what SimCLR's
+    augmentations vary (crops move the copies, colour jitter changes lightness, contrast
+    and tint), so augmentation-invariant features separate the classes while a random
+    encoder's features are dominated by lightness and tint. Deterministic given
+    (num_images, seed, image_size) on CPU.
     """
     if num_images <= 0:
         raise ValueError(f"num_images must be positive, got {num_images}")
@@ -457,24 +465,29 @@ def make_synthetic(
     n, num_classes = num_images, len(_SHAPES)
     # Balanced classes: i % 10, then shuffled.
     labels = (torch.arange(n) % num_classes)[torch.randperm(n, generator=g)]
-    # Several instances of the class's shape per image, so that most random crops (down to
-    # 8% of the area) still show a piece of the class: two views of one image then share
-    # shape evidence, which a contrastive objective can learn from.
-    m = _INSTANCES
-    centers = (torch.rand(n, m, 2, generator=g) - 0.5) * 1.4  # within [-0.7, 0.7]
-    scales = 0.2 + 0.15 * torch.rand(n, m, generator=g)  # half-size, in units of half the image
-    background = torch.rand(n, 3, generator=g)
-    foreground = torch.rand(n, 3, generator=g)
-    # Redraw foregrounds too close to their background, so every shape stays visible.
-    for _ in range(8):
-        close = (foreground - background).norm(dim=1) < _MIN_CONTRAST
-        if not close.any():
-            break
-        foreground[close] = torch.rand(int(close.sum()), 3, generator=g)
-    close = (foreground - background).norm(dim=1) < _MIN_CONTRAST
-    foreground[close] = (background[close] < 0.5).float()  # far corner; practically never hit
+    # One copy per grid cell, so that most random crops (down to 8% of the area) show a
+    # whole or partial copy of the class's shape, and copies never overlap into a blob.
+    m = _GRID * _GRID
+    cell = 2 / _GRID  # cell side in image units ([-1, 1] across)
+    cell_centres = (torch.arange(_GRID) + 0.5) * cell - 1
+    cy, cx = torch.meshgrid(cell_centres, cell_centres, indexing="ij")
+    scales = 0.28 + 0.12 * torch.rand(n, m, generator=g)  # half-size, in image units
+    slack = (cell / 2 - scales * 0.9).clamp_min(0)  # keeps a copy inside its cell
+    jitter = (torch.rand(n, m, 2, generator=g) * 2 - 1) * slack[..., None]
+    centers = torch.stack([cx.flatten(), cy.flatten()], dim=-1)[None] + jitter  # [n, m, 2]
+    # Lightness: the background fades between bg_a and bg_b along a random direction; each
+    # copy is drawn from what stays at least _MIN_CONTRAST away from the whole fade.
+    bg_a = torch.rand(n, generator=g)
+    bg_b = (bg_a + (torch.rand(n, generator=g) * 2 - 1) * _FADE).clamp(0, 1)
+    low, high = torch.minimum(bg_a, bg_b), torch.maximum(bg_a, bg_b)
+    below = (low - _MIN_CONTRAST).clamp_min(0)[:, None]  # room under the background
+    above = (1 - high - _MIN_CONTRAST).clamp_min(0)[:, None]  # and over it (> 0 in total)
+    u = torch.rand(n, m, generator=g) * (below + above)
+    foreground = torch.where(u < below, u, high[:, None] + _MIN_CONTRAST + (u - below))
+    angle = torch.rand(n, generator=g) * 2 * torch.pi
+    tint = 1 - _TINT + _TINT * torch.rand(n, 3, generator=g)  # per-channel gain in [1-T, 1]
 
-    # One trilinear grid_sample renders every image: x, y place and scale the shape, z selects
+    # One trilinear grid_sample renders every copy: x, y place and scale the shape, z selects
     # the class's slice of the template volume (exactly, at a slice centre). A few large ops
     # rather than per-class masking, which stays fast on a busy CPU, and the bilinear sampling
     # gives the edges some anti-aliasing.
@@ -495,11 +508,14 @@ def make_synthetic(
             ],
             dim=-1,
         ).view(1, k * m, image_size, image_size, 3)
-        mask = F.grid_sample(templates, grid, mode="bilinear", padding_mode="zeros",
-                             align_corners=False)[0, 0].view(k, m, image_size, image_size)
-        mask = mask.amax(dim=1)  # the union of the instances
-        fg, bg = foreground[sl, :, None, None], background[sl, :, None, None]
-        img = torch.lerp(bg, fg, mask[:, None])
+        masks = F.grid_sample(templates, grid, mode="bilinear", padding_mode="zeros",
+                              align_corners=False)[0, 0].view(k, m, image_size, image_size)
+        cos, sin = angle[sl, None, None].cos(), angle[sl, None, None].sin()
+        fade = ((xs * cos + ys * sin) / 2 + 0.5).clamp(0, 1)  # [k, S, S]
+        light = torch.lerp(bg_a[sl, None, None], bg_b[sl, None, None], fade)
+        for i in range(m):  # copies never overlap: paint each over the background in turn
+            light = torch.lerp(light, foreground[sl, i, None, None], masks[:, i])
+        img = light[:, None] * tint[sl, :, None, None]
         img = img + _NOISE_STD * torch.randn(img.shape, generator=g)
         images[sl] = (img.clamp(0, 1) * 255).round().to(torch.uint8)
     return images, labels.to(torch.int64)

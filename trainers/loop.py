@@ -1,8 +1,9 @@
 """One trial: the epoch loop, its evaluation, the NaN guard and exact resume.
 
-`fit(cfg, report=...)` trains the configured method, evaluates the linear probe
-every `eval.every_epochs` epochs and at the end, and hands each epoch's metrics
-and a complete checkpoint state to `report`. It imports neither Ray nor MLflow.
+`fit(cfg, report=...)` evaluates the untrained encoder (epoch 0, the baseline),
+trains the configured method, evaluates the probes every `eval.every_epochs`
+epochs and at the end, and hands each evaluation's or epoch's metrics and a
+complete checkpoint state to `report`. It imports neither Ray nor MLflow.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from trainers.probe import (
     extract_features,
     fit_offline_probe,
     inference_copy,
+    knn_top1_accuracy,
     l2_term,
     topk_accuracy,
 )
@@ -46,7 +48,7 @@ Metrics = dict[str, float]
 CheckpointState = dict[str, Any]
 ReportFn = Callable[[Metrics, CheckpointState], None]
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: elapsed_seconds and baseline_top_1_accuracy
 # The loss is checked for finiteness every this many steps on CUDA (every step on
 # the CPU, where a check costs nothing); the step it first failed at is tracked
 # on the device, so the error still names it exactly.
@@ -160,11 +162,14 @@ def fit(
     data: ImageData | None = None,
     device: torch.device | None = None,
 ) -> Metrics:
-    """Train and evaluate one trial; returns the final epoch's metrics.
+    """Train and evaluate one trial; returns the last reported metrics.
 
-    `report(metrics, state)` runs after every epoch; `state` shares memory with the
-    live model, so save or copy it before returning. Raises TrainingDiverged and
-    TrialInfeasible for failures that a retry would only repeat.
+    A fresh trial first reports epoch 0: the untrained encoder's offline probe and kNN
+    (the baseline), with the initial state as its checkpoint. `report(metrics, state)`
+    then runs after every epoch; `state` shares memory with the live model, so save or
+    copy it before returning. Resuming from any reported state continues with the next
+    epoch and never reports an epoch twice. Raises TrainingDiverged and TrialInfeasible
+    for failures that a retry would only repeat.
     """
     try:
         return _fit(cfg, report, resume, data, device)
@@ -182,6 +187,12 @@ def _out_of_memory(cfg: TrialConfig, exc: BaseException) -> str:
             f"width {cfg.model.width}: {first_line[:300]}")
 
 
+def devices_held(cfg: TrialConfig) -> float:
+    """The devices a trial holds, as its resources ask: its GPU share when it has one
+    (fractional when trials share a GPU), else its CPUs."""
+    return cfg.resources.gpu if cfg.resources.gpu > 0 else cfg.resources.cpu
+
+
 def _fit(
     cfg: TrialConfig,
     report: ReportFn | None,
@@ -189,6 +200,7 @@ def _fit(
     data: ImageData | None,
     device: torch.device | None,
 ) -> Metrics:
+    started = time.perf_counter()
     device = device or select_device(cfg.resources.gpu)
     data = (data or load_dataset(cfg.dataset)).to(device)
     train, ev = cfg.train, cfg.eval
@@ -202,25 +214,44 @@ def _fit(
                                           training.generator)
     peak_lr, autocast = training.peak_lr, training.autocast
 
-    start_epoch, step = 0, 0
-    if resume is not None:
-        start_epoch, step = _restore(resume, method, head, optimizer, generator)
-        log.info("resuming at epoch %d (step %d)", start_epoch, step)
-    inject_faults(cfg, method)  # only when a reliability test asks (trainers.faults)
+    # Wall time of this trial's earlier runs (before a resume) plus this run's: times the
+    # devices held, it is what the trial cost (`device_seconds`).
+    progress = _Progress(elapsed_before=0.0, baseline=float("nan"))
+    devices = devices_held(cfg)
+
+    def device_seconds() -> float:
+        return (progress.elapsed_before + time.perf_counter() - started) * devices
+
+    def state(epoch: int, step: int) -> CheckpointState:
+        elapsed = progress.elapsed_before + time.perf_counter() - started
+        return _state(epoch, step, method, head, optimizer, generator,
+                      _Progress(elapsed, progress.baseline))
 
     metrics: Metrics = {}
-    if train.epochs == 0:  # probe the randomly initialised encoder: the baseline
+    start_epoch, step = 0, 0
+    if resume is not None:
+        start_epoch, step, progress = _restore(resume, method, head, optimizer, generator)
+        log.info("resuming at epoch %d (step %d)", start_epoch, step)
+    else:
+        # --- epoch 0: the baseline ------------------------------------------------
+        # The untrained encoder through the offline probe and kNN (the online head has
+        # not been trained yet), so every curve starts from what training adds to it.
         metrics = {"epoch": 0, "steps": 0, "learning_rate_scaled": peak_lr}
-        metrics.update(_evaluate(cfg, method.encoder, head, data, autocast))
+        metrics.update(_evaluate(cfg, method.encoder, None, data, autocast))
+        progress = _Progress(0.0, metrics["top_1_accuracy"])
+        metrics["baseline_top_1_accuracy"] = progress.baseline
+        metrics["device_seconds"] = device_seconds()
+        log.info("epoch 0/%d (baseline) %s", train.epochs, _brief(metrics))
         if report is not None:
-            report(metrics, _state(0, 0, method, head, optimizer, generator))
-        return metrics
+            report(metrics, state(0, 0))
+
+    inject_faults(cfg, method)  # only when a reliability test asks (trainers.faults)
 
     # --- epochs -------------------------------------------------------------
     for epoch in range(start_epoch, train.epochs):
         method.train()
         head.train()
-        started = time.perf_counter()
+        epoch_started = time.perf_counter()
         loss_sum = torch.zeros((), device=device)
         first_bad_step = torch.full((), -1, dtype=torch.long, device=device)
         order = torch.randperm(num_train, generator=generator, device=device)
@@ -234,7 +265,7 @@ def _fit(
                 torch.full_like(first_bad_step, step), first_bad_step)
             if device.type == "cpu" or batch % _CUDA_CHECK_EVERY == 0 or batch == per_epoch - 1:
                 _raise_if_diverged(first_bad_step)
-        seconds = time.perf_counter() - started
+        seconds = time.perf_counter() - epoch_started
 
         metrics = {
             "epoch": epoch + 1,
@@ -247,10 +278,21 @@ def _fit(
         }
         if (epoch + 1) % ev.every_epochs == 0 or epoch + 1 == train.epochs:
             metrics.update(_evaluate(cfg, method.encoder, head, data, autocast))
+        metrics["baseline_top_1_accuracy"] = progress.baseline
+        metrics["device_seconds"] = device_seconds()
         log.info("epoch %d/%d %s", epoch + 1, train.epochs, _brief(metrics))
         if report is not None:
-            report(metrics, _state(epoch + 1, step, method, head, optimizer, generator))
+            report(metrics, state(epoch + 1, step))
     return metrics
+
+
+@dataclass(frozen=True)
+class _Progress:
+    """What a checkpoint carries besides the training state: the wall seconds the trial
+    has run so far and its baseline (epoch-0) top-1 accuracy."""
+
+    elapsed_before: float
+    baseline: float
 
 
 def _raise_if_diverged(first_bad_step: torch.Tensor) -> None:
@@ -259,9 +301,13 @@ def _raise_if_diverged(first_bad_step: torch.Tensor) -> None:
         raise TrainingDiverged(f"loss became NaN at step {bad}")
 
 
-def _evaluate(cfg: TrialConfig, encoder: nn.Module, head: nn.Linear, data: ImageData,
+def _evaluate(cfg: TrialConfig, encoder: nn.Module, head: nn.Linear | None, data: ImageData,
               bf16: bool) -> Metrics:
-    """Both probes' metrics under prefixed names, and the protocol's as headline."""
+    """Every probe's metrics under prefixed names, the protocol's as headline, and kNN.
+
+    `head=None` is the baseline: the online head is untrained, so the offline probe runs
+    whatever the protocol and gives the headline names.
+    """
     started = time.perf_counter()
     frozen = inference_copy(encoder)
     test_features = extract_features(frozen, data.test_images, bf16=bf16)
@@ -269,19 +315,26 @@ def _evaluate(cfg: TrialConfig, encoder: nn.Module, head: nn.Linear, data: Image
         # The last steps can blow the weights up after a still-finite loss.
         raise TrainingDiverged("encoder features became NaN or infinite: the weights diverged "
                                "(try a lower train.learning_rate)")
-    head.eval()
-    results: Metrics = {
-        f"online_linear_{k}": v
-        for k, v in evaluate_head(head, test_features, data.test_labels,
-                                  cfg.train.weight_decay).items()
-    }
-    head.train()
-    if cfg.eval.protocol == "offline_linear":
-        images, labels = data.train_images, data.train_labels
-        if cfg.eval.probe_train_size is not None:
-            subset = balanced_subset(labels, cfg.eval.probe_train_size, data.num_classes)
-            images, labels = images[subset], labels[subset]
-        train_features = extract_features(frozen, images, bf16=bf16)
+    results: Metrics = {}
+    if head is not None:
+        head.eval()
+        results.update({
+            f"online_linear_{k}": v
+            for k, v in evaluate_head(head, test_features, data.test_labels,
+                                      cfg.train.weight_decay).items()
+        })
+        head.train()
+    # One extraction of the (probe_train_size) training images serves kNN and offline probe.
+    images, labels = data.train_images, data.train_labels
+    if cfg.eval.probe_train_size is not None:
+        subset = balanced_subset(labels, cfg.eval.probe_train_size, data.num_classes)
+        images, labels = images[subset], labels[subset]
+    train_features = extract_features(frozen, images, bf16=bf16)
+    results["knn_top_1_accuracy"] = knn_top1_accuracy(
+        train_features, labels, test_features, data.test_labels, data.num_classes,
+        k=cfg.eval.knn_k, temperature=cfg.eval.knn_temperature)
+    prefix = cfg.eval.protocol if head is not None else "offline_linear"
+    if prefix == "offline_linear":
         probe = fit_offline_probe(train_features, labels, data.num_classes,
                                   cfg.eval.probe_weight_decay, cfg.eval.probe_max_iter)
         with torch.no_grad():
@@ -293,7 +346,6 @@ def _evaluate(cfg: TrialConfig, encoder: nn.Module, head: nn.Linear, data: Image
             "offline_linear_regularization_loss": l2_term(probe.linear,
                                                           cfg.eval.probe_weight_decay),
         })
-    prefix = cfg.eval.protocol
     for name in ("top_1_accuracy", "top_5_accuracy", "regularization_loss"):
         results[name] = results[f"{prefix}_{name}"]
     results["eval_seconds"] = time.perf_counter() - started
@@ -308,9 +360,12 @@ def _brief(metrics: Metrics) -> str:
 # --- checkpoints -------------------------------------------------------------
 
 def _state(epoch: int, step: int, method: nn.Module, head: nn.Module,
-           optimizer: torch.optim.Optimizer, generator: torch.Generator) -> CheckpointState:
+           optimizer: torch.optim.Optimizer, generator: torch.Generator,
+           progress: _Progress) -> CheckpointState:
     """Everything needed to continue exactly: weights (with BYOL's target),
-    optimizer moments, the schedule position and every RNG state."""
+    optimizer moments, the schedule position, every RNG state, and the trial's
+    elapsed wall time and baseline (so device_seconds and baseline_top_1_accuracy
+    carry on across a resume)."""
     state: CheckpointState = {
         "format": CHECKPOINT_FORMAT,
         "epoch": epoch,
@@ -320,6 +375,8 @@ def _state(epoch: int, step: int, method: nn.Module, head: nn.Module,
         "optimizer": optimizer.state_dict(),
         "generator": generator.get_state(),
         "torch_rng": torch.get_rng_state(),
+        "elapsed_seconds": progress.elapsed_before,
+        "baseline_top_1_accuracy": progress.baseline,
     }
     if torch.cuda.is_available():
         state["cuda_rng"] = torch.cuda.get_rng_state_all()
@@ -327,20 +384,23 @@ def _state(epoch: int, step: int, method: nn.Module, head: nn.Module,
 
 
 def _restore(state: CheckpointState, method: nn.Module, head: nn.Module,
-             optimizer: torch.optim.Optimizer, generator: torch.Generator) -> tuple[int, int]:
+             optimizer: torch.optim.Optimizer,
+             generator: torch.Generator) -> tuple[int, int, _Progress]:
     if state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"unsupported checkpoint format {state.get('format')!r}")
     try:
         method.load_state_dict(state["method"])
         head.load_state_dict(state["head"])
         optimizer.load_state_dict(state["optimizer"])
+        progress = _Progress(float(state["elapsed_seconds"]),
+                             float(state["baseline_top_1_accuracy"]))
     except (KeyError, RuntimeError, ValueError) as exc:
         raise CheckpointError(f"checkpoint does not match this trial's model: {exc}") from exc
     generator.set_state(state["generator"].to("cpu"))
     torch.set_rng_state(state["torch_rng"].to("cpu"))
     if "cuda_rng" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
-    return int(state["epoch"]), int(state["step"])
+    return int(state["epoch"]), int(state["step"]), progress
 
 
 def save_checkpoint(state: CheckpointState, path: Path) -> None:

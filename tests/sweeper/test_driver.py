@@ -62,7 +62,7 @@ def test_grid_sweep_leaves_one_parent_and_one_finished_run_per_trial(
         assert trials[f"metrics.{column}"].notna().all(), column
     client = mlflow.MlflowClient(opts.tracking_uri)
     history = client.get_metric_history(trials.iloc[0]["run_id"], "top_1_accuracy")
-    assert sorted(m.step for m in history) == [1, 2]
+    assert sorted(m.step for m in history) == [0, 1, 2]  # the step-0 baseline first
     experiment = client.get_experiment_by_name("grid")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     assert "spec.yaml" in [a.path for a in client.list_artifacts(parents.iloc[0]["run_id"])]
@@ -288,7 +288,7 @@ def test_a_killed_trial_worker_is_retried_from_its_checkpoint_in_its_own_run(
     client = mlflow.MlflowClient(uri)
     epochs = sorted(m.step for m in client.get_metric_history(trials.iloc[0]["run_id"],
                                                               "steps"))
-    # Resumed from the epoch-2 (or later) checkpoint, not restarted: epoch 1 was logged
-    # once, and every epoch is there.
-    assert set(epochs) == {1, 2, 3, 4, 5} and epochs.count(1) == 1
+    # Resumed from the epoch-2 (or later) checkpoint, not restarted: the baseline and
+    # every epoch are there, each logged once.
+    assert epochs == [0, 1, 2, 3, 4, 5]
     assert trials.iloc[0]["metrics.steps"] == 5 * 48  # 5 epochs x ceil(768 / 16)

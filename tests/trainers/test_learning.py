@@ -1,15 +1,40 @@
-"""Learning signal on real images: a short SimCLR run must beat the same
-encoder at `epochs: 0` (random initialisation) on the offline linear probe."""
+"""Learning signal: a short SimCLR run must beat the same encoder at epoch 0 (random
+initialisation) on the offline linear probe, on real images and in the demo sweep."""
 
 from pathlib import Path
 
 import pytest
+import torch
 
+from sweeper.spec import expand, load_spec
 from trainers.config import DatasetConfig, EvalConfig, ModelConfig, TrainConfig, TrialConfig
 from trainers.data import load_dataset
 from trainers.loop import fit
 
-CIFAR10_MINI = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cifar10-mini"
+ROOT = Path(__file__).resolve().parents[2]
+CIFAR10_MINI = ROOT.parent / "shared" / "data" / "cifar10-mini"
+
+
+@pytest.mark.slow
+def test_a_demo_trial_beats_its_step_0_baseline_by_15_points() -> None:
+    """`make demo` must show learning: its first trial (temperature 0.2, colour jitter 0.5)
+    on the built-in synthetic shapes, one thread as in the sweep (resources.cpu: 1)."""
+    trial = expand(load_spec(ROOT / "search_spaces" / "demo.yaml"))[0]
+    assert trial.params == {"temperature": 0.2, "color_jitter_strength": 0.5, "seed": 0}
+    reports: list[dict[str, float]] = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        final = fit(trial.config, report=lambda m, s: reports.append(m))
+    finally:
+        torch.set_num_threads(threads)
+    baseline = reports[0]
+    assert [m["epoch"] for m in reports] == [0, 1, 2, 3, 4, 5]
+    # Measured (one thread, bf16 CPU): 0.294 at epoch 0, 0.574 after 5 epochs (500 test
+    # images, whose sampling noise is about 2 points; other seeds gained less, so the bar
+    # is the 15 points the demo promises, not this run's 28).
+    assert final["top_1_accuracy"] >= baseline["top_1_accuracy"] + 0.15
+    assert final["baseline_top_1_accuracy"] == baseline["top_1_accuracy"]
 
 
 @pytest.mark.slow

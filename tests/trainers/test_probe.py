@@ -1,11 +1,20 @@
-"""The offline probe's pieces: feature extraction and the class-balanced training subset."""
+"""The offline probe's pieces (feature extraction, the class-balanced training subset) and
+the weighted kNN monitor against a hand computation."""
+
+import math
 
 import pytest
 import torch
 from torch import nn
 
 from trainers.models import ResNet
-from trainers.probe import EXTRACT_BATCH, balanced_subset, extract_features, inference_copy
+from trainers.probe import (
+    EXTRACT_BATCH,
+    balanced_subset,
+    extract_features,
+    inference_copy,
+    knn_top1_accuracy,
+)
 
 
 def test_balanced_subset_takes_an_equal_share_of_every_class() -> None:
@@ -67,3 +76,73 @@ def test_the_inference_copy_folds_every_batchnorm_and_gives_the_same_features(
     torch.testing.assert_close(extract_features(frozen, images),
                                extract_features(encoder, images), rtol=1e-4, atol=1e-5)
     assert encoder.training and len(list(encoder.modules())) > len(list(frozen.modules()))
+
+
+def knn_by_hand(train: list[list[float]], train_labels: list[int], test: list[list[float]],
+                k: int, temperature: float, num_classes: int) -> list[int]:
+    """InstDisc's weighted kNN, one test point at a time."""
+    def cosine(a: list[float], b: list[float]) -> float:
+        dot = sum(x * y for x, y in zip(a, b, strict=True))
+        return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
+
+    predictions = []
+    for query in test:
+        neighbours = sorted(((cosine(query, t), label) for t, label in zip(train, train_labels,
+                                                                            strict=True)),
+                            reverse=True)[:k]
+        votes = [0.0] * num_classes
+        for similarity, label in neighbours:
+            votes[label] += math.exp(similarity / temperature)
+        predictions.append(max(range(num_classes), key=lambda c: votes[c]))
+    return predictions
+
+
+def test_knn_matches_a_hand_computation() -> None:
+    # 6 training points, 2 test points, k = 3. Query 0's three nearest are labels 1, 0, 0:
+    # a plain majority would say 0, the exp(s / T) weights say 1 (the closest is much closer).
+    train = [[1.0, 0.0], [0.8, 0.6], [0.6, 0.8], [0.0, 1.0], [-1.0, 0.1], [-0.6, -0.8]]
+    train_labels = [1, 0, 0, 2, 2, 1]
+    test = [[1.0, 0.05], [-0.9, -0.3]]
+    test_labels = [1, 1]
+    temperature = 0.1
+    expected = knn_by_hand(train, train_labels, test, 3, temperature, 3)
+    assert expected == [1, 2]  # the second query's nearest: label 2 at -1,0.1 outvotes 1
+    accuracy = knn_top1_accuracy(torch.tensor(train), torch.tensor(train_labels),
+                                 torch.tensor(test), torch.tensor(test_labels), num_classes=3,
+                                 k=3, temperature=temperature)
+    assert accuracy == sum(p == y for p, y in zip(expected, test_labels, strict=True)) / 2 == 0.5
+    # With a high temperature the weights flatten and query 0's majority (label 0) wins.
+    assert knn_by_hand(train, train_labels, test[:1], 3, 100.0, 3) == [0]
+    assert knn_top1_accuracy(torch.tensor(train), torch.tensor(train_labels),
+                             torch.tensor(test[:1]), torch.tensor([0]), num_classes=3, k=3,
+                             temperature=100.0) == 1.0
+
+
+def test_knn_on_random_features_agrees_with_the_loop_in_any_chunking() -> None:
+    g = torch.Generator().manual_seed(0)
+    train, test = torch.randn(50, 8, generator=g), torch.randn(17, 8, generator=g)
+    train_labels = torch.randint(0, 4, (50,), generator=g)
+    test_labels = torch.randint(0, 4, (17,), generator=g)
+    expected = knn_by_hand(train.tolist(), train_labels.tolist(), test.tolist(), 7, 0.1, 4)
+    accuracy = sum(p == y for p, y in zip(expected, test_labels.tolist(), strict=True)) / 17
+    for chunk in (1, 50 * 5, 1 << 24):  # one test row at a time, five, all at once
+        assert knn_top1_accuracy(train, train_labels, test, test_labels, 4, k=7,
+                                 chunk_elements=chunk) == pytest.approx(accuracy)
+
+
+def test_knn_on_one_hot_label_features_is_perfect() -> None:
+    train_labels = torch.arange(10).repeat(30)
+    test_labels = torch.arange(10).repeat(5).flip(0)
+    one_hot = torch.eye(10)
+    # k = 200 > the 30 training points per class: other classes' points vote too, with
+    # weight exp(0) against exp(1 / 0.1) for each same-class neighbour.
+    assert knn_top1_accuracy(one_hot[train_labels], train_labels, one_hot[test_labels],
+                             test_labels, num_classes=10) == 1.0
+
+
+def test_knn_takes_every_training_point_when_k_exceeds_them_and_checks_its_arguments() -> None:
+    features = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    labels = torch.tensor([0, 1])
+    assert knn_top1_accuracy(features, labels, features, labels, 2, k=200) == 1.0
+    with pytest.raises(ValueError, match="k=0"):
+        knn_top1_accuracy(features, labels, features, labels, 2, k=0)
