@@ -235,8 +235,8 @@ class _Session:
                     (trial, RayTrial.ERROR))
 
     def on_recover(self, trials: list[RayTrial], trial: RayTrial) -> None:
-        self._print(trials, f"{self.names.get(trial.trial_id, trial.trial_id)} failed; "
-                            "retrying from its last checkpoint")
+        name = self.names.get(trial.trial_id) or _trial_name(trial, self.with_seed)
+        self._print(trials, f"{name} failed; retrying from its last checkpoint")
 
     def _print(self, trials: list[RayTrial], event: str,
                settled: tuple[RayTrial, str] | None = None) -> None:
@@ -308,7 +308,7 @@ def _error_text(trial: RayTrial) -> str:
     if not lines:
         return "trial failed (no error recorded)"
     kind, sep, message = lines[-1].partition(": ")
-    return f"{kind.rsplit('.', 1)[-1]}{sep}{message}"
+    return f"{kind.rsplit('.', 1)[-1]}{sep}{message}".strip() or "trial failed (no error text)"
 
 
 # --- building the Tuner --------------------------------------------------------
