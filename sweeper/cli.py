@@ -108,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    # MLflow logs its schema creation and migrations at INFO: not a user's concern.
+    logging.getLogger("mlflow").setLevel(logging.INFO if args.verbose else logging.WARNING)
     handler = {"validate": _validate, "trial": _trial, "run": _run, "status": _status,
                "report": _report, "bench": _bench, "ui": _ui, "submit": _submit}[args.command]
     from trainers.data import DatasetError

@@ -526,6 +526,9 @@ def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
         probe_address(address)  # first: a dead address must not wait on anything else
     storage.check_bucket(options.storage)
     folder = storage.sweep_location(options.storage, spec.name)
+    if options.address is None:  # on a cluster the workers' filesystems are what matter
+        for dataset in {t.config.dataset for t in expand(spec)}:
+            check_dataset(dataset)
     tracker = SweepTracker(options.tracking_uri, spec.name)
     tracker.check_available()
     restoring = _check_sweep_identity(spec, options, folder, tracker, progress)
@@ -536,9 +539,6 @@ def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
         print(f"warm start: {len(warm.points)} finished trial(s) of "
               + ", ".join(f"{n} ({k})" for n, k in warm.used.items()) + " seed the sampler",
               file=progress, flush=True)
-    if options.address is None:  # on a cluster the workers' filesystems are what matter
-        for dataset in {t.config.dataset for t in expand(spec)}:
-            check_dataset(dataset)
     init_ray(options.address)
     check_resources(spec)
     if threading.current_thread() is threading.main_thread():
