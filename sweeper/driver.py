@@ -142,8 +142,10 @@ class _Session:
     with the experiment) looks it up here, so a restored sweep writes through
     this process's tracker and progress stream."""
 
-    def __init__(self, spec: SweepSpec, tracker: SweepTracker, progress: TextIO) -> None:
+    def __init__(self, spec: SweepSpec, tracker: SweepTracker, progress: TextIO,
+                 warm_trials: int = 0) -> None:
         self.spec = spec
+        self.warm_trials = warm_trials  # Optuna trials a warm start put in the study first
         self.tracker = tracker
         self.progress = progress
         self.with_seed = len(spec.search.seeds) > 1
@@ -160,7 +162,7 @@ class _Session:
 
     def run_for(self, trial: RayTrial) -> str:
         if trial.trial_id not in self.runs:
-            resolved = _trial_of(trial)
+            resolved = _trial_of(trial, self.warm_trials)
             self.runs[trial.trial_id] = self.tracker.trial_run(resolved, self.with_seed,
                                                                key=trial.trial_id)
             self.names[trial.trial_id] = run_name(resolved.params, self.with_seed)
@@ -359,15 +361,17 @@ def _scheduler(spec: SweepSpec) -> TrialScheduler:
     return FIFOScheduler()
 
 
-def _trial_of(trial: RayTrial) -> Trial:
+def _trial_of(trial: RayTrial, warm_trials: int = 0) -> Trial:
     """The sweep's Trial behind a Ray trial. A grid trial carries its index; an Optuna
-    trial's is its number in the study, which is the order Tune created it in (Tune
-    asks the sampler once per trial it creates, and tags the trial with that count)."""
+    trial's is its number in the study: the order Tune created it in (Tune asks the
+    sampler once per trial it creates, and tags the trial with that count), after the
+    `warm_trials` a warm start added to the study first."""
     resolved = trial_from_ray_config(trial.config)
     if resolved.index >= 0:
         return resolved
     count = (trial.experiment_tag or "").split("_", 1)[0]
-    return replace(resolved, index=int(count) - 1) if count.isdigit() else resolved
+    return (replace(resolved, index=warm_trials + int(count) - 1) if count.isdigit()
+            else resolved)
 
 
 def _trial_name(trial: RayTrial, with_seed: bool) -> str:
@@ -547,7 +551,9 @@ def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
         signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
     tracker.open_sweep(spec_text, summary(spec), num_trials(spec), storage=folder,
                        params={"warm_start_trials": str(len(warm.points))})
-    _SESSION = session = _Session(spec, tracker, progress)
+    warm_trials = (int(tracker.parent_param("warm_start_trials") or 0) if restoring
+                   else len(warm.points))
+    _SESSION = session = _Session(spec, tracker, progress, warm_trials)
     trainable = tune.with_resources(_ray_trainable, {"cpu": spec.resources.cpu,
                                                      "gpu": spec.resources.gpu})
     try:

@@ -315,6 +315,9 @@ class SweepTracker:
         self._status[run_id] = "RUNNING"
         self._attached.add(run_id)
 
+    def parent_param(self, name: str) -> str | None:
+        return self.client.get_run(self.parent_id).data.params.get(name)
+
     def run_status(self, key: str) -> str | None:
         """The MLflow status of the run of the trial Ray knows as `key`, if it has one."""
         run_id = self._runs.get(key)

@@ -242,3 +242,24 @@ def test_a_reader_opening_the_fresh_store_during_start_up_breaks_nothing(
     status = cli(workdir, "status", "readers")
     assert status.returncode == 0 and "1 finished" in status.stdout
     assert not any(name.endswith(".creating") for name in os.listdir(workdir))
+
+
+@pytest.mark.slow
+def test_a_warm_start_seeds_optuna_with_an_earlier_sweeps_trials(
+        local_ray: None, workdir: Path) -> None:
+    space = ("  params:\n    temperature: {type: categorical, choices: [0.2, 0.5]}\n"
+             "    color_jitter_strength: {type: float, low: 0.25, high: 1.0}\n")
+    first = tiny_sweep("warm-a", "search:\n  type: optuna\n  num_samples: 2\n" + space,
+                       epochs=1)
+    opts = options(workdir)
+    run_sweep(parse_spec(first), first, opts, progress=io.StringIO())
+    second = tiny_sweep("warm-b", "search:\n  type: optuna\n  num_samples: 1\n"
+                        "  warm_start: [warm-a]\n" + space, epochs=1)
+    progress = io.StringIO()
+    outcome = run_sweep(parse_spec(second), second, opts, progress=progress)
+    assert len(outcome.finished) == 1
+    assert "warm start: 2 finished trial(s) of warm-a (2) seed the sampler" in progress.getvalue()
+    (parent,) = parents(opts.tracking_uri, "warm-b")
+    assert parent.data.params["warm_start_trials"] == "2"
+    (trial,) = trial_runs(opts.tracking_uri, "warm-b")
+    assert trial.data.tags["sweeper.trial_index"] == "2"  # its number in the study
