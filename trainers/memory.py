@@ -3,8 +3,8 @@
 glibc hands blocks above its mmap threshold straight back to the kernel when they are
 freed, and trims the heap's free top likewise. A training step allocates and frees the
 same few megabyte-sized tensors every batch, so each batch page-faults its memory in
-again: on a 2-core CPU that was 1,900-4,400 faults and 4-11 ms of kernel CPU time per
-augmented batch of 512 (against 31-39 ms of user time). Raising both thresholds
+again: without this, on a 2-core CPU, 1,900-4,400 faults and 4-11 ms of kernel CPU time
+per augmented batch of 512 (against 31-39 ms of user time). Raising both thresholds
 makes the heap behave like PyTorch's CUDA caching allocator: peak usage stays reserved.
 """
 

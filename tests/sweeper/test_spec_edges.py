@@ -1,7 +1,7 @@
-"""Issue #14, hard edges: each class of bad spec or override that once gave a
-traceback, a hang or a silent coercion now ends in exit 2 with one line naming
-the field, the value, the YAML line (or --set) and the fix; and huge grids are
-answered one trial at a time."""
+"""Hard edges: each class of bad spec or override (tracebacks, hangs, silent
+coercions in the making) ends in exit 2 with one line naming the field, the
+value, the YAML line (or --set) and the fix; and huge grids are answered one
+trial at a time."""
 
 import re
 from pathlib import Path
