@@ -96,6 +96,7 @@ VIEW_KEY = "sweeper"
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
 # MLflow 3 opens pages in its GenAI navigation unless told this is model training.
 WORKFLOW = ("workflowType", "machine_learning")
+REPORT = "report/report.html"  # where `sweeper report` attaches its page to the parent run
 
 
 @dataclass(frozen=True)
@@ -104,12 +105,14 @@ class Glance:
 
     name: str
     experiment_id: str
+    parent_id: str
     metric: str  # the spec's metric: what "best" means
     mode: str  # max | min
     axes: tuple[str, ...]  # the swept params, in the spec's order
     ranked: tuple[str, ...]  # every trial's run id, best first (unmeasured ones last)
     compared: tuple[str, ...]  # those the comparison link holds: the best COMPARE_LIMIT
     view_saved: bool  # the runs view is in the experiment (else the link sorts and filters)
+    report: bool  # `sweeper report` attached report/report.html to the parent run
 
 
 def sweep_glance(tracker: SweepTracker, limit: int = COMPARE_LIMIT) -> Glance:
@@ -124,8 +127,9 @@ def sweep_glance(tracker: SweepTracker, limit: int = COMPARE_LIMIT) -> Glance:
     saved = save_runs_view(client, tracker.experiment_id, f"sweeper: trials by {metric}",
                            runs_view_state(metric, mode, axes))
     return Glance(name=tracker.experiment, experiment_id=tracker.experiment_id,
-                  metric=metric, mode=mode, axes=axes, ranked=ranked,
-                  compared=ranked[:limit], view_saved=saved)
+                  parent_id=tracker.parent_id, metric=metric, mode=mode, axes=axes,
+                  ranked=ranked, compared=ranked[:limit], view_saved=saved,
+                  report=_has_report(client, tracker.parent_id))
 
 
 def rank(runs: list[Any], metric: str, mode: str) -> list[Any]:
@@ -168,6 +172,12 @@ def runs_url(base: str, glance: Glance) -> str:
     return f"{path}?" + _query([
         ("searchFilter", state["searchFilter"]), ("orderByKey", state["orderByKey"]),
         ("orderByAsc", str(state["orderByAsc"]).lower()), WORKFLOW])
+
+
+def report_url(base: str, glance: Glance) -> str:
+    """The parent run's report.html in MLflow's artifact viewer (it shows HTML in place)."""
+    return (f"{base}#/experiments/{glance.experiment_id}/runs/{glance.parent_id}"
+            f"/artifacts/{REPORT}?{_query([WORKFLOW])}")
 
 
 def save_runs_view(client: MlflowClient, experiment_id: str, name: str,
@@ -222,6 +232,8 @@ def describe(glance: Glance, base: str) -> str:
                          f"page is unwieldy beyond {COMPARE_LIMIT} runs; the runs list has all")
         lines.append(f"  compare: {compare_url(base, glance)}")
     lines.append(f"  runs:    {runs_url(base, glance)}")
+    if glance.report:
+        lines.append(f"  report:  {report_url(base, glance)}")
     return "\n".join(lines)
 
 
@@ -250,6 +262,15 @@ def _query(pairs: list[tuple[str, str]]) -> str:
 
 def _json(values: list[str]) -> str:
     return json.dumps(values, separators=(",", ":"))
+
+
+def _has_report(client: MlflowClient, parent_id: str) -> bool:
+    try:
+        return any(item.path == REPORT
+                   for item in client.list_artifacts(parent_id, REPORT.rsplit("/", 1)[0]))
+    except Exception as exc:  # an artifact store that cannot be listed: no link, no failure
+        log.warning("could not list the sweep's report artifacts: %s", exc)
+        return False
 
 
 def _trial_runs(client: MlflowClient, experiment_id: str, parent_id: str) -> list[Any]:
