@@ -74,13 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--address", help="with --job: the job server, http://HEAD:8265")
     _add_location_options(status)
 
-    ui = commands.add_parser("ui", help="serve the MLflow UI for a sweep on 127.0.0.1")
+    ui = commands.add_parser(
+        "ui", help="serve the MLflow UI on 127.0.0.1; print links to a sweep's trials")
     ui.add_argument("name", nargs="?", help="the sweep to open (default: the store's home)")
     ui.add_argument("--port", type=int, default=5000, help="port (default 5000)")
     ui.add_argument("--host", default="127.0.0.1",
                     help="address to listen on (default 127.0.0.1: this machine only)")
     ui.add_argument("--tracking-uri", help="MLflow tracking URI (default: "
                     "$MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in this folder)")
+    ui.add_argument("--no-browser", dest="browser", action="store_false",
+                    help="only print the links (default: also open the comparison in "
+                    "a browser, where there is a graphical one)")
 
     # Subcommands owned by other modules: each adds its arguments and runs itself.
     from reports.command import add_report_arguments
@@ -176,8 +180,10 @@ def _run(args: argparse.Namespace) -> int:
     outcome = run_sweep(spec, spec_text, options)
     print(_format_outcome(outcome, spec.metric), file=sys.stderr)
     folder = sweep_location(args.storage, spec.name)
+    browse = ["sweeper", "ui", spec.name] + (["--tracking-uri", args.tracking_uri]
+                                             if args.tracking_uri else [])
     print(f"results: {folder}\nMLflow:  {options.tracking_uri} (experiment {spec.name!r}); "
-          f"browse with: mlflow ui --backend-store-uri {options.tracking_uri}", file=sys.stderr)
+          f"browse with: {shlex.join(browse)}", file=sys.stderr)
     if outcome.interrupted:
         print(f"interrupted: {outcome.unfinished} trial(s) unfinished. Resume with:\n"
               f"  {resume_command(args.argv)}", file=sys.stderr)
@@ -315,7 +321,8 @@ def _ui(args: argparse.Namespace) -> int:
     from sweeper.tracking import resolve_tracking_uri
     from sweeper.ui import serve
 
-    return serve(resolve_tracking_uri(args.tracking_uri), args.name, args.host, args.port)
+    return serve(resolve_tracking_uri(args.tracking_uri), args.name, args.host, args.port,
+                 browser=args.browser)
 
 
 def _report(args: argparse.Namespace) -> int:
