@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from mlflow.tracking import MlflowClient
 
+from sweeper import glance as links
 from sweeper import ui
 from sweeper.cli import build_parser
 from sweeper.spec import Trial
@@ -84,19 +85,19 @@ def names_of(client: MlflowClient, run_ids: tuple[str, ...]) -> list[str]:
 
 def test_comparison_link_holds_every_trial_best_first(store: str) -> None:
     tracker = logged(store)
-    glance = ui.sweep_glance(tracker)
+    glance = links.sweep_glance(tracker)
     assert (glance.metric, glance.mode, glance.axes) == ("top_1_accuracy", "max", AXES)
     # top_1 = t * cj: 0.5, 0.25, 0.2, 0.1
     assert names_of(tracker.client, glance.compared) == [
         "t0.5-cj1", "t0.5-cj0.5", "t0.2-cj1", "t0.2-cj0.5"]
-    url = ui.compare_url("http://127.0.0.1:5000/", glance)
+    url = links.compare_url("http://127.0.0.1:5000/", glance)
     assert url.startswith("http://127.0.0.1:5000/#/compare-runs?")
     query = query_of(url)
     assert json.loads(query["runs"]) == list(glance.compared)
     assert json.loads(query["experiments"]) == [tracker.experiment_id]
     assert query["workflowType"] == "machine_learning"
     assert not re.search(r'["\[\]` ]', url)  # percent-encoded: terminals keep it whole
-    text = ui.describe(glance, "http://127.0.0.1:5000/")
+    text = links.describe(glance, "http://127.0.0.1:5000/")
     assert text.splitlines()[0] == "sweep 'glance' (4 trials):"
     assert f"  compare: {url}" in text.splitlines()
     assert "report:" not in text  # no `sweeper report` yet
@@ -107,24 +108,24 @@ def test_over_the_limit_the_comparison_holds_the_best_by_the_spec_metric(store: 
     tracker = logged(store, extra="metric: loss\nmode: min\n",
                      score=lambda t: {"loss": t.params["temperature"]
                                       + t.params["color_jitter_strength"]})
-    glance = ui.sweep_glance(tracker, limit=3)
+    glance = links.sweep_glance(tracker, limit=3)
     assert (glance.metric, glance.mode) == ("loss", "min")
     assert names_of(tracker.client, glance.ranked) == [
         "t0.2-cj0.5", "t0.5-cj0.5", "t0.2-cj1", "t0.5-cj1"]
     assert glance.compared == glance.ranked[:3]
-    lines = ui.describe(glance, "http://h:1/").splitlines()
+    lines = links.describe(glance, "http://h:1/").splitlines()
     assert "the comparison holds the best 3 of 4 trials by loss (min)" in lines[1]
     assert json.loads(query_of(lines[2].split(": ", 1)[1].strip())["runs"]) == list(
         glance.compared)
 
 
 def test_the_limit_keeps_the_comparison_url_short() -> None:
-    glance = ui.Glance(name="big", experiment_id="123", parent_id="p" * 32,
+    glance = links.Glance(name="big", experiment_id="123", parent_id="p" * 32,
                        metric="top_1_accuracy", mode="max", axes=AXES,
                        ranked=tuple(f"{i:032x}" for i in range(500)),
-                       compared=tuple(f"{i:032x}" for i in range(ui.COMPARE_LIMIT)),
+                       compared=tuple(f"{i:032x}" for i in range(links.COMPARE_LIMIT)),
                        view_saved=True, report=False)
-    assert len(ui.compare_url("http://127.0.0.1:5000/", glance)) < 5000
+    assert len(links.compare_url("http://127.0.0.1:5000/", glance)) < 5000
 
 
 def test_trials_without_the_metric_come_last() -> None:
@@ -134,21 +135,21 @@ def test_trials_without_the_metric_come_last() -> None:
 
     runs = [run("a"), run("b", top_1_accuracy=float("nan")), run("c", top_1_accuracy=0.1),
             run("d", top_1_accuracy=0.3)]
-    assert [r.info.run_name for r in ui.rank(runs, "top_1_accuracy", "max")] == [
+    assert [r.info.run_name for r in links.rank(runs, "top_1_accuracy", "max")] == [
         "d", "c", "a", "b"]
-    assert [r.info.run_name for r in ui.rank(runs, "top_1_accuracy", "min")] == [
+    assert [r.info.run_name for r in links.rank(runs, "top_1_accuracy", "min")] == [
         "c", "d", "a", "b"]
 
 
 def test_runs_link_opens_a_view_saved_in_the_experiment(store: str) -> None:
     tracker = logged(store)
-    glance = ui.sweep_glance(tracker)
+    glance = links.sweep_glance(tracker)
     assert glance.view_saved
-    url = ui.runs_url("http://127.0.0.1:5000/", glance)
+    url = links.runs_url("http://127.0.0.1:5000/", glance)
     assert url.startswith(f"http://127.0.0.1:5000/#/experiments/{tracker.experiment_id}/runs?")
     assert query_of(url) == {"viewStateShareKey": "sweeper", "workflowType": "machine_learning"}
     # The envelope MLflow's Views menu reads: name, times, and the state as a JSON string.
-    tag = tracker.client.get_experiment(tracker.experiment_id).tags[ui.VIEW_TAG]
+    tag = tracker.client.get_experiment(tracker.experiment_id).tags[links.VIEW_TAG]
     view = json.loads(tag)
     assert view["name"] == "sweeper: trials by top_1_accuracy"
     assert json.loads(view["state"]) == {
@@ -156,8 +157,8 @@ def test_runs_link_opens_a_view_saved_in_the_experiment(store: str) -> None:
         "orderByKey": "metrics.`top_1_accuracy`", "orderByAsc": False,
         "selectedColumns": ["params.`temperature`", "params.`color_jitter_strength`",
                             "metrics.`top_1_accuracy`"]}
-    ui.sweep_glance(tracker)  # a second `sweeper ui`: nothing to rewrite
-    assert tracker.client.get_experiment(tracker.experiment_id).tags[ui.VIEW_TAG] == tag
+    links.sweep_glance(tracker)  # a second `sweeper ui`: nothing to rewrite
+    assert tracker.client.get_experiment(tracker.experiment_id).tags[links.VIEW_TAG] == tag
 
 
 def test_without_the_view_the_runs_link_still_filters_and_sorts(
@@ -169,9 +170,9 @@ def test_without_the_view_the_runs_link_still_filters_and_sorts(
         raise PermissionError("read-only store")
 
     monkeypatch.setattr(tracker.client, "set_experiment_tag", refuse)
-    glance = ui.sweep_glance(tracker)
+    glance = links.sweep_glance(tracker)
     assert not glance.view_saved
-    assert query_of(ui.runs_url("http://h:1/", glance)) == {
+    assert query_of(links.runs_url("http://h:1/", glance)) == {
         "searchFilter": "tags.`sweeper.kind` = 'trial'", "orderByKey": "metrics.`loss`",
         "orderByAsc": "true", "workflowType": "machine_learning"}
 
@@ -181,13 +182,13 @@ def test_report_link_once_the_report_is_attached(store: str, tmp_path: Path) -> 
     page = tmp_path / "report.html"
     page.write_text("<table></table>")
     tracker.client.log_artifact(tracker.parent_id, str(page), "report")
-    glance = ui.sweep_glance(tracker)
+    glance = links.sweep_glance(tracker)
     assert glance.report
-    url = ui.report_url("http://127.0.0.1:5000/", glance)
+    url = links.report_url("http://127.0.0.1:5000/", glance)
     assert url == (f"http://127.0.0.1:5000/#/experiments/{tracker.experiment_id}/runs/"
                    f"{tracker.parent_id}/artifacts/report/report.html"
                    "?workflowType=machine_learning")
-    assert f"  report:  {url}" in ui.describe(glance, "http://127.0.0.1:5000/").splitlines()
+    assert f"  report:  {url}" in links.describe(glance, "http://127.0.0.1:5000/").splitlines()
 
 
 def test_no_browser_on_a_headless_machine(monkeypatch: pytest.MonkeyPatch) -> None:
