@@ -18,6 +18,7 @@ CI runs a few short examples; a long local run:
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -69,6 +70,9 @@ class SweepRecord(RuleBasedStateMachine):
         self.finished: dict[str, tuple[Any, ...]] = {}  # run id -> its snapshot when FINISHED
         self.driver_killed = False
         self.ran = False
+
+    def teardown(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
 
     @initialize(kind=st.sampled_from(sorted(SPECS)))
     def write_spec(self, kind: str) -> None:
