@@ -5,8 +5,8 @@ hold in MLflow:
 
 - one parent run per sweep, and every trial exactly one run (its own trial id);
 - FINISHED runs are never modified;
-- the trial that diverges is never FINISHED, and FAILED whenever a driver ended
-  normally;
+- the trial that diverges is never FINISHED, and FAILED once a driver has run
+  the sweep to its end;
 - one metric point per step per run;
 - nothing RUNNING once the driver has exited (unless it was SIGKILLed, which
   leaves no chance to clean up: then until the next driver has run).
@@ -31,7 +31,13 @@ import mlflow
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
 from .conftest import tiny_sweep
 
@@ -68,8 +74,8 @@ class SweepRecord(RuleBasedStateMachine):
         self.folder = Path(tempfile.mkdtemp(prefix="sweeper-inv-"))
         self.uri = f"sqlite:///{self.folder / 'mlflow.db'}"
         self.finished: dict[str, tuple[Any, ...]] = {}  # run id -> its snapshot when FINISHED
-        self.driver_killed = False
-        self.ran = False
+        self.driver_killed = False  # the last driver that ran the sweep was SIGKILLed
+        self.complete = False  # the last driver that ran the sweep ran it to its end
 
     def teardown(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -95,9 +101,11 @@ class SweepRecord(RuleBasedStateMachine):
         _, rest = driver.communicate(timeout=600)
         output = seen + rest
         assert "Traceback" not in output, output
-        self.driver_killed = driver.returncode == -signal.SIGKILL
-        if driver.returncode in (0, 1, 130):
-            self.ran, self.driver_killed = True, False
+        if driver.returncode == -signal.SIGKILL:
+            self.driver_killed = True
+        elif driver.returncode in (0, 1, 130):  # a driver that ran the sweep and cleaned up
+            self.driver_killed = False
+            self.complete = driver.returncode in (0, 1)
         return driver.returncode, output
 
     @rule(retry=st.booleans())
@@ -109,22 +117,21 @@ class SweepRecord(RuleBasedStateMachine):
 
     @rule()
     def run_again_without_resume(self) -> None:
+        existed = bool(self._parents())
         code, output = self._finish(self._driver())
         _log(f"step: run -> {code}")
-        if self.ran or self.driver_killed or self._parents():
+        if existed:
             assert code == 2 and "--resume" in output, output
         else:
             assert code == self.expect, output
 
+    @precondition(lambda self: bool(self._parents()))
     @rule()
     def same_name_elsewhere(self) -> None:
         code, output = self._finish(self._driver("--storage", "elsewhere"))
         _log(f"step: same name, other storage -> {code}")
-        if self._parents():
-            assert code == 2 and "already exists" in output, output
-            assert not (self.folder / "elsewhere").exists()
-        else:
-            assert code == self.expect, output
+        assert code == 2 and "already exists" in output, output
+        assert not (self.folder / "elsewhere").exists()
 
     @rule(stop=st.sampled_from(["SIGINT", "SIGKILL"]))
     def interrupt_driver(self, stop: str) -> None:
@@ -194,7 +201,7 @@ class SweepRecord(RuleBasedStateMachine):
             assert len(steps) == len(set(steps)), (run.info.run_name, steps)
             if run.info.run_name == DIVERGES:
                 assert run.info.status != "FINISHED"
-                if self.ran and not self.driver_killed:
+                if self.complete and not self.driver_killed:
                     assert run.info.status == "FAILED", run.info
             snapshot = (run.info.end_time, tuple(sorted(run.data.metrics.items())), len(steps))
             if run.info.run_id in self.finished:
