@@ -87,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "a browser, where there is a graphical one)")
 
     # Subcommands owned by other modules: each adds its arguments and runs itself.
-    from reports.command import add_report_arguments
     from sweeper.bench_cli import add_bench_arguments
+    from sweeper.reports.command import add_report_arguments
 
     add_report_arguments(commands.add_parser(
         "report", help="tables (CSV, LaTeX) and plots of a sweep from MLflow"))
@@ -299,8 +299,8 @@ def _status(args: argparse.Namespace) -> int:
 
 def _tie_group(uri: str, name: str) -> list[str]:
     """With several seeds per cell: the cells not significantly worse than the best."""
-    from reports.collect import load_sweep
-    from reports.tables import TIED, indistinguishable_from_best
+    from sweeper.reports.collect import load_sweep
+    from sweeper.reports.tables import TIED, indistinguishable_from_best
 
     sweep = load_sweep(uri, name)
     trials = sweep.trials[sweep.trials["state"] == "FINISHED"]
@@ -326,7 +326,7 @@ def _ui(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from reports.command import run_report
+    from sweeper.reports.command import run_report
 
     return run_report(args)
 

@@ -11,9 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shlex
 import signal
-import socket
 import sys
 import tempfile
 import threading
@@ -40,7 +38,7 @@ from sweeper.cluster_access import (
     use_token_if_available,
 )
 from sweeper.encoders import export_encoder
-from sweeper.errors import SweeperError
+from sweeper.identity import check_sweep_identity
 from sweeper.shipping import UPLOAD_EXCLUDES, project_modules
 from sweeper.spec import (
     OptunaParam,
@@ -53,11 +51,8 @@ from sweeper.spec import (
     summary,
 )
 from sweeper.tracking import (
-    DRIVER_TAG,
     STOPPED_TAG,
-    STORAGE_TAG,
     TRIAL_ID_TAG,
-    ExperimentDeleted,
     SweepTracker,
     run_name,
 )
@@ -103,10 +98,6 @@ class SweepOutcome:
     @property
     def interrupted(self) -> bool:
         return bool(self.unfinished)
-
-
-class SweepExists(SweeperError):
-    """A sweep of that name already has results; resuming must be explicit."""
 
 
 # --- the Ray trainable ----------------------------------------------------------
@@ -535,7 +526,8 @@ def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
             check_dataset(dataset)
     tracker = SweepTracker(options.tracking_uri, spec.name)
     tracker.check_available()
-    restoring = _check_sweep_identity(spec, options, folder, tracker, progress)
+    restoring = check_sweep_identity(spec.name, folder, tune.Tuner.can_restore(folder), tracker,
+                                     options.resume, progress)
     warm = WarmStart() if restoring else warm_start.collect(spec, options.tracking_uri)
     for note in warm.notes:
         print(f"warm start: {note}", file=progress, flush=True)
@@ -582,74 +574,6 @@ def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
     tracker.end_sweep("KILLED" if outcome.interrupted
                       else "FAILED" if outcome.failed else "FINISHED")
     return outcome
-
-
-def _check_sweep_identity(spec: SweepSpec, options: SweepOptions, folder: str,
-                          tracker: SweepTracker, progress: TextIO) -> bool:
-    """MLflow decides whether the sweep exists; the storage whether it can be restored.
-    Returns whether to restore; raises SweepExists where running would merge two
-    sweeps' records, or re-run trials that finished."""
-    try:
-        parent = tracker.existing_sweep()
-    except ExperimentDeleted as exc:
-        raise SweepExists(str(exc)) from None
-    restorable = tune.Tuner.can_restore(folder)
-    recorded = parent.data.tags.get(STORAGE_TAG, "an unrecorded location") if parent else ""
-    where = f"MLflow {options.tracking_uri} (experiment {spec.name!r})"
-    if not options.resume:
-        if parent is not None:
-            raise SweepExists(
-                f"sweep {spec.name!r} already exists in {where}, with its results in "
-                f"{recorded}: pass --resume to continue it (with --storage "
-                f"{_storage_root(recorded, spec.name)}), or --name to start a new sweep")
-        if storage.holds_files(folder):
-            raise SweepExists(
-                f"sweep {spec.name!r} already has results in {folder}: pass --resume to "
-                "continue it (--retry-failed to re-run failed trials), or --name to start a "
-                "new sweep")
-        return False
-    if parent is not None:
-        _refuse_a_second_driver(parent, spec.name)
-        if restorable:
-            return True
-        raise SweepExists(
-            f"--resume: {folder} holds no state of sweep {spec.name!r} to restore, but {where} "
-            f"has it, with its results in {recorded}. Pass the --storage it ran with; if those "
-            "results are gone, the sweep cannot be resumed (finished trials are never re-run): "
-            "start a new sweep with --name")
-    if restorable:
-        raise SweepExists(
-            f"--resume: {folder} holds sweep {spec.name!r}, but {where} has no record of it: "
-            "pass the --tracking-uri it ran with (resuming into another store would lose the "
-            "record of its finished trials)")
-    if storage.holds_files(folder):
-        raise SweepExists(f"{folder} holds no sweep state to resume; remove it or pass "
-                          "--name to start a new sweep")
-    print(f"nothing to resume for sweep {spec.name!r}: starting it", file=progress, flush=True)
-    return False
-
-
-def _storage_root(location: str, name: str) -> str:
-    suffix = f"/{name}"
-    return shlex.quote(location[: -len(suffix)] if location.endswith(suffix) else location)
-
-
-def _refuse_a_second_driver(parent: Any, name: str) -> None:
-    """Two drivers writing one sweep would interleave its record: refuse while the one
-    that holds it is alive (checked on this machine; a driver elsewhere cannot be seen)."""
-    if parent.info.status != "RUNNING":
-        return
-    host, _, pid = parent.data.tags.get(DRIVER_TAG, "").rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
-        return
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return  # that driver is gone (killed): resuming is what is wanted
-    except PermissionError:
-        pass
-    raise SweepExists(f"sweep {name!r} is being run by process {pid} on this machine; "
-                      "wait for it, or stop it (Ctrl-C) and resume")
 
 
 def _outcome(spec: SweepSpec, session: _Session, tracker: SweepTracker,

@@ -20,7 +20,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-import reports
 import sweeper
 import trainers
 from trainers.config import DatasetConfig
@@ -40,7 +39,7 @@ CIFAR10_FOLDER = "cifar-10-batches-py"  # torchvision's extracted CIFAR-10
 
 def project_modules() -> list[str]:
     """The folders of the project's packages, as Ray's runtime_env py_modules takes them."""
-    return [str(Path(package.__file__ or "").parent) for package in (sweeper, trainers, reports)]
+    return [str(Path(package.__file__ or "").parent) for package in (sweeper, trainers)]
 
 
 def never_uploaded(relative: PurePosixPath) -> bool:

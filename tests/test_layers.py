@@ -1,6 +1,8 @@
-"""The dependency direction, enforced: trainers/ (the training code that runs in
-every worker) imports neither Ray, MLflow, nor the packages above it, so a trial
-can be run, tested and reused without the orchestration."""
+"""The dependency direction, enforced. From the top: the command line
+(sweeper/cli.py, which nothing imports); the orchestration (spec, driver,
+tracking, ...) and the reports (sweeper/reports/), which read MLflow but never
+drive a sweep; trainers/ at the bottom, which imports neither Ray, MLflow nor
+anything above it, so a trial can be run, tested and reused alone."""
 
 import ast
 from pathlib import Path
@@ -8,7 +10,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FORBIDDEN_IN_TRAINERS = ("ray", "mlflow", "sweeper", "reports")
+FORBIDDEN_IN_TRAINERS = ("ray", "mlflow", "sweeper")
+# What the reports may use of the orchestration: the MLflow names, the spec, the errors.
+REPORTS_MAY_IMPORT = {"sweeper.tracking", "sweeper.spec", "sweeper.errors", "sweeper.reachable"}
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -30,14 +34,27 @@ def test_trainers_import_no_orchestration(path: Path) -> None:
 
 
 def test_only_the_driver_and_the_job_client_import_ray() -> None:
-    users = {path.relative_to(ROOT).as_posix() for package in ("sweeper", "reports")
-             for path in (ROOT / package).rglob("*.py")
+    users = {path.relative_to(ROOT).as_posix() for path in (ROOT / "sweeper").rglob("*.py")
              if any(name.split(".")[0] == "ray" for name in imported_modules(path))}
     assert users == {"sweeper/driver.py", "sweeper/submit.py"}
 
 
 def test_nothing_imports_the_command_line() -> None:
-    for package in ("sweeper", "reports", "trainers"):
+    for package in ("sweeper", "trainers"):
         for path in (ROOT / package).rglob("*.py"):
             if path.name != "cli.py":
                 assert "sweeper.cli" not in imported_modules(path), path
+
+
+def test_only_the_command_line_imports_the_reports() -> None:
+    for path in (ROOT / "sweeper").rglob("*.py"):
+        if "reports" not in path.parts and path.name != "cli.py":
+            assert not {name for name in imported_modules(path)
+                        if name.startswith("sweeper.reports")}, path
+
+
+def test_the_reports_use_only_the_orchestrations_names_never_the_driver() -> None:
+    for path in (ROOT / "sweeper" / "reports").glob("*.py"):
+        upward = {name for name in imported_modules(path) if name.startswith("sweeper.")
+                  and not name.startswith("sweeper.reports")}
+        assert upward <= REPORTS_MAY_IMPORT, f"{path.name} imports {sorted(upward)}"

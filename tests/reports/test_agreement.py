@@ -1,4 +1,4 @@
-"""reports.agreement: how well a sweep reproduces a published table, on the
+"""sweeper.reports.agreement: how well a sweep reproduces a published table, on the
 thesis's own Appendix B numbers."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from reports.agreement import agreement, agreement_line
+from sweeper.reports.agreement import agreement, agreement_line
 
 from .conftest import THESIS_CSV
 

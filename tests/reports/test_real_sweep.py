@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from reports.collect import load_sweep
 from sweeper.cli import main
+from sweeper.reports.collect import load_sweep
 
 pytestmark = pytest.mark.slow
 

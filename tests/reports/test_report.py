@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reports import plots
-from reports.collect import load_sweep
 from sweeper.cli import main
+from sweeper.reports import plots
+from sweeper.reports.collect import load_sweep
 from sweeper.spec import Trial
 
 from .conftest import Outcome, compile_latex, log_sweep
@@ -238,11 +238,11 @@ def test_without_spec_yaml_the_axes_are_the_params_that_vary(uri: str, tmp_path:
 
 
 def test_imports_stay_light() -> None:
-    """The CLI imports reports.command for every subcommand: no MLflow, pandas or
+    """The CLI imports sweeper.reports.command for every subcommand: no MLflow, pandas or
     matplotlib until a report runs; and reports never import Ray."""
-    code = ("import sys, reports.command\n"
+    code = ("import sys, sweeper.reports.command\n"
             "assert not {'mlflow', 'pandas', 'matplotlib'} & set(sys.modules)\n"
-            "import reports.collect, reports.tables, reports.plots\n"
+            "import sweeper.reports.collect, sweeper.reports.tables, sweeper.reports.plots\n"
             "assert 'ray' not in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 

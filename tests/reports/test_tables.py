@@ -1,4 +1,4 @@
-"""reports.tables on hand-made trial frames: BYOL and Optuna layouts, "best",
+"""sweeper.reports.tables on hand-made trial frames: BYOL and Optuna layouts, "best",
 and the LaTeX details, without MLflow."""
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from reports import tables
-from reports.tables import Layout, appendix_b, best_by_batch_size, summarise, to_csv
+from sweeper.reports import tables
+from sweeper.reports.tables import Layout, appendix_b, best_by_batch_size, summarise, to_csv
 
 
 def trials(rows: list[dict[str, Any]], axes: tuple[str, ...]) -> pd.DataFrame:
-    """A frame shaped like reports.collect's: defaults for what a test leaves out."""
+    """A frame shaped like sweeper.reports.collect's: defaults for what a test leaves out."""
     filled = []
     for index, row in enumerate(rows):
         base = {"run_id": f"r{index}", "run_name": f"trial{index}", "trial_index": index,

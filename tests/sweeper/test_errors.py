@@ -3,12 +3,12 @@
 
 import pytest
 
-from reports.collect import SweepNotFound
 from sweeper import cli
 from sweeper.bench.errors import BenchError, BenchFailed
 from sweeper.cluster_access import ClusterUnavailable
-from sweeper.driver import SweepExists
 from sweeper.errors import SweeperError
+from sweeper.identity import SweepExists
+from sweeper.reports.collect import SweepNotFound
 from sweeper.run_trial import TrialFailed
 from sweeper.spec import SpecError
 from sweeper.storage import StorageError

@@ -15,7 +15,8 @@ import pytest
 
 from sweeper.cli import resume_command
 from sweeper.cluster_access import ClusterUnavailable
-from sweeper.driver import SweepExists, SweepOptions, run_sweep
+from sweeper.driver import SweepOptions, run_sweep
+from sweeper.identity import SweepExists
 from sweeper.spec import parse_spec
 from sweeper.tracking import open_client
 

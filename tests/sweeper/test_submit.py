@@ -94,7 +94,7 @@ def test_the_staging_folder_holds_exactly_the_listed_files(
                     if p.is_file())
     assert staged == sorted(upload.files)
     assert working_dir == str(staging / "working_dir")
-    assert [Path(m).name for m in modules] == ["reports", "sweeper", "trainers"]  # packages
+    assert [Path(m).name for m in modules] == ["sweeper", "trainers"]  # packages
     image = staging / "working_dir" / "data" / "train" / "cat" / "0.png"
     assert image.is_symlink() and image.read_bytes() == (
         workdir / "data" / "train" / "cat" / "0.png").read_bytes()

@@ -16,8 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from reports import tables
-from reports.tables import FINISHED, GAIN, TIED, Summary
+from sweeper.reports import tables
+from sweeper.reports.tables import FINISHED, GAIN, TIED, Summary
 
 CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 1.5em; color: #222; max-width: 80em; }

@@ -2,7 +2,7 @@
 best trial per batch size) as CSV and booktabs LaTeX, and a side-by-side
 comparison with a reference table. No I/O here, so golden files can pin it.
 
-Input: the trials frame of reports.collect (one row per trial run, original
+Input: the trials frame of sweeper.reports.collect (one row per trial run, original
 MLflow param names, unrounded final metrics, a `state` per run).
 """
 
@@ -184,7 +184,7 @@ def indistinguishable_from_best(trials: pd.DataFrame, axes: Sequence[str],
                                 alpha: float = ALPHA) -> pd.DataFrame:
     """The cells of a sweep that are not significantly worse than the best one.
 
-    `trials`: one row per run, as reports.collect's trials frame (a `state` column,
+    `trials`: one row per run, as sweeper.reports.collect's trials frame (a `state` column,
     each axis, the metric). Its FINISHED runs are grouped into cells by `axes`;
     per cell: `n` (runs with a value), `mean`, `std`, `ci95` (half-width of the 95%
     Student-t interval of the mean), `p_value` (Welch's one-sided t-test of "this

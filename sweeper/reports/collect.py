@@ -24,9 +24,9 @@ import yaml
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from reports.tables import STOPPED
 from sweeper.errors import SweeperError
 from sweeper.reachable import check_readable
+from sweeper.reports.tables import STOPPED
 from sweeper.tracking import ERROR_TAG, KIND_TAG, PARENT_TAG, STOPPED_TAG, find_sweep
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 # Final metrics copied into the trials frame (the latest value = the last epoch's).
 METRICS = ("regularization_loss", "top_1_accuracy", "top_5_accuracy", "steps", "epoch")
 CURVE_METRIC = "top_1_accuracy"
-INIT = "_init"  # <metric>_init: the metric at step 0, before any training (reports.tables.INIT)
+INIT = "_init"  # <metric>_init: the metric at step 0, before any training (tables.INIT)
 NOT_STARTED = "NOT_STARTED"  # a grid cell of the spec that has no run (sweep interrupted early)
 _INT = re.compile(r"[+-]?\d+")
 

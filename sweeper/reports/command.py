@@ -23,7 +23,7 @@ from sweeper.errors import EXIT_OK, SweeperError, WorkFailed
 if TYPE_CHECKING:
     import pandas as pd
 
-    from reports.collect import Sweep
+    from sweeper.reports.collect import Sweep
 
 REPORT_FILES = (
     "appendix_b.csv", "appendix_b.tex", "best_by_batch_size.csv", "best_by_batch_size.tex",
@@ -52,7 +52,7 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
 def run_report(args: argparse.Namespace) -> int:
     from mlflow.exceptions import MlflowException
 
-    from reports.collect import SweepNotFound, attach_report, load_sweep, read_reference
+    from sweeper.reports.collect import SweepNotFound, attach_report, load_sweep, read_reference
     from sweeper.tracking import resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.tracking_uri)
@@ -87,9 +87,9 @@ def write_report(sweep: Sweep, folder: Path, reference: pd.DataFrame | None = No
                  ) -> list[Path]:
     """Every table and plot of the report into `folder`, and report.html with all of
     them; returns the files written."""
-    from reports import page, plots, tables
-    from reports.agreement import agreement, agreement_line
-    from reports.collect import CURVE_METRIC
+    from sweeper.reports import page, plots, tables
+    from sweeper.reports.agreement import agreement, agreement_line
+    from sweeper.reports.collect import CURVE_METRIC
 
     layout = tables.Layout(axes=tuple(sweep.axes), grid=sweep.search_type == "grid",
                            metric=sweep.metric, mode=sweep.mode)
@@ -173,8 +173,8 @@ def _headline(sweep: Sweep) -> str:
 
 
 def _summary(sweep: Sweep, folder: Path, written: list[Path]) -> str:
-    from reports.agreement import agreement_line
-    from reports.tables import FINISHED
+    from sweeper.reports.agreement import agreement_line
+    from sweeper.reports.tables import FINISHED
 
     lines = [f"report of sweep {sweep.name!r} ({_headline(sweep)}) "
              f"in {folder}:", "  " + " ".join(p.name for p in written)]
