@@ -8,19 +8,14 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import tempfile
 import time
 import urllib.parse
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import yaml
 from mlflow.tracking import MlflowClient
 
-from sweeper.tracking import KIND_TAG, PARENT_TAG, SweepTracker
+from sweeper.tracking import KIND_TAG, PARENT_TAG, SweepTracker, parent_spec
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +54,11 @@ class Glance:
 def sweep_glance(tracker: SweepTracker, limit: int = COMPARE_LIMIT) -> Glance:
     """Read the sweep's spec and trials, and save its runs view in the experiment."""
     client = tracker.client
-    spec = _spec_of(client, tracker.parent_id)
+    try:
+        spec = parent_spec(client, tracker.parent_id)
+    except ValueError as exc:
+        log.warning("%s: ranking by %s (%s)", exc, DEFAULT_METRIC, DEFAULT_MODE)
+        spec = {}
     metric = str(spec.get("metric") or DEFAULT_METRIC)
     mode = str(spec.get("mode") or DEFAULT_MODE)
     trials = _trial_runs(client, tracker.experiment_id, tracker.parent_id)
@@ -202,31 +201,3 @@ def _axes(spec: dict[str, Any], trials: list[Any]) -> tuple[str, ...]:
     names = sorted({key for run in trials for key in run.data.params})
     return tuple(key for key in names if key != "seed"
                  and len({run.data.params.get(key) for run in trials}) > 1)
-
-
-def _spec_of(client: MlflowClient, parent_id: str) -> dict[str, Any]:
-    """The spec.yaml the parent run carries ({} when absent or broken: defaults apply)."""
-    with tempfile.TemporaryDirectory() as folder, _no_progress_bar():
-        try:
-            data = yaml.safe_load(Path(client.download_artifacts(
-                parent_id, "spec.yaml", folder)).read_text())
-        except Exception as exc:  # no artifact, an unreadable store, bad YAML
-            log.warning("no usable spec.yaml on the sweep's parent run (%s): ranking by "
-                        "%s (%s)", exc, DEFAULT_METRIC, DEFAULT_MODE)
-            return {}
-    return data if isinstance(data, dict) else {}
-
-
-@contextlib.contextmanager
-def _no_progress_bar() -> Iterator[None]:
-    """MLflow draws a progress bar on stderr for every download, even of one small file."""
-    key, before = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", os.environ.get(
-        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
-    os.environ[key] = "false"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = before

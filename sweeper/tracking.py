@@ -24,14 +24,16 @@ import json
 import logging
 import os
 import socket
+import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import requests
 import sqlalchemy.exc
+import yaml
 from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import (
@@ -476,6 +478,33 @@ class SweepTracker:
         return self.client.search_runs(
             [self.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{self.parent_id}'",
             max_results=10_000)
+
+
+def parent_spec(client: MlflowClient, parent_id: str) -> dict[str, Any]:
+    """The spec.yaml a sweep's parent run carries, as plain data; ValueError saying why
+    when it is absent or unreadable (callers fall back to defaults)."""
+    with tempfile.TemporaryDirectory() as folder, _no_progress_bar():
+        try:
+            data = yaml.safe_load(Path(client.download_artifacts(
+                parent_id, "spec.yaml", folder)).read_text())
+        except Exception as exc:  # no artifact, an unreadable store, bad YAML
+            raise ValueError(f"no usable spec.yaml on the sweep's parent run ({exc})") from None
+    return data if isinstance(data, dict) else {}
+
+
+@contextlib.contextmanager
+def _no_progress_bar() -> Iterator[None]:
+    """MLflow draws a progress bar on stderr for every download, even of one small file."""
+    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(key)
+    os.environ[key] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
 
 
 def find_sweep(tracking_uri: str, name: str) -> SweepTracker | None:

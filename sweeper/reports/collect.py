@@ -8,26 +8,28 @@ state and error, plus the per-epoch history of top-1 for the curves.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
-import os
 import re
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from sweeper.errors import SweeperError
 from sweeper.reachable import check_readable
 from sweeper.reports.tables import STOPPED
-from sweeper.tracking import ERROR_TAG, KIND_TAG, PARENT_TAG, STOPPED_TAG, find_sweep
+from sweeper.tracking import (
+    ERROR_TAG,
+    KIND_TAG,
+    PARENT_TAG,
+    STOPPED_TAG,
+    find_sweep,
+    parent_spec,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +75,11 @@ def load_sweep(tracking_uri: str, name: str) -> Sweep:
         raise SweepNotFound(f"no sweep named {name!r} in {tracking_uri}")
     client = tracker.client
     parent = client.get_run(tracker.parent_id)
-    spec = _spec_of(client, tracker.parent_id)
+    try:
+        spec = parent_spec(client, tracker.parent_id)
+    except ValueError as exc:
+        log.warning("%s; inferring the swept axes from the trials' params", exc)
+        spec = {}
     # The client rather than mlflow.search_runs: the fluent API reads the
     # process-global tracking URI (and setting it also exports MLFLOW_TRACKING_URI).
     runs = _search_all(client, tracker.experiment_id,
@@ -139,34 +145,6 @@ def _search_all(client: MlflowClient, experiment_id: str, filter_string: str) ->
         token = page.token
         if not token:
             return runs
-
-
-def _spec_of(client: MlflowClient, parent_id: str) -> dict[str, Any]:
-    """The spec.yaml the parent run carries, as plain data ({} when absent or broken)."""
-    with tempfile.TemporaryDirectory() as folder, _no_progress_bar():
-        try:
-            path = client.download_artifacts(parent_id, "spec.yaml", folder)
-            data = yaml.safe_load(Path(path).read_text())
-        except Exception as exc:  # missing artifact, unreadable store, bad YAML: infer instead
-            log.warning("no usable spec.yaml on the sweep's parent run (%s); "
-                        "inferring the swept axes from the trials' params", exc)
-            return {}
-    return data if isinstance(data, dict) else {}
-
-
-@contextlib.contextmanager
-def _no_progress_bar() -> Iterator[None]:
-    """MLflow draws a progress bar on stderr for every download, even of one small file."""
-    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-    before = os.environ.get(key)
-    os.environ[key] = "false"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = before
 
 
 def _varying_params(runs: list[Run]) -> list[str]:
