@@ -423,6 +423,10 @@ def init_ray(address: str | None) -> bool:
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     for name in ("ray.tune.tune", "ray.tune.execution.tune_controller"):
         logging.getLogger(name).addFilter(_quiet_tune)
+    # The local instance has token authentication on, as it should: no need to say so at
+    # every sweep (docs/reliability.md says where the token lives).
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+        logging.ERROR)
     runtime_env: dict[str, Any] = {"env_vars": {"RAY_CHDIR_TO_TRIAL_DIR": "0"}}
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
