@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shlex
 import sys
 import time
@@ -112,8 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    # MLflow logs its schema creation and migrations at INFO: not a user's concern.
-    logging.getLogger("mlflow").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    # MLflow logs its schema creation and migrations at INFO, not a user's concern; it
+    # sets its loggers' level from this variable when it is first imported.
+    if not args.verbose:
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     handler = {"validate": _validate, "trial": _trial, "run": _run, "status": _status,
                "report": _report, "bench": _bench, "ui": _ui, "submit": _submit}[args.command]
     from trainers.data import DatasetError
