@@ -168,6 +168,8 @@ def _trials_frame(runs: list[Run], axes: list[str], metric: str) -> pd.DataFrame
             "state": run.info.status,
             "error": tags.get(ERROR_TAG, ""),
             STOPPED: tags.get(STOPPED_TAG),  # the epoch a scheduler stopped it at, if it did
+            "epochs_planned": params.get("epochs", params.get("train.epochs")),
+            "device_seconds": run.data.metrics.get("device_seconds"),
             "seed": params.get("seed"),
             # Table 2 groups by batch size whether it was swept or fixed.
             "batch_size": params.get("batch_size", params.get("train.batch_size")),
@@ -175,8 +177,8 @@ def _trials_frame(runs: list[Run], axes: list[str], metric: str) -> pd.DataFrame
         row.update({axis: params.get(axis) for axis in axes})
         row.update({m: run.data.metrics.get(m) for m in metrics if m not in row})
         rows.append(row)
-    columns = ["run_id", "run_name", "trial_index", "state", "error", STOPPED, "seed",
-               "batch_size",
+    columns = ["run_id", "run_name", "trial_index", "state", "error", STOPPED, "epochs_planned",
+               "device_seconds", "seed", "batch_size",
                *axes, *(m for m in metrics if m not in axes)]
     frame = pd.DataFrame(rows, columns=list(dict.fromkeys(columns)))
     frame = frame.sort_values(["trial_index", "run_name"], key=_index_order, kind="stable")
@@ -184,6 +186,7 @@ def _trials_frame(runs: list[Run], axes: list[str], metric: str) -> pd.DataFrame
     for column in ("trial_index", "seed", "batch_size", *axes):
         frame[column] = _typed(frame[column])
     frame[STOPPED] = pd.to_numeric(frame[STOPPED]).astype("Int64")
+    frame["epochs_planned"] = pd.to_numeric(frame["epochs_planned"]).astype("Int64")
     for column in ("steps", "epoch"):
         if column not in axes:
             frame[column] = frame[column].astype("Float64").round().astype("Int64")

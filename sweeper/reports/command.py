@@ -90,6 +90,7 @@ def write_report(sweep: Sweep, folder: Path, reference: pd.DataFrame | None = No
     from sweeper.reports import page, plots, tables
     from sweeper.reports.agreement import agreement, agreement_line
     from sweeper.reports.collect import CURVE_METRIC
+    from sweeper.reports.cost import sweep_cost
 
     layout = tables.Layout(axes=tuple(sweep.axes), grid=sweep.search_type == "grid",
                            metric=sweep.metric, mode=sweep.mode)
@@ -149,8 +150,10 @@ def write_report(sweep: Sweep, folder: Path, reference: pd.DataFrame | None = No
         if draw(folder / filename):
             written.append(folder / filename)
 
+    cost = sweep_cost(sweep.trials)
     report = page.Page(
-        name=sweep.name, summary=summary, headline=_headline(sweep),
+        name=sweep.name, summary=summary,
+        headline=_headline(sweep) + (f"; {cost.line()}" if cost is not None else ""),
         runs=tables.trials_table(sweep.trials, layout),
         pictures={p.name: p.read_bytes() for p in written if p.suffix == ".png"},
         comparison=comparison, agreement=agreed,
@@ -174,6 +177,7 @@ def _headline(sweep: Sweep) -> str:
 
 def _summary(sweep: Sweep, folder: Path, written: list[Path]) -> str:
     from sweeper.reports.agreement import agreement_line
+    from sweeper.reports.cost import sweep_cost
     from sweeper.reports.tables import FINISHED
 
     lines = [f"report of sweep {sweep.name!r} ({_headline(sweep)}) "
@@ -186,6 +190,9 @@ def _summary(sweep: Sweep, folder: Path, written: list[Path]) -> str:
     if sweep.expected_trials is not None and len(sweep.trials) < sweep.expected_trials:
         lines.append(f"  {sweep.expected_trials - len(sweep.trials)} of the sweep's "
                      f"{sweep.expected_trials} trials have no run yet")
+    cost = sweep_cost(sweep.trials)
+    if cost is not None:
+        lines.append(f"  {cost.line()}")
     agreed = [p for p in written if p.name == AGREEMENT_FILE]
     if agreed:  # the line is made from the file, so the two always say the same
         result = json.loads(agreed[0].read_text())
