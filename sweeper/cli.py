@@ -1,5 +1,5 @@
-"""The `sweeper` command line: argument parsing only; every subcommand returns
-an exit code (0 ok, 1 a trial failed, 2 a user mistake, 130 interrupted)."""
+"""The `sweeper` command line: argument parsing and dispatch. Each subcommand returns
+its exit status; `main` turns every reported error into its own (sweeper.errors)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,17 @@ from pathlib import Path
 from sweeper.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, SweeperError
 from sweeper.spec import SpecError, load_spec, summary, trial_at
 
+DESCRIPTION = ("Hyperparameter sweeps of SimCLR and BYOL: run a search space with Ray Tune, "
+               "track every trial in MLflow, report the thesis's tables.")
+EPILOG = """examples:
+  sweeper validate search_spaces/simclr_grid.yaml
+  sweeper run search_spaces/demo.yaml              # then: sweeper status demo
+  sweeper ui demo                                  # MLflow, opened on the sweep's trials
+  sweeper report demo --reference ../shared/reference/thesis_appendix_b.csv
+
+exit status: 0 done, 1 some trial or work failed, 2 a mistake in the input
+(spec, option, data, location), 130 interrupted (the output says how to resume)"""
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
@@ -24,7 +35,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="sweeper", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = _Parser(prog="sweeper", description=DESCRIPTION, epilog=EPILOG,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
