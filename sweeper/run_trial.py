@@ -17,6 +17,7 @@ from trainers.loop import (
     TrialInfeasible,
     fit,
 )
+from trainers.memory import retain_freed_memory
 
 
 class TrialFailed(SweeperError):
@@ -39,6 +40,7 @@ def run_trial(trial: Trial, progress: TextIO | None = None) -> Metrics:
 
     if progress is not None:
         print(describe(trial), file=progress, flush=True)
+    retain_freed_memory()  # process-wide: every step reallocates the same batch tensors
     try:
         return fit(cfg, report=report)
     except (DatasetError, CheckpointError, DeviceUnavailable) as exc:

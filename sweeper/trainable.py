@@ -14,6 +14,7 @@ import torch
 from sweeper.spec import Trial, resolve_values
 from trainers.config import TrialConfig
 from trainers.loop import CheckpointState, Metrics, fit, save_checkpoint
+from trainers.memory import retain_freed_memory
 
 STATE_FILE = "state.pt"
 Publish = Callable[[Metrics, Path], None]
@@ -40,8 +41,12 @@ def run_trial_in_worker(config: dict[str, Any], publish: Publish,
     """Train one trial inside a Ray worker, continuing from `resume` if given."""
     trial = trial_from_ray_config(config)
     cfg = trial.config
-    if cfg.resources.cpu >= 1:  # trials packed on one node must not oversubscribe its cores
+    # Process-wide settings, made here at the worker's entry: trials packed on one node
+    # must not oversubscribe its cores, and every step reallocates the same batch-sized
+    # tensors (trainers.memory).
+    if cfg.resources.cpu >= 1:
         torch.set_num_threads(int(cfg.resources.cpu))
+    retain_freed_memory()
 
     def report(metrics: Metrics, state: CheckpointState) -> None:
         with tempfile.TemporaryDirectory(prefix="sweeper-ckpt-") as folder:

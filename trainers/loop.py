@@ -24,7 +24,6 @@ from trainers.byol import BYOL
 from trainers.config import ModelConfig, TrainConfig, TrialConfig
 from trainers.data import ImageData, load_dataset
 from trainers.faults import inject_faults
-from trainers.memory import retain_freed_memory
 from trainers.methods import build_method
 from trainers.optim import build_optimizer
 from trainers.probe import (
@@ -132,7 +131,6 @@ class Training:
 
 def build_training(method_name: str, model: ModelConfig, train: TrainConfig, num_classes: int,
                    device: torch.device, total_steps: int, warmup_steps: int) -> Training:
-    retain_freed_memory()  # every step reallocates the same batch-sized tensors
     torch.manual_seed(train.seed)
     method = build_method(method_name, model, train).to(device)
     head = nn.Linear(method.encoder.feature_dim, num_classes).to(device)

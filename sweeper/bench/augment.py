@@ -78,7 +78,7 @@ def measure_augment(
         pool = images.shape[0]
     height, width = images.shape[2:]
 
-    retain_freed_memory()  # as build_training does for the trainer
+    retain_freed_memory()  # as `sweeper trial` and the Ray workers do
     on_device = images.to(device)
     generator = torch.Generator(device=device).manual_seed(0)
     starts = list(range(0, pool - batch_size + 1, batch_size))

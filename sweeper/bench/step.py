@@ -17,6 +17,7 @@ from sweeper.bench.timing import device_name, sync, time_rounds, torch_threads
 from trainers.config import ModelConfig, TrainConfig
 from trainers.data import make_synthetic
 from trainers.loop import build_training
+from trainers.memory import retain_freed_memory
 from trainers.methods import METHODS
 
 EPOCH_IMAGES = 50_000  # one CIFAR-10 epoch
@@ -64,6 +65,7 @@ def measure_step(
         image_size = (int(images.shape[2]), int(images.shape[3]))
 
         # The loop's own set-up and step (trainers.loop.Training).
+        retain_freed_memory()  # as `sweeper trial` and the Ray workers do
         training = build_training(method_name, model_cfg, train, 10, device, warmup + steps,
                                   warmup)
         method, head, autocast = training.method, training.head, training.autocast
