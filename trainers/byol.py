@@ -9,11 +9,12 @@ from torch import nn
 
 from trainers.config import ModelConfig, TrainConfig
 from trainers.losses import byol_loss
+from trainers.method import SSLMethod
 from trainers.models import build_encoder, head_dims, mlp
 from trainers.schedules import ema_momentum
 
 
-class BYOL(nn.Module):
+class BYOL(SSLMethod):
     """Online encoder+projector+predictor; target encoder+projector as their EMA."""
 
     def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig) -> None:
@@ -37,6 +38,10 @@ class BYOL(nn.Module):
 
     def trainable(self) -> list[nn.Module]:
         return [self.encoder, self.projector, self.predictor]
+
+    def networks(self) -> tuple[nn.Module, nn.Module | None]:
+        return (nn.Sequential(self.encoder, self.projector, self.predictor),
+                nn.Sequential(self.target_encoder, self.target_projector))
 
     @torch.no_grad()
     def after_step(self, step: int, total_steps: int) -> None:

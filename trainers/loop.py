@@ -20,10 +20,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trainers.augment import simclr_augment
-from trainers.byol import BYOL
 from trainers.config import ModelConfig, TrainConfig, TrialConfig
 from trainers.data import ImageData, load_dataset
 from trainers.faults import inject_faults
+from trainers.method import SSLMethod
 from trainers.methods import build_method
 from trainers.optim import build_optimizer
 from trainers.probe import (
@@ -37,7 +37,6 @@ from trainers.probe import (
     topk_accuracy,
 )
 from trainers.schedules import scaled_learning_rate, steps_per_epoch, warmup_cosine
-from trainers.simclr import SimCLR
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +95,7 @@ class Training:
     """Everything one training step touches, built once per trial (`build_training`):
     the loop and `sweeper bench step` both train through `step`."""
 
-    method: SimCLR | BYOL
+    method: SSLMethod
     loss: Callable[[Tensor], tuple[Tensor, Tensor]]  # method.loss, compiled with train.compile
     head: nn.Linear  # the online probe
     optimizer: torch.optim.Optimizer

@@ -7,10 +7,11 @@ from torch import nn
 
 from trainers.config import ModelConfig, TrainConfig
 from trainers.losses import nt_xent
+from trainers.method import SSLMethod
 from trainers.models import build_encoder, head_dims, mlp
 
 
-class SimCLR(nn.Module):
+class SimCLR(SSLMethod):
     """Encoder f and projection g; NT-Xent over the 2N projected views."""
 
     def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig) -> None:
@@ -30,5 +31,5 @@ class SimCLR(nn.Module):
     def trainable(self) -> list[nn.Module]:
         return [self.encoder, self.projector]
 
-    def after_step(self, step: int, total_steps: int) -> None:
-        """SimCLR has no per-step state beyond the optimizer's."""
+    def networks(self) -> tuple[nn.Module, nn.Module | None]:
+        return nn.Sequential(self.encoder, self.projector), None

@@ -10,8 +10,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from trainers.byol import BYOL
-from trainers.simclr import SimCLR
+from trainers.method import SSLMethod
 
 # Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets, matched against
 # torch.cuda.get_device_name in this order (most specific first). Autocast trains in bf16
@@ -41,7 +40,7 @@ def forward_flops(module: nn.Module, example: torch.Tensor) -> int:
     return int(counter.get_total_flops())
 
 
-def training_flops_per_image(method: SimCLR | BYOL, image_size: tuple[int, int]) -> tuple[int, int]:
+def training_flops_per_image(method: SSLMethod, image_size: tuple[int, int]) -> tuple[int, int]:
     """(forward FLOPs of the trained network for one image, training FLOPs per image).
 
     The usual floor: a training pass costs 3x its forward (backward ~2x); both methods train
@@ -49,13 +48,9 @@ def training_flops_per_image(method: SimCLR | BYOL, image_size: tuple[int, int])
     """
     device = next(method.parameters()).device
     example = torch.zeros(1, 3, *image_size, device=device)
-    if isinstance(method, BYOL):
-        online = nn.Sequential(method.encoder, method.projector, method.predictor)
-        target = nn.Sequential(method.target_encoder, method.target_projector)
-        forward = forward_flops(online, example)
-        return forward, 2 * 3 * forward + 2 * forward_flops(target, example)
-    forward = forward_flops(nn.Sequential(method.encoder, method.projector), example)
-    return forward, 2 * 3 * forward
+    online, target = method.networks()
+    forward = forward_flops(online, example)
+    return forward, 2 * 3 * forward + (2 * forward_flops(target, example) if target else 0)
 
 
 def peak_tflops(device: torch.device, bf16: bool) -> float | None:
