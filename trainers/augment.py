@@ -23,6 +23,8 @@ from torch import Tensor
 from torchvision import transforms
 from torchvision.transforms import v2
 
+from trainers.augment_plan import BLUR_STAGE, GRAY_STAGE, indices_to, schedule
+
 CIFAR_MEAN: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)
 CIFAR_STD: tuple[float, float, float] = (0.2470, 0.2435, 0.2616)
 
@@ -324,10 +326,6 @@ def _blur(x: Tensor, sigma: Tensor) -> Tensor:
     return planes.view(n, c, height, width)
 
 
-# Stages after the crop, as columns of the plan: four colour-jitter slots, grayscale, blur.
-_GRAY_STAGE, _BLUR_STAGE = 4, 5
-
-
 def _plan(params: AugmentParams, factors: Tensor) -> np.ndarray:
     """[B, 6] on the host: the op id each sample runs at each stage, -1 for none.
 
@@ -343,89 +341,12 @@ def _plan(params: AugmentParams, factors: Tensor) -> np.ndarray:
     return torch.cat((schedule, flags), dim=1).cpu().numpy()
 
 
-def _run_starts(ops: np.ndarray) -> np.ndarray:
-    return np.flatnonzero(np.diff(ops, prepend=ops[0] - 1))
-
-
-def _runs(ops: np.ndarray) -> list[tuple[int, int, int]]:
-    """Host [B] op ids -> (op, start, end) of each run of equal ids, leaving out -1 (none)."""
-    starts = _run_starts(ops)
-    ends = np.append(starts[1:], ops.shape[0])
-    keep = ops[starts] >= 0
-    return list(zip(ops[starts][keep].tolist(), starts[keep].tolist(), ends[keep].tolist(),
-                    strict=True))
-
-
-def _scattered(ops: np.ndarray) -> bool:
-    """Whether some op's samples in host [B] op ids form more than one run."""
-    run_ops = ops[_run_starts(ops)]
-    run_ops = run_ops[run_ops >= 0]
-    return run_ops.size > np.unique(run_ops).size
-
-
-def _stage_order(plan: np.ndarray, col: int) -> np.ndarray:
-    """Host sample order that makes each op of stage `col` one contiguous run.
-
-    The last colour stage also sorts by grayscale within each op, so that grayscale (two
-    cheap ops per run) needs no reorder of its own: a few short runs beat a full gather.
-    """
-    key = plan[:, col]
-    if col == _GRAY_STAGE - 1:
-        key = 2 * key + (plan[:, _GRAY_STAGE] >= 0)
-    return np.argsort(key, kind="stable")
-
-
-def _inverse(perm: np.ndarray) -> np.ndarray:
-    inverse = np.empty_like(perm)
-    inverse[perm] = np.arange(perm.shape[0])
-    return inverse
-
-
 def _to_float(images: Tensor) -> Tensor:
     if images.dtype == torch.uint8:
         return to_unit_float(images)
     if images.is_floating_point():
         return images.to(torch.float32)
     raise ValueError(f"expected uint8 or float images, got {images.dtype}")
-
-
-@dataclass(frozen=True)
-class _Stage:
-    col: int  # the plan's column
-    reorder: bool  # gather the batch into this stage's order first
-    runs: list[tuple[int, int, int]]  # (op, start, end) in that order
-
-
-def _schedule(plan: np.ndarray) -> tuple[list[np.ndarray], list[_Stage]]:
-    """The host side of `apply_params`: the stages that run and where each reorders.
-
-    Returns the gather indices in the order they are used: the input's order for the crop,
-    one per reorder, and last the inverse that restores the batch's order (if needed).
-    """
-    b = plan.shape[0]
-    cols = [col for col in range(plan.shape[1]) if (plan[:, col] >= 0).any()]
-    # The crop already runs in the first stage's order: reordering the input (uint8, and before
-    # the float conversion) is cheaper than reordering its float views.
-    perm = _stage_order(plan, cols[0]) if cols else np.arange(b)
-    indices, stages = [perm], []
-    for col in cols:
-        reorder = col != _GRAY_STAGE and _scattered(plan[perm, col])
-        if reorder:
-            order = _stage_order(plan, col)
-            indices.append(_inverse(perm)[order])
-            perm = order
-        stages.append(_Stage(col, reorder, _runs(plan[perm, col])))
-    if not (perm == np.arange(b)).all():
-        indices.append(_inverse(perm))
-    return indices, stages
-
-
-def _indices_to(device: torch.device, indices: list[np.ndarray]) -> list[Tensor]:
-    """Every gather index in one host->device copy (pinned and asynchronous on CUDA)."""
-    host = torch.from_numpy(np.concatenate(indices))
-    if device.type == "cuda":
-        host = host.pin_memory()
-    return list(host.to(device, non_blocking=True).split([len(i) for i in indices]))
 
 
 def apply_params(images: Tensor, params: AugmentParams) -> Tensor:
@@ -442,8 +363,8 @@ def apply_params(images: Tensor, params: AugmentParams) -> Tensor:
     # [5, B]: the four jitter factors and the blur sigma, one contiguous row each.
     factors = torch.stack((params.brightness, params.contrast, params.saturation, params.hue,
                            params.blur_sigma)).to(torch.float32)
-    index_arrays, stages = _schedule(_plan(params, factors[:4].T))
-    indices = iter(_indices_to(images.device, index_arrays))
+    index_arrays, stages = schedule(_plan(params, factors[:4].T))
+    indices = iter(indices_to(images.device, index_arrays))
 
     first = next(indices)
     x = _crop_flip_resize(_to_float(images.index_select(0, first)),
@@ -458,9 +379,9 @@ def apply_params(images: Tensor, params: AugmentParams) -> Tensor:
             factors = factors.index_select(1, gather)
         for op, start, end in stage.runs:
             xs = x[start:end]
-            if stage.col == _GRAY_STAGE:
+            if stage.col == GRAY_STAGE:
                 xs.copy_(_gray(xs).expand_as(xs))
-            elif stage.col == _BLUR_STAGE:
+            elif stage.col == BLUR_STAGE:
                 xs.copy_(_blur(xs, factors[4, start:end]))
             else:
                 _JITTER_OPS[op](xs, factors[op, start:end].view(-1, 1, 1, 1))

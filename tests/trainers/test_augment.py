@@ -27,10 +27,6 @@ from trainers.augment import (
     AugmentParams,
     _adjust_hue_,
     _hue_sixths,
-    _inverse,
-    _runs,
-    _scattered,
-    _stage_order,
     apply_params,
     blur_kernel_size,
     normalize,
@@ -39,6 +35,7 @@ from trainers.augment import (
     to_unit_float,
     torchvision_pipeline,
 )
+from trainers.augment_plan import inverse, runs, scattered, stage_order
 
 CPU = torch.device("cpu")
 SIZE = 32
@@ -283,17 +280,17 @@ def test_stage_order_makes_runs_contiguous() -> None:
     plan = np.array([[3, 0], [-1, -1], [0, 0], [3, -1], [2, -1], [-1, 0], [0, -1], [0, 0]])
     plan = np.concatenate((plan[:, :1].repeat(4, axis=1), plan[:, 1:], np.full((8, 1), -1)),
                           axis=1)
-    assert _scattered(plan[:, 0])
+    assert scattered(plan[:, 0])
     for col in range(3):
-        order = _stage_order(plan, col)
+        order = stage_order(plan, col)
         assert sorted(order.tolist()) == list(range(8))
-        assert _runs(plan[order, col]) == [(0, 2, 5), (2, 5, 6), (3, 6, 8)]
-        assert not _scattered(plan[order, col])
-        assert np.array_equal(_inverse(order)[order], np.arange(8))
+        assert runs(plan[order, col]) == [(0, 2, 5), (2, 5, 6), (3, 6, 8)]
+        assert not scattered(plan[order, col])
+        assert np.array_equal(inverse(order)[order], np.arange(8))
     # The last colour stage also groups grayscale within each op: one run per (op, gray).
-    order = _stage_order(plan, 3)
-    assert _runs(plan[order, 3]) == [(0, 2, 5), (2, 5, 6), (3, 6, 8)]
-    assert [end - start for _, start, end in _runs(plan[order, 4])] == [1, 2, 1]
+    order = stage_order(plan, 3)
+    assert runs(plan[order, 3]) == [(0, 2, 5), (2, 5, 6), (3, 6, 8)]
+    assert [end - start for _, start, end in runs(plan[order, 4])] == [1, 2, 1]
 
 
 @pytest.mark.parametrize("op", [BRIGHTNESS, CONTRAST, SATURATION, HUE])
