@@ -7,6 +7,7 @@ import copy
 import torch
 from torch import nn
 
+from trainers import tensor_lists
 from trainers.config import ModelConfig, TrainConfig
 from trainers.losses import byol_loss
 from trainers.method import SSLMethod
@@ -50,8 +51,8 @@ class BYOL(SSLMethod):
         online: list[torch.Tensor] = [*self.encoder.parameters(), *self.projector.parameters()]
         target: list[torch.Tensor] = [*self.target_encoder.parameters(),
                                       *self.target_projector.parameters()]
-        torch._foreach_mul_(target, tau)
-        torch._foreach_add_(target, online, alpha=1 - tau)
+        tensor_lists.mul_(target, tau)
+        tensor_lists.add_(target, online, alpha=1 - tau)
         # BN running statistics follow the same average.
         for t_buf, o_buf in zip(
             [*self.target_encoder.buffers(), *self.target_projector.buffers()],

@@ -86,8 +86,10 @@ def use_bf16(precision: str, device: torch.device) -> bool:
         return precision == "bf16"
     if device.type == "cuda":
         return True
-    return device.type == "cpu" and (torch.cpu._is_amx_tile_supported()
-                                     or torch.cpu._is_avx512_bf16_supported())
+    # torch.cpu's probes are private: a torch without them gets fp32, the safe choice.
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return device.type == "cpu" and any(getattr(torch.cpu, probe, lambda: False)()
+                                        for probe in probes)
 
 
 @dataclass

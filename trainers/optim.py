@@ -9,7 +9,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainers import tensor_lists
 from trainers.config import TrainConfig
+
+# Normalisation layers, whose parameters neither decay nor get a LARS trust ratio (the
+# public classes: torch's common base of them is private).
+NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm,
+               nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, nn.LayerNorm,
+               nn.GroupNorm)
 
 
 class LARS(torch.optim.Optimizer):
@@ -50,21 +57,21 @@ class LARS(torch.optim.Optimizer):
         synchronisation."""
         if not group["lars_exclude"]:
             if group["weight_decay"]:
-                grads = list(torch._foreach_add(grads, params, alpha=group["weight_decay"]))
-            w_norm = torch.stack(torch._foreach_norm(params))
-            g_norm = torch.stack(torch._foreach_norm(grads))
+                grads = tensor_lists.add(grads, params, alpha=group["weight_decay"])
+            w_norm = tensor_lists.norm(params)
+            g_norm = tensor_lists.norm(grads)
             trust = torch.where((w_norm > 0) & (g_norm > 0),
                                 group["trust_coefficient"] * w_norm / g_norm, 1.0)
-            grads = list(torch._foreach_mul(grads, list(trust.unbind())))
+            grads = tensor_lists.mul(grads, list(trust.unbind()))
         buffers = []
         for p in params:
             state = self.state[p]
             if "momentum_buffer" not in state:  # zeros: the first buffer is the gradient
                 state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             buffers.append(state["momentum_buffer"])
-        torch._foreach_mul_(buffers, group["momentum"])
-        torch._foreach_add_(buffers, grads)
-        torch._foreach_add_(params, buffers, alpha=-group["lr"])
+        tensor_lists.mul_(buffers, group["momentum"])
+        tensor_lists.add_(buffers, grads)
+        tensor_lists.add_(params, buffers, alpha=-group["lr"])
 
 
 def split_decay_groups(
@@ -75,7 +82,7 @@ def split_decay_groups(
     no_decay: list[nn.Parameter] = []
     for module in modules:
         for sub in module.modules():
-            is_norm = isinstance(sub, nn.modules.batchnorm._NormBase | nn.LayerNorm | nn.GroupNorm)
+            is_norm = isinstance(sub, NORM_LAYERS)
             for name, param in sub.named_parameters(recurse=False):
                 if not param.requires_grad:
                     continue
