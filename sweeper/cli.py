@@ -175,6 +175,10 @@ def _trial(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from sweeper.cluster_access import use_token_if_available
+
+    if args.address or os.environ.get("RAY_ADDRESS"):
+        use_token_if_available()  # before Ray is imported: it reads RAY_AUTH_MODE once
     from sweeper.driver import SweepOptions, dry_run, run_sweep
     from sweeper.storage import sweep_location
     from sweeper.tracking import resolve_tracking_uri
@@ -235,6 +239,7 @@ def _format_outcome(outcome: object, metric: str) -> str:
 
 
 def _submit(args: argparse.Namespace) -> int:
+    from sweeper.cluster_access import use_token_if_available
     from sweeper.spec import expand
     from sweeper.submit import plan, submit
 
@@ -261,6 +266,7 @@ def _submit(args: argparse.Namespace) -> int:
         print("sweeper: note: no --tracking-uri: the job's runs go to $MLFLOW_TRACKING_URI on "
               "the cluster, else to a SQLite file in the job's temporary folder",
               file=sys.stderr)
+    use_token_if_available()  # before Ray's job client is imported
     return submit(args.address, args.spec, run_args, args.wait, datasets)
 
 
@@ -275,10 +281,12 @@ def _status(args: argparse.Namespace) -> int:
     )
 
     if args.job:
+        from sweeper.cluster_access import use_token_if_available
         from sweeper.submit import job_status
 
         if not args.address:
             raise SpecError("--job needs --address (the job server, http://HEAD:8265)")
+        use_token_if_available()  # before Ray's job client is imported
         print(job_status(args.address, args.job))
         return EXIT_OK
     if not args.name:

@@ -44,7 +44,10 @@ def use_token_if_available() -> None:
     """Ray turns token authentication on for `ray start --head` when a token exists on
     the machine (~/.ray/auth_token, which any local Ray writes), but a driver only sends
     one when RAY_AUTH_MODE=token. Sending it to a cluster without authentication is
-    harmless, so send it whenever there is one and the user has not chosen."""
+    harmless, so send it whenever there is one and the user has not chosen.
+
+    Ray reads the variable when it is first imported: call this before that, at the
+    command's entry (sweeper.cli), never from code that may run after `import ray`."""
     if "RAY_AUTH_MODE" in os.environ:
         return
     token_path = os.environ.get("RAY_AUTH_TOKEN_PATH") or str(Path.home() / ".ray" / "auth_token")

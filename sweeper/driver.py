@@ -35,7 +35,6 @@ from sweeper.cluster_access import (
     ClusterUnavailable,
     auth_hint,
     probe_address,
-    use_token_if_available,
 )
 from sweeper.encoders import export_encoder
 from sweeper.identity import check_sweep_identity
@@ -481,7 +480,6 @@ def connect_cluster(address: str, runtime_env: dict[str, Any]) -> None:
             "SPEC --address http://HEAD:8265`, or run on a cluster node with --address HEAD:6379")
     if address != "auto":
         probe_address(address)
-    use_token_if_available()
     # An existing cluster: ship the project's code to its nodes, unless this driver
     # is a Ray job (`sweeper submit`), whose runtime env already carries it.
     if "RAY_JOB_CONFIG_JSON_ENV_VAR" not in os.environ:

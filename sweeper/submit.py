@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
-from sweeper.cluster_access import auth_hint, use_token_if_available
+from sweeper.cluster_access import auth_hint
 from sweeper.errors import SweeperError
 from sweeper.shipping import Upload, plan_upload, stage
 from trainers.config import DatasetConfig
@@ -53,7 +53,6 @@ def check_job_server(address: str, timeout_s: float = 5.0) -> None:
         reason = getattr(exc, "reason", exc)
         raise SubmitError(f"the Ray job server at {address} is unavailable: {reason}; check "
                           "--address (the head node's dashboard, http://HEAD:8265)") from None
-    use_token_if_available()  # a head started where a local Ray ran has token auth on
 
 
 def plan(spec: str, datasets: Iterable[DatasetConfig], workdir: Path | None = None) -> Upload:
