@@ -357,8 +357,16 @@ def test_printed_comparison_link_shows_the_trials_in_chromium(
     for param in AXES:
         assert row(param) == [r.data.params[param] for r in runs]
     # The metrics table lists top_1_accuracy (each name links to its plot).
-    page.locator('a[title="Plot chart"]', has_text=re.compile("^top_1_accuracy$")
-                 ).first.wait_for(timeout=30_000)
+    # The table renders the rows in view (virtualised): scroll down until its row exists.
+    links = page.locator('a[title="Plot chart"]')
+    top1 = links.filter(has_text=re.compile("^top_1_accuracy$"))
+    for _ in range(30):
+        if top1.count():
+            break
+        links.last.scroll_into_view_if_needed()
+        page.mouse.wheel(0, 600)
+        page.wait_for_timeout(200)
+    top1.first.wait_for(timeout=30_000)
     # Parallel coordinates: the swept params differ, so they are its axes already.
     axes = plot_dimensions(page)
     for param in AXES:
