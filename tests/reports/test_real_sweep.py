@@ -62,8 +62,10 @@ def test_report_of_a_real_sweep(swept: tuple[Path, str], monkeypatch: pytest.Mon
     assert main(["report", "real-report", "--tracking-uri", uri, "--storage", "results"]) == 0
     folder = tmp / "results" / "real-report" / "report"  # next to Tune's state, by default
     table = pd.read_csv(folder / "appendix_b.csv")
+    # The thesis's columns, and the gain over the step-0 baseline every trial logs.
     assert list(table.columns) == ["temperature", "color_jitter", "regularization_loss",
-                                   "top_1_accuracy", "top_5_accuracy", "steps"]
+                                   "top_1_accuracy", "top_5_accuracy", "steps",
+                                   "gain_over_init"]
     assert table[["temperature", "color_jitter"]].values.tolist() == [
         [0.2, 0.5], [0.2, 1.0], [0.5, 0.5], [0.5, 1.0]]
     assert (table["steps"] == 2 * 3).all()  # 2 epochs x ceil(48 / 16)
@@ -86,7 +88,11 @@ def test_report_of_a_real_sweep(swept: tuple[Path, str], monkeypatch: pytest.Mon
     assert best["batch_size"].tolist() == [16]
     assert best["top_1_accuracy"].iloc[0] == table["top_1_accuracy"].max()
     history = load_sweep(uri, "real-report").history
-    assert history.groupby("run_id")["step"].apply(sorted).tolist() == [[1, 2]] * 4
+    assert history.groupby("run_id")["step"].apply(sorted).tolist() == [[0, 1, 2]] * 4
+    for row in table.itertuples():  # final top-1 less the step-0 one, rounded as the metric
+        metrics = logged[(row.temperature, row.color_jitter)]
+        baseline = metrics["baseline_top_1_accuracy"]
+        assert row.gain_over_init == round(metrics["top_1_accuracy"] - baseline, 3)
     for name in ("top_1_heatmap.png", "top_1_per_epoch.png"):
         assert (folder / name).stat().st_size > 1000
     assert "4 trials: 4 finished" in capsys.readouterr().out
