@@ -326,8 +326,8 @@ class SweepTracker:
         return self._status.get(run_id) if run_id else None
 
     def recorded_error(self, key: str) -> str | None:
-        """The error a trial's run recorded before this driver started (a failure
-        from an earlier session)."""
+        """The error a trial's run held when this driver attached to it (a failure
+        recorded by a driver before this one)."""
         run = self._recorded.get(key)
         return run.data.tags.get(ERROR_TAG) if run is not None else None
 
