@@ -123,12 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    # MLflow logs its schema creation and migrations at INFO, not a user's concern; it
-    # sets its loggers' level from this variable when it is first imported.
-    if not args.verbose:
-        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    _prepare_process(args)
     handler = {"validate": _validate, "trial": _trial, "run": _run, "status": _status,
                "report": _report, "bench": _bench, "ui": _ui, "submit": _submit}[args.command]
     from trainers.data import DatasetError
@@ -144,6 +139,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sweeper: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _prepare_process(args: argparse.Namespace) -> None:
+    """The settings every command shares, once, before MLflow is imported (a sweep's
+    own, for Ray, are applied by `_run`: sweeper.driver_process)."""
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    # MLflow logs its schema creation and migrations at INFO, not a user's concern; it
+    # sets its loggers' level from this variable when it is first imported.
+    if not args.verbose:
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    # MLflow draws a progress bar on stderr for every download, even of one small file.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if args.command in ("status", "ui", "report"):  # they read a store that may not answer
+        from sweeper.reachable import bound_http_retries
+
+        bound_http_retries()
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -175,13 +187,8 @@ def _trial(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sweeper.cluster_access import use_token_if_available
-
-    if args.address or os.environ.get("RAY_ADDRESS"):
-        use_token_if_available()  # before Ray is imported: it reads RAY_AUTH_MODE once
-    from sweeper.driver import SweepOptions, dry_run, run_sweep
-    from sweeper.storage import sweep_location
-    from sweeper.tracking import resolve_tracking_uri
+    from sweeper import driver_process
+    from sweeper.dry_run import dry_run
 
     overrides = list(args.overrides) + ([f"name={args.name}"] if args.name else [])
     spec = load_spec(args.spec, overrides)
@@ -190,13 +197,19 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.retry_failed and not args.resume:
         raise SpecError("--retry-failed only applies with --resume")
+    # Before Ray is imported: it reads some of these settings once, at import.
+    driver_process.prepare(send_token=bool(args.address or os.environ.get("RAY_ADDRESS")))
+    from sweeper.driver import SweepOptions, run_sweep
+    from sweeper.storage import sweep_location
+    from sweeper.tracking import resolve_tracking_uri
+
     options = SweepOptions(storage=args.storage,
                            tracking_uri=resolve_tracking_uri(args.tracking_uri),
                            address=args.address, resume=args.resume,
                            retry_failed=args.retry_failed)
     spec_text = Path(args.spec).read_text()
     print(f"sweep {spec.name!r}: {summary(spec)}", file=sys.stderr)
-    outcome = run_sweep(spec, spec_text, options)
+    outcome = run_sweep(spec, spec_text, options, overrides=overrides)
     print(_format_outcome(outcome, spec.metric), file=sys.stderr)
     folder = sweep_location(args.storage, spec.name)
     browse = ["sweeper", "ui", spec.name] + (["--tracking-uri", args.tracking_uri]
@@ -355,7 +368,10 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    from sweeper import driver_process
     from sweeper.bench_cli import run_bench
+
+    driver_process.prepare()  # `bench sweep` drives sweeps
 
     return run_bench(args)
 

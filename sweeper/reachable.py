@@ -21,7 +21,8 @@ _READ_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TI
 
 
 def bound_http_retries() -> None:
-    """Fewer, shorter MLflow HTTP retries in this process, unless the user set them."""
+    """Fewer, shorter MLflow HTTP retries in this process, unless the user set them:
+    applied by the read commands' entry point (sweeper.cli)."""
     for name, value in _READ_RETRIES.items():
         os.environ.setdefault(name, value)
 
@@ -37,8 +38,6 @@ def check_readable(tracking_uri: str, timeout_s: float = READ_TIMEOUT_S) -> None
             raise TrackingUnavailable(
                 f"no MLflow store at {path} (tracking URI {tracking_uri}): pass "
                 "--tracking-uri, or run from the folder the sweep ran in")
-    if tracking_uri.startswith(("http://", "https://")):
-        bound_http_retries()
     try:
         SweepTracker(tracking_uri, "").check_available(timeout_s)
     except TrackingUnavailable as exc:

@@ -36,7 +36,20 @@ def test_trainers_import_no_orchestration(path: Path) -> None:
 def test_only_the_driver_and_the_job_client_import_ray() -> None:
     users = {path.relative_to(ROOT).as_posix() for path in (ROOT / "sweeper").rglob("*.py")
              if any(name.split(".")[0] == "ray" for name in imported_modules(path))}
-    assert users == {"sweeper/driver.py", "sweeper/submit.py"}
+    outside = {user for user in users if not user.startswith("sweeper/driver/")}
+    assert outside == {"sweeper/submit.py"}
+    assert "sweeper/driver/sweep.py" in users  # the walk did see the driver
+
+
+def test_process_settings_import_no_ray() -> None:
+    """The entry points apply them before Ray is imported: Ray reads some at import."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", "import sys, sweeper.driver_process, "
+                           "sweeper.dry_run; print('ray' in sys.modules)"],
+                          capture_output=True, text=True, cwd=ROOT, check=True)
+    assert done.stdout.strip() == "False"
 
 
 def test_nothing_imports_the_command_line() -> None:

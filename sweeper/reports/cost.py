@@ -32,7 +32,7 @@ class Cost:
 
 
 def sweep_cost(trials: pd.DataFrame) -> Cost | None:
-    """None when no trial logged device_seconds (a sweep from before they did)."""
+    """None when no trial logged device_seconds (none reported any point)."""
     if "device_seconds" not in trials or trials["device_seconds"].isna().all():
         return None
     spent = pd.to_numeric(trials["device_seconds"], errors="coerce").fillna(0.0)

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import sweeper
-from sweeper.driver import SweepOptions, dry_run, run_sweep
+from sweeper.driver import SweepOptions, run_sweep
+from sweeper.dry_run import dry_run
 from sweeper.identity import SweepExists
 from sweeper.spec import expand, parse_spec
 from sweeper.tracking import TrackingUnavailable

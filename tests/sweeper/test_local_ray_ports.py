@@ -1,7 +1,7 @@
 """The private local Ray instance (`sweeper run` without --address) listens on
 loopback only: every TCP port its processes open (GCS, raylet, object manager,
 dashboard and runtime-env agents, metrics export, workers) is bound to 127.0.0.1
-or ::ffff:127.0.0.1. Without driver._loopback_node, Ray 2.60 binds most of them
+or ::ffff:127.0.0.1. Without sweeper.driver.ray_instance._loopback_node, Ray 2.60 binds most of them
 on all interfaces (docs/reliability.md, "Ports of the local Ray instance")."""
 
 import ipaddress

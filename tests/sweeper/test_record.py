@@ -266,3 +266,20 @@ def test_a_warm_start_seeds_optuna_with_an_earlier_sweeps_trials(
     assert parent.data.params["warm_start_trials"] == "2"
     (trial,) = trial_runs(opts.tracking_uri, "warm-b")
     assert trial.data.tags["sweeper.trial_index"] == "2"  # its number in the study
+
+
+@pytest.mark.slow
+def test_a_stored_sweep_that_does_not_load_is_refused_and_its_record_kept(
+        local_ray: None, workdir: Path) -> None:
+    from sweeper.driver.tuner import SweepStateUnreadable
+
+    text = tiny_sweep("damaged", "search:\n  params:\n    temperature: [0.2]\n", epochs=1)
+    opts = options(workdir)
+    run_sweep(parse_spec(text), text, opts, progress=io.StringIO())
+    (workdir / "results" / "damaged" / "tuner.pkl").write_bytes(b"not a pickle")
+    with pytest.raises(SweepStateUnreadable, match="start a new sweep with --name"):
+        run_sweep(parse_spec(text), text, options(workdir, resume=True), progress=io.StringIO())
+    (parent,) = parents(opts.tracking_uri, "damaged")
+    assert parent.info.status == "FINISHED"
+    (trial,) = trial_runs(opts.tracking_uri, "damaged")
+    assert trial.info.status == "FINISHED"

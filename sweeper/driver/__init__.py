@@ -1,0 +1,14 @@
+"""The Ray Tune side of a sweep, in the driver process; the only package that imports
+Ray (besides the job client, sweeper.submit), so that Ray's API churn stays here.
+
+- sweep.py: one sweep from pre-flight to summary (`run_sweep`, `SweepOutcome`)
+- ray_instance.py: which Ray it runs on, and whether a node can hold a trial
+- tuner.py: the spec as a Tune experiment (search, scheduler, retries), or restored
+- events.py: Tune's trial events -> MLflow writes and progress lines
+- worker.py: what runs in a Ray worker
+"""
+
+from sweeper.driver.ray_instance import init_ray, shutdown_ray
+from sweeper.driver.sweep import SweepOptions, SweepOutcome, run_sweep
+
+__all__ = ["SweepOptions", "SweepOutcome", "init_ray", "run_sweep", "shutdown_ray"]

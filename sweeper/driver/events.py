@@ -1,0 +1,239 @@
+"""Tune's trial events in the driver: each becomes an MLflow write (through
+sweeper.tracking, the only writer) and a progress line.
+
+Tune pickles the callback with the experiment (tuner.pkl) and a resumed sweep
+runs the unpickled copy, which no API hands back to us. So the callback holds
+nothing: it forwards each event to the `SweepSession` bound, for the extent of
+`Tuner.fit`, to the context of the thread that runs the sweep (`bound`). Two
+sweeps in two threads each see their own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import tempfile
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TextIO
+
+from ray import tune
+from ray.tune.experiment import Trial as RayTrial
+from ray.tune.result import AUTO_RESULT_KEYS
+
+from sweeper.driver.worker import FAILURE_KEY, NODE_KEY
+from sweeper.encoders import export_encoder
+from sweeper.spec import SweepSpec, Trial, num_trials
+from sweeper.tracking import STOPPED_TAG, TRIAL_ID_TAG, SweepTracker, run_name
+from sweeper.trainable import STATE_FILE, trial_from_ray_config
+
+# Tune's own keys in a result, and ours that are not metrics: none reaches MLflow.
+_NOT_METRICS = set(AUTO_RESULT_KEYS) | {"done", "trial_id", "experiment_tag",
+                                        "should_checkpoint", NODE_KEY}
+
+
+class SweepSession:
+    """The running sweep as this process sees it: its tracker, progress stream and
+    what it has learned of each trial."""
+
+    def __init__(self, spec: SweepSpec, tracker: SweepTracker, progress: TextIO,
+                 warm_trials: int = 0) -> None:
+        self.spec = spec
+        self.warm_trials = warm_trials  # Optuna trials a warm start put in the study first
+        self.tracker = tracker
+        self.progress = progress
+        self.with_seed = len(spec.search.seeds) > 1
+        self.runs: dict[str, str] = {}  # Ray trial id -> MLflow run id
+        self.names: dict[str, str] = {}
+        # Each trial's latest metric: "best" is the best of these, so that when every trial
+        # has finished it is the summary's best final metric, not one epoch's peak. Trials
+        # finished before a --resume count too.
+        self.latest: dict[str, float] = tracker.finished_metrics(spec.metric)
+        self.trial_seconds = 0.0
+        self.trials: list[RayTrial] = []
+        self.errors: dict[str, str] = {}
+        self.workers: dict[str, str] = {}  # Ray trial id -> "host:pid" of its latest worker
+
+    def run_for(self, trial: RayTrial) -> str:
+        if trial.trial_id not in self.runs:
+            resolved = trial_of(trial, self.warm_trials)
+            self.runs[trial.trial_id] = self.tracker.trial_run(resolved, self.with_seed,
+                                                               key=trial.trial_id)
+            self.names[trial.trial_id] = run_name(resolved.params, self.with_seed)
+        return self.runs[trial.trial_id]
+
+    def name_of(self, trial: RayTrial) -> str:
+        return self.names.get(trial.trial_id) or trial_name(trial, self.with_seed)
+
+    def on_start(self, trial: RayTrial) -> None:
+        # Tune's retries apply again to a trial that --retry-failed restarts.
+        trial.max_failures = self.spec.max_failures
+        self.run_for(trial)
+
+    def on_result(self, trials: list[RayTrial], trial: RayTrial, result: dict[str, Any]) -> None:
+        if FAILURE_KEY in result:
+            # The worker raises next; a retry would fail the same way.
+            self.errors[trial.trial_id] = str(result[FAILURE_KEY])
+            trial.max_failures = 0
+            return
+        metrics = {k: v for k, v in result.items() if k not in _NOT_METRICS}
+        run_id = self.run_for(trial)
+        worker = f"{result.get('hostname', '?')}:{result.get('pid', '?')}"
+        if self.workers.get(trial.trial_id) != worker:  # first result, or after a retry
+            self.workers[trial.trial_id] = worker
+            self.tracker.set_worker(run_id, str(result.get(NODE_KEY, "?")),
+                                    str(result.get("node_ip", "?")), worker)
+        self.tracker.log_metrics(run_id, metrics, step=int(metrics.get("epoch", 0)))
+        self.trial_seconds += float(result.get("time_this_iter_s", 0.0))
+        value = metrics.get(self.spec.metric)
+        name = self.names[trial.trial_id]
+        if isinstance(value, int | float):
+            self.latest[name] = float(value)
+        self._print(trials, f"{name} epoch {int(metrics.get('epoch', 0))}/"
+                            f"{trial_of(trial).config.train.epochs}"
+                            + (f" {self.spec.metric} {value:.4f}" if value is not None else ""))
+
+    def on_complete(self, trials: list[RayTrial], trial: RayTrial) -> None:
+        epochs = trial_of(trial).config.train.epochs
+        reached = int((trial.last_result or {}).get("epoch", epochs))
+        if reached < epochs:  # a scheduler (ASHA) stopped it: say so wherever it is shown
+            self.latest.pop(self.names.get(trial.trial_id, ""), None)  # best: full runs only
+            self.tracker.end_trial(self.run_for(trial), "FINISHED",
+                                   tags={STOPPED_TAG: str(reached)})
+            self._print(trials, f"{self.names[trial.trial_id]} stopped early at epoch "
+                                f"{reached}/{epochs} by the scheduler",
+                        (trial, RayTrial.TERMINATED))
+            return
+        self.tracker.end_trial(self.run_for(trial), "FINISHED")
+        if self.spec.save_encoders == "all":
+            self.keep_encoder(trial)
+        self._print(trials, f"{self.names[trial.trial_id]} finished", (trial, RayTrial.TERMINATED))
+
+    def on_error(self, trials: list[RayTrial], trial: RayTrial) -> None:
+        error = self.errors.get(trial.trial_id) or error_text(trial)
+        self.errors[trial.trial_id] = error
+        self.tracker.end_trial(self.run_for(trial), "FAILED", error)
+        self._print(trials, f"{self.names[trial.trial_id]} FAILED: {error}",
+                    (trial, RayTrial.ERROR))
+
+    def on_recover(self, trials: list[RayTrial], trial: RayTrial) -> None:
+        self._print(trials, f"{self.name_of(trial)} failed; retrying from its last checkpoint")
+
+    def keep_encoder(self, trial: RayTrial) -> None:
+        """Put the trial's final encoder (from its last checkpoint) into its run."""
+        run_id = self.run_for(trial)
+        if trial.checkpoint is None or self.tracker.has_encoder(run_id):
+            return
+        with tempfile.TemporaryDirectory(prefix="sweeper-encoder-") as scratch, \
+                trial.checkpoint.as_directory() as folder:
+            self.tracker.log_encoder(run_id, export_encoder(
+                Path(folder) / STATE_FILE, trial_of(trial).config, Path(scratch) / "encoder"))
+
+    def keep_best_encoder(self) -> None:
+        best, _ = self.tracker.best_trial(self.spec.metric, self.spec.mode)
+        trial_id = best.data.tags.get(TRIAL_ID_TAG) if best is not None else None
+        for trial in self.trials:
+            if trial.trial_id == trial_id:
+                self.keep_encoder(trial)
+
+    def _print(self, trials: list[RayTrial], event: str,
+               settled: tuple[RayTrial, str] | None = None) -> None:
+        """One progress line; `settled` is a trial whose new status Tune sets only
+        after the callback returns."""
+        self.trials = trials
+        statuses = [settled[1] if settled and t is settled[0] else t.status for t in trials]
+        total = max(len(trials), num_trials(self.spec))
+        done, running, failed = (statuses.count(s) for s in
+                                 (RayTrial.TERMINATED, RayTrial.RUNNING, RayTrial.ERROR))
+        pending = total - done - running - failed
+        best = ""
+        if self.latest:
+            pick = max if self.spec.mode == "max" else min
+            name, value = pick(self.latest.items(), key=lambda item: item[1])
+            best = f" | best {self.spec.metric} {value:.4f} ({name})"
+        print(f"[{done}/{total} done, {running} running, {pending} pending, {failed} failed]"
+              f" {event}{best}", file=self.progress, flush=True)
+
+
+_ACTIVE: contextvars.ContextVar[SweepSession | None] = contextvars.ContextVar(
+    "sweeper_sweep_session", default=None)
+
+
+@contextlib.contextmanager
+def bound(session: SweepSession) -> Iterator[None]:
+    """Route the callback's events to `session` while the block runs (Tune calls
+    callbacks in the thread that runs `Tuner.fit`)."""
+    token = _ACTIVE.set(session)
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
+
+
+class TrackingCallback(tune.Callback):
+    """Forwards Tune's trial events to the bound session (see the module's text)."""
+
+    def on_trial_start(self, iteration: int, trials: list[RayTrial], trial: RayTrial,
+                       **info: Any) -> None:
+        if (session := _ACTIVE.get()) is not None:
+            session.on_start(trial)
+
+    def on_trial_result(self, iteration: int, trials: list[RayTrial], trial: RayTrial,
+                        result: dict[str, Any], **info: Any) -> None:
+        if (session := _ACTIVE.get()) is not None:
+            session.on_result(trials, trial, result)
+
+    def on_trial_complete(self, iteration: int, trials: list[RayTrial], trial: RayTrial,
+                          **info: Any) -> None:
+        if (session := _ACTIVE.get()) is not None:
+            session.on_complete(trials, trial)
+
+    def on_trial_error(self, iteration: int, trials: list[RayTrial], trial: RayTrial,
+                       **info: Any) -> None:
+        if (session := _ACTIVE.get()) is not None:
+            session.on_error(trials, trial)
+
+    def on_trial_recover(self, iteration: int, trials: list[RayTrial], trial: RayTrial,
+                         **info: Any) -> None:
+        if (session := _ACTIVE.get()) is not None:
+            session.on_recover(trials, trial)
+
+    def on_experiment_end(self, trials: list[RayTrial], **info: Any) -> None:
+        if (session := _ACTIVE.get()) is not None:
+            session.trials = trials
+
+
+def error_text(trial: RayTrial) -> str:
+    """The worker's exception as one line, e.g. 'TrainingDiverged: loss became NaN at step 7'."""
+    text = ""
+    try:  # the local error file is written before the callback runs; storage syncs later
+        if trial.error_file and Path(trial.error_file).is_file():
+            text = Path(trial.error_file).read_text()
+        elif (error := trial.get_error()) is not None:
+            text = str(error)
+    except OSError:
+        pass
+    # Ray wraps the worker's traceback; its last non-empty line is the exception itself.
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return "trial failed (no error recorded)"
+    kind, sep, message = lines[-1].partition(": ")
+    return f"{kind.rsplit('.', 1)[-1]}{sep}{message}".strip() or "trial failed (no error text)"
+
+
+def trial_of(trial: RayTrial, warm_trials: int = 0) -> Trial:
+    """The sweep's Trial behind a Ray trial. A grid trial carries its index; an Optuna
+    trial's is its number in the study: the order Tune created it in (Tune asks the
+    sampler once per trial it creates, and tags the trial with that count), after the
+    `warm_trials` a warm start added to the study first."""
+    resolved = trial_from_ray_config(trial.config)
+    if resolved.index >= 0:
+        return resolved
+    count = (trial.experiment_tag or "").split("_", 1)[0]
+    return (replace(resolved, index=warm_trials + int(count) - 1) if count.isdigit()
+            else resolved)
+
+
+def trial_name(trial: RayTrial, with_seed: bool) -> str:
+    return run_name(trial_from_ray_config(trial.config).params, with_seed)

@@ -1,0 +1,47 @@
+"""What runs in a Ray worker: one trial, resumed from Tune's checkpoint, reporting
+every epoch to Tune (the trial itself is sweeper.trainable, which knows no Ray)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+
+from sweeper.trainable import STATE_FILE, run_trial_in_worker
+from trainers.data import DatasetError
+from trainers.loop import (
+    CheckpointError,
+    Metrics,
+    TrainingDiverged,
+    TrialInfeasible,
+    load_checkpoint,
+)
+
+FAILURE_KEY = "sweeper_failure"  # a final result saying the trial failed for good
+NODE_KEY = "sweeper_node_id"  # the Ray node a result came from (all nodes may share an IP)
+
+
+def ray_trainable(config: dict[str, Any]) -> None:
+    """Run the trial of a Ray config: resume from Tune's checkpoint, report every epoch."""
+    resume = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:  # read now: the folder may be pruned later
+            resume = load_checkpoint(Path(folder) / STATE_FILE)
+
+    node_id = ray.get_runtime_context().get_node_id()
+
+    def publish(metrics: Metrics, folder: Path) -> None:
+        tune.report({**metrics, NODE_KEY: node_id},
+                    checkpoint=tune.Checkpoint.from_directory(str(folder)))
+
+    try:
+        run_trial_in_worker(config, publish, resume)
+    except (TrainingDiverged, TrialInfeasible, DatasetError, CheckpointError) as exc:
+        # A retry would fail the same way: say so first (the driver then turns Tune's
+        # retries off for this trial), then fail, so that Tune records the trial as
+        # errored: it stays failed across --resume, and --retry-failed re-runs it.
+        tune.report({FAILURE_KEY: f"{type(exc).__name__}: {exc}"})
+        raise

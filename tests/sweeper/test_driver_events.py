@@ -1,0 +1,59 @@
+"""The driver's process settings and how Tune's events reach the running sweep."""
+
+import threading
+from types import SimpleNamespace
+
+import pytest
+
+from sweeper import driver_process
+
+ray = pytest.importorskip("ray")
+
+from sweeper.driver.events import TrackingCallback, bound  # noqa: E402
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.started: list[str] = []
+
+    def on_start(self, trial: object) -> None:
+        self.started.append(trial.trial_id)  # type: ignore[attr-defined]
+
+
+def test_events_reach_the_session_bound_in_this_thread_only() -> None:
+    callback, session = TrackingCallback(), Recorder()
+    trial = SimpleNamespace(trial_id="t1")
+    callback.on_trial_start(0, [], trial)  # nothing bound: ignored
+    with bound(session):  # type: ignore[arg-type]
+        callback.on_trial_start(0, [], trial)
+        other = threading.Thread(target=callback.on_trial_start, args=(0, [], trial))
+        other.start()
+        other.join()
+    callback.on_trial_start(0, [], trial)  # unbound again
+    assert session.started == ["t1"]
+
+
+def test_the_callback_pickles_without_any_session() -> None:
+    import pickle
+
+    with bound(Recorder()):  # type: ignore[arg-type]
+        restored = pickle.loads(pickle.dumps(TrackingCallback()))
+    assert vars(restored) == vars(TrackingCallback())
+
+
+def test_a_process_nobody_prepared_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TUNE_DISABLE_STRICT_METRIC_CHECKING")
+    with pytest.raises(RuntimeError, match="TUNE_DISABLE_STRICT_METRIC_CHECKING"):
+        driver_process.check_prepared()
+    driver_process.prepare()
+    driver_process.check_prepared()
+    assert driver_process._quiet_tune in __import__("logging").getLogger(
+        "ray.tune.tune").filters
+
+
+def test_preparing_twice_adds_one_filter() -> None:
+    import logging
+
+    driver_process.prepare()
+    driver_process.prepare()
+    assert logging.getLogger("ray.tune.tune").filters.count(driver_process._quiet_tune) == 1
