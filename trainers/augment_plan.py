@@ -10,8 +10,8 @@ one last gather restores the batch's order. All of it is bookkeeping on the plan
 a [B, 6] array of op ids on the host (numpy calls cost a microsecond where torch's
 cost ten), and every gather index goes to the device in one copy. Together with
 the in-place colour ops and the closed-form hue, it measured 2.2x the throughput of
-gathering and scattering per op on the 2-core CPU (today's figures: `sweeper bench
-augment`, docs/benchmarks.md).
+gathering and scattering per op on the 2-core CPU (the batched path's figures, with
+their machine and date: `sweeper bench augment`, docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ HEALTHCHECK = DOCKER / "healthcheck.py"
 SERVICES = {"ray-head", "ray-worker", "mlflow", "postgres", "minio", "minio-init"}
 SECRET_KEY = re.compile(r"PASSWORD|SECRET|KEY", re.IGNORECASE)
 # A secret's value: a bare ${VAR}, or ${VAR:?message} / ${VAR?message}; a default
-# (${VAR:-hunter2}) would be a literal secret again.
+# (${VAR:-hunter2}) is a literal secret in the file.
 SECRET_VALUE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(:?\?[^}]*)?\}$")
 REQUIRED_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*):?\?")
 LOOPBACK = r"(?:127\.0\.0\.1|\$\{[A-Za-z_][A-Za-z0-9_]*:-127\.0\.0\.1\})"
@@ -281,7 +281,7 @@ def test_dockerfile_installs_exactly_pyprojects_dependencies() -> None:
     one-liner on this pyproject and compare with the dependencies, one by one."""
     text = DOCKERFILE.read_text()
     one_liner = re.search(r'RUN python -c "([^"]+)"\s*\\?\s*>\s*(\S+)', text)
-    assert one_liner, "the Dockerfile no longer derives its requirements from pyproject"
+    assert one_liner, "the Dockerfile does not derive its requirements from pyproject"
     copied = re.search(r"^COPY pyproject\.toml (\S+)$", text, re.MULTILINE)
     assert copied and copied.group(1) in one_liner.group(1)
     code = one_liner.group(1).replace(copied.group(1), str(ROOT / "pyproject.toml"))
@@ -313,7 +313,7 @@ def test_dockerfile_pins_satisfy_pyproject_and_match_the_environment() -> None:
 
 def test_dockerfile_smoke_test_imports_modules_that_exist() -> None:
     imports = re.search(r'python -c "import ([\w., ]+)"', DOCKERFILE.read_text())
-    assert imports, "the image no longer smoke-tests its imports"
+    assert imports, "the image does not smoke-test its imports"
     for module in imports.group(1).split(","):
         path = ROOT / (module.strip().replace(".", "/") + ".py")
         assert path.is_file(), f"the image imports {module.strip()}: no {path}"

@@ -189,7 +189,7 @@ def test_default_folder_is_the_sweeps_results_folder(uri: str, tmp_path: Path,
     assert main(["report", "default-out", "--tracking-uri", uri, "--storage", "runs"]) == 0
     folder = tmp_path / "runs" / "default-out" / "report"
     assert (folder / "appendix_b.csv").read_text().startswith("temperature,color_jitter,")
-    # A second report replaces the first's files, including ones it no longer writes.
+    # A second report replaces the first's files, including ones the second does not write.
     (folder / "reference_comparison.csv").write_text("stale")
     assert main(["report", "default-out", "--tracking-uri", uri, "--storage", "runs"]) == 0
     assert not (folder / "reference_comparison.csv").exists()

@@ -7,7 +7,7 @@ cluster's worker node.
 The head has no CPUs so that where trials run is certain: with two one-CPU
 nodes, Tune's actor reuse lets the first node's finished actor take over a
 trial whose actor on the second node is still starting (a few seconds of
-imports on a loaded machine), so "both nodes ran trials" was a race."""
+imports on a loaded machine), so which nodes run trials would be a race."""
 
 import contextlib
 import json

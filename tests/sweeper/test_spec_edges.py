@@ -201,7 +201,7 @@ def test_sweeping_paths_and_unsafe_values_is_refused(param: str, expected: str) 
 
 def test_unsafe_text_values_are_refused_even_where_a_field_takes_text(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    # No sweepable field takes free text today; the check stands for the day one does.
+    # No sweepable field takes free text: the test makes one take it, so the check runs.
     monkeypatch.setattr(sweeper.spec, "_UNSWEEPABLE", {})
     monkeypatch.setattr(sweeper.spec, "_kinds", lambda annotation: {"choice"})
     message = _error("name: a\nsearch:\n  params:\n    dataset.root: [ok, ../../x]\n")

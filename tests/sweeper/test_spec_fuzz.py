@@ -1,7 +1,7 @@
 """Property-based: malformed specs and overrides never produce a traceback or
 an exit status other than 0 (valid) or 2 (a user mistake); and each class of
-mistake issue #14 names (coercions, non-finite and absurd numbers, YAML bombs,
-bad Optuna ranges, malformed trial overrides) is always exit 2 with one line
+mistake docs/reliability.md lists (coercions, non-finite and absurd numbers, YAML
+bombs, bad Optuna ranges, malformed trial overrides) is always exit 2 with one line
 naming the field and where it came from. Every example is a fresh file parsed
 in-process: the whole module costs seconds."""
 
