@@ -1,5 +1,6 @@
 """The MLflow writer: run names, params, and delivery through a store outage."""
 
+import logging
 from pathlib import Path
 
 import mlflow
@@ -7,7 +8,13 @@ import pytest
 from mlflow.exceptions import MlflowException
 
 from sweeper.spec import expand, parse_spec
-from sweeper.tracking import SweepTracker, TrackingUnavailable, run_name, trial_params
+from sweeper.tracking import (
+    OVERRIDES_TAG,
+    SweepTracker,
+    TrackingUnavailable,
+    run_name,
+    trial_params,
+)
 
 SPEC = "name: t\nsearch:\n  params:\n    batch_size: [512]\n    temperature: [0.25]\n"
 
@@ -70,3 +77,20 @@ def test_writes_still_undelivered_at_the_end_are_counted(tmp_path: Path,
     trial = expand(parse_spec(SPEC.replace("512", "256")))[0]
     with pytest.raises(TrackingUnavailable, match="resume it with --resume"):
         tracker.trial_run(trial, with_seed=False, patience_s=0)
+
+
+def test_overrides_that_do_not_fit_in_a_tag_are_left_out(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    plain = SweepTracker(uri, "plain")
+    plain.open_sweep(SPEC, "1 trial", 1)
+    assert plain.client.get_run(plain.parent_id).data.tags[OVERRIDES_TAG] == "[]"
+    long = SweepTracker(uri, "long")
+    grid = ", ".join(str(n) for n in range(2000))  # ~10,000 characters
+    with caplog.at_level(logging.WARNING, logger="sweeper.tracking"):
+        long.open_sweep(SPEC, "2000 trials", 2000,
+                        overrides=[f"search.params={{batch_size: [{grid}]}}"])
+    assert OVERRIDES_TAG not in long.client.get_run(long.parent_id).data.tags
+    assert "exceed MLflow's 8000-character tag: not recorded" in caplog.text
