@@ -34,7 +34,6 @@ from typing import Any
 
 import requests
 import sqlalchemy.exc
-import yaml
 from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import (
@@ -47,7 +46,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 
 from sweeper.errors import SweeperError
-from sweeper.spec import Trial
+from sweeper.spec import SpecError, SweepSpec, Trial, parse_spec
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +75,11 @@ class TrackingUnavailable(SweeperError):
 
 class ExperimentDeleted(Exception):
     """The sweep's experiment is in MLflow's trash: its name cannot be used."""
+
+
+class RecordedSpecUnusable(Exception):
+    """A sweep's recorded spec cannot be read back: readers fall back to what the runs
+    show (the message says why)."""
 
 
 # MLflow error codes that mean "this request is wrong", i.e. a bug, not an outage.
@@ -500,16 +504,37 @@ def _overrides_tag(overrides: Sequence[str]) -> dict[str, str]:
     return {OVERRIDES_TAG: text}
 
 
-def parent_spec(client: MlflowClient, parent_id: str) -> dict[str, Any]:
-    """The spec.yaml a sweep's parent run carries, as plain data; ValueError saying why
-    when it is absent or unreadable (callers fall back to defaults)."""
+def recorded_spec(client: MlflowClient, parent_id: str) -> SweepSpec:
+    """The spec a sweep ran: the spec.yaml on its parent run with the overrides in tag
+    sweeper.overrides applied, parsed as `sweeper run` parsed it (a sweep recorded
+    without the tag: spec.yaml alone). RecordedSpecUnusable saying why when spec.yaml is
+    absent or unreadable, or the spec no longer validates."""
+    overrides = _recorded_overrides(client.get_run(parent_id).data.tags.get(OVERRIDES_TAG))
     with tempfile.TemporaryDirectory() as folder, _no_progress_bar():
         try:
-            data = yaml.safe_load(Path(client.download_artifacts(
-                parent_id, "spec.yaml", folder)).read_text())
-        except Exception as exc:  # no artifact, an unreadable store, bad YAML
-            raise ValueError(f"no usable spec.yaml on the sweep's parent run ({exc})") from None
-    return data if isinstance(data, dict) else {}
+            text = Path(client.download_artifacts(parent_id, "spec.yaml", folder)).read_text()
+        except Exception as exc:  # no artifact, an unreadable store or file
+            raise RecordedSpecUnusable(
+                f"no usable spec.yaml on the sweep's parent run ({exc})") from None
+    try:
+        return parse_spec(text, source="spec.yaml of the sweep", overrides=overrides)
+    except SpecError as exc:
+        reason = "; ".join(str(exc).splitlines())
+        raise RecordedSpecUnusable(f"the sweep's recorded spec does not validate: {reason}"
+                                   ) from None
+
+
+def _recorded_overrides(tag: str | None) -> list[str]:
+    if tag is None:
+        return []
+    try:
+        overrides = json.loads(tag)
+    except ValueError:
+        overrides = None
+    if not (isinstance(overrides, list) and all(isinstance(o, str) for o in overrides)):
+        raise RecordedSpecUnusable(f"tag {OVERRIDES_TAG} of the sweep's parent run is not a "
+                                   f"JSON list of strings: {tag[:200]!r}")
+    return overrides
 
 
 @contextlib.contextmanager
