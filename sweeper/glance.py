@@ -15,7 +15,14 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
-from sweeper.tracking import KIND_TAG, PARENT_TAG, SweepTracker, parent_spec
+from sweeper.spec import SweepSpec
+from sweeper.tracking import (
+    KIND_TAG,
+    PARENT_TAG,
+    RecordedSpecUnusable,
+    SweepTracker,
+    recorded_spec,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +62,12 @@ def sweep_glance(tracker: SweepTracker, limit: int = COMPARE_LIMIT) -> Glance:
     """Read the sweep's spec and trials, and save its runs view in the experiment."""
     client = tracker.client
     try:
-        spec = parent_spec(client, tracker.parent_id)
-    except ValueError as exc:
+        spec: SweepSpec | None = recorded_spec(client, tracker.parent_id)
+    except RecordedSpecUnusable as exc:
         log.warning("%s: ranking by %s (%s)", exc, DEFAULT_METRIC, DEFAULT_MODE)
-        spec = {}
-    metric = str(spec.get("metric") or DEFAULT_METRIC)
-    mode = str(spec.get("mode") or DEFAULT_MODE)
+        spec = None
+    metric = spec.metric if spec is not None else DEFAULT_METRIC
+    mode = spec.mode if spec is not None else DEFAULT_MODE
     trials = _trial_runs(client, tracker.experiment_id, tracker.parent_id)
     axes = _axes(spec, trials)
     ranked = tuple(run.info.run_id for run in rank(trials, metric, mode))
@@ -192,12 +199,10 @@ def _trial_runs(client: MlflowClient, experiment_id: str, parent_id: str) -> lis
             return runs
 
 
-def _axes(spec: dict[str, Any], trials: list[Any]) -> tuple[str, ...]:
+def _axes(spec: SweepSpec | None, trials: list[Any]) -> tuple[str, ...]:
     """The spec's swept params in its order; without a spec, the params that vary."""
-    search = spec.get("search")
-    declared = search.get("params") if isinstance(search, dict) else None
-    if isinstance(declared, dict) and declared:
-        return tuple(str(key) for key in declared)
+    if spec is not None and spec.search.params:
+        return tuple(spec.search.params)
     names = sorted({key for run in trials for key in run.data.params})
     return tuple(key for key in names if key != "seed"
                  and len({run.data.params.get(key) for run in trials}) > 1)

@@ -11,7 +11,8 @@ written to again.
 The tracking contract (docs/architecture.md):
 - experiment name = the sweep's name; experiment tag mlflow.experimentKind =
   custom_model_development, so MLflow 3's UI opens it on its training runs;
-- parent run: tag sweeper.kind=sweep, the resolved spec as an artifact;
+- parent run: tag sweeper.kind=sweep, the spec file as the artifact spec.yaml and
+  the `--set` overrides applied to it as tag sweeper.overrides (a JSON list);
 - child run: tags mlflow.parentRunId, sweeper.kind=trial, sweeper.config_hash;
   params: the swept hyperparameters under their own names plus the fixed
   settings flattened with dots; metrics per epoch (step = epoch).
@@ -27,13 +28,12 @@ import socket
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import requests
 import sqlalchemy.exc
-import yaml
 from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import (
@@ -43,9 +43,10 @@ from mlflow.protos.databricks_pb2 import (
     ErrorCode,
 )
 from mlflow.tracking import MlflowClient
+from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 
 from sweeper.errors import SweeperError
-from sweeper.spec import Trial
+from sweeper.spec import SpecError, SweepSpec, Trial, parse_spec
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,9 @@ TRIAL_ID_TAG, INDEX_TAG, REPEAT_TAG = "sweeper.trial_id", "sweeper.trial_index",
 RETRIES_TAG, STOPPED_TAG = "sweeper.retries", "sweeper.stopped_at_epoch"
 STORAGE_TAG, DRIVER_TAG = "sweeper.storage", "sweeper.driver"
 BEST_TAG = "sweeper.best_trial"
+# The `--set` overrides of the sweep (JSON list): spec.yaml stays the user's file, and
+# spec.yaml with these is the spec that ran.
+OVERRIDES_TAG = "sweeper.overrides"
 ENCODER_ARTIFACTS = "encoder"  # a trial run's artifact folder holding its final encoder
 # Summarised on the parent run as best_<name> (the best trial's values).
 HEADLINE_METRICS = ("top_1_accuracy", "top_5_accuracy", "knn_top_1_accuracy")
@@ -71,6 +75,11 @@ class TrackingUnavailable(SweeperError):
 
 class ExperimentDeleted(Exception):
     """The sweep's experiment is in MLflow's trash: its name cannot be used."""
+
+
+class RecordedSpecUnusable(Exception):
+    """A sweep's recorded spec cannot be read back: readers fall back to what the runs
+    show (the message says why)."""
 
 
 # MLflow error codes that mean "this request is wrong", i.e. a bug, not an outage.
@@ -218,8 +227,10 @@ class SweepTracker:
         return parents[0] if parents else None
 
     def open_sweep(self, spec_text: str, summary: str, num_trials: int,
-                   storage: str = "", params: dict[str, str] | None = None) -> str:
-        """The sweep's parent run, created once (with `params`) and re-opened on resume."""
+                   storage: str = "", params: dict[str, str] | None = None,
+                   overrides: Sequence[str] = ()) -> str:
+        """The sweep's parent run, created once (with `params`, the spec file's text and
+        the `--set` overrides applied to it) and re-opened on resume."""
         experiment = self.client.get_experiment_by_name(self.experiment)
         # The experiment's description (shown above its runs list): what the sweep is.
         tags = dict([EXPERIMENT_KIND, ("mlflow.note.content", f"sweeper sweep: {summary}")])
@@ -239,6 +250,7 @@ class SweepTracker:
             tags = {KIND_TAG: "sweep", "mlflow.note.content": summary, DRIVER_TAG: driver}
             if storage:
                 tags[STORAGE_TAG] = storage
+            tags.update(_overrides_tag(overrides))
             run = self.client.create_run(self.experiment_id, run_name=self.experiment, tags=tags)
             self.parent_id = run.info.run_id
             self.client.log_batch(self.parent_id, params=[
@@ -480,16 +492,49 @@ class SweepTracker:
             max_results=10_000)
 
 
-def parent_spec(client: MlflowClient, parent_id: str) -> dict[str, Any]:
-    """The spec.yaml a sweep's parent run carries, as plain data; ValueError saying why
-    when it is absent or unreadable (callers fall back to defaults)."""
+def _overrides_tag(overrides: Sequence[str]) -> dict[str, str]:
+    """The overrides as a tag; none when they do not fit in one, so that the sweep still
+    runs (readers then treat it as a sweep recorded without them)."""
+    text = json.dumps(list(overrides))
+    if len(text) > MAX_TAG_VAL_LENGTH:
+        log.warning("the --set overrides (%d characters) exceed MLflow's %d-character tag: "
+                    "not recorded, so reports read the sweep's spec.yaml alone",
+                    len(text), MAX_TAG_VAL_LENGTH)
+        return {}
+    return {OVERRIDES_TAG: text}
+
+
+def recorded_spec(client: MlflowClient, parent_id: str) -> SweepSpec:
+    """The spec a sweep ran: the spec.yaml on its parent run with the overrides in tag
+    sweeper.overrides applied, parsed as `sweeper run` parsed it (a sweep recorded
+    without the tag: spec.yaml alone). RecordedSpecUnusable saying why when spec.yaml is
+    absent or unreadable, or the spec no longer validates."""
+    overrides = _recorded_overrides(client.get_run(parent_id).data.tags.get(OVERRIDES_TAG))
     with tempfile.TemporaryDirectory() as folder, _no_progress_bar():
         try:
-            data = yaml.safe_load(Path(client.download_artifacts(
-                parent_id, "spec.yaml", folder)).read_text())
-        except Exception as exc:  # no artifact, an unreadable store, bad YAML
-            raise ValueError(f"no usable spec.yaml on the sweep's parent run ({exc})") from None
-    return data if isinstance(data, dict) else {}
+            text = Path(client.download_artifacts(parent_id, "spec.yaml", folder)).read_text()
+        except Exception as exc:  # no artifact, an unreadable store or file
+            raise RecordedSpecUnusable(
+                f"no usable spec.yaml on the sweep's parent run ({exc})") from None
+    try:
+        return parse_spec(text, source="spec.yaml of the sweep", overrides=overrides)
+    except SpecError as exc:
+        reason = "; ".join(str(exc).splitlines())
+        raise RecordedSpecUnusable(f"the sweep's recorded spec does not validate: {reason}"
+                                   ) from None
+
+
+def _recorded_overrides(tag: str | None) -> list[str]:
+    if tag is None:
+        return []
+    try:
+        overrides = json.loads(tag)
+    except ValueError:
+        overrides = None
+    if not (isinstance(overrides, list) and all(isinstance(o, str) for o in overrides)):
+        raise RecordedSpecUnusable(f"tag {OVERRIDES_TAG} of the sweep's parent run is not a "
+                                   f"JSON list of strings: {tag[:200]!r}")
+    return overrides
 
 
 @contextlib.contextmanager

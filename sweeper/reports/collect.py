@@ -8,7 +8,6 @@ state and error, plus the per-epoch history of top-1 for the curves.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import re
 from dataclasses import dataclass
@@ -22,13 +21,15 @@ from mlflow.tracking import MlflowClient
 from sweeper.errors import SweeperError
 from sweeper.reachable import check_readable
 from sweeper.reports.tables import STOPPED
+from sweeper.spec import MAX_RUN_TRIALS, SweepSpec, expansion_size, iter_trials
 from sweeper.tracking import (
     ERROR_TAG,
     KIND_TAG,
     PARENT_TAG,
     STOPPED_TAG,
+    RecordedSpecUnusable,
     find_sweep,
-    parent_spec,
+    recorded_spec,
 )
 
 log = logging.getLogger(__name__)
@@ -76,27 +77,23 @@ def load_sweep(tracking_uri: str, name: str) -> Sweep:
     client = tracker.client
     parent = client.get_run(tracker.parent_id)
     try:
-        spec = parent_spec(client, tracker.parent_id)
-    except ValueError as exc:
+        spec: SweepSpec | None = recorded_spec(client, tracker.parent_id)
+    except RecordedSpecUnusable as exc:
         log.warning("%s; inferring the swept axes from the trials' params", exc)
-        spec = {}
+        spec = None
     # The client rather than mlflow.search_runs: the fluent API reads the
     # process-global tracking URI (and setting it also exports MLFLOW_TRACKING_URI).
     runs = _search_all(client, tracker.experiment_id,
                        f"tags.`{PARENT_TAG}` = '{tracker.parent_id}' "
                        f"AND tags.`{KIND_TAG}` = 'trial'")
-    search = spec.get("search")
-    search = search if isinstance(search, dict) else {}
-    declared = search.get("params")
-    declared = declared if isinstance(declared, dict) else None
-    axes = list(declared) if declared else _varying_params(runs)
-    metric = str(spec.get("metric") or "top_1_accuracy")
-    mode = str(spec.get("mode") or "max")
+    declared = list(spec.search.params) if spec is not None else []
+    axes = declared or _varying_params(runs)
+    metric, mode = (spec.metric, spec.mode) if spec is not None else ("top_1_accuracy", "max")
+    search_type = spec.search.type if spec is not None else "grid"
     trials = _trials_frame(runs, axes, metric)
     expected = _int_or_none(parent.data.params.get("num_trials"))
-    search_type = str(search.get("type") or "grid")
-    if search_type == "grid" and declared:
-        trials = _with_missing_cells(trials, axes, declared, search.get("seeds"), expected)
+    if spec is not None and declared and search_type == "grid":
+        trials = _with_missing_cells(trials, axes, spec, expected)
     history = _history(client, trials)
     trials = _with_init(client, trials, history, metric)
     return Sweep(name=name, parent_id=tracker.parent_id, axes=axes, search_type=search_type,
@@ -217,23 +214,24 @@ def _int_or_none(text: str | None) -> int | None:
     return int(text) if text and _INT.fullmatch(text) else None
 
 
-def _with_missing_cells(trials: pd.DataFrame, axes: list[str], grid: dict[str, Any],
-                        seeds: Any, expected: int | None) -> pd.DataFrame:
+def _with_missing_cells(trials: pd.DataFrame, axes: list[str], spec: SweepSpec,
+                        expected: int | None) -> pd.DataFrame:
     """Grid cells of the spec without any run (a sweep interrupted before Tune
     created them) as NOT_STARTED rows, so that they do not vanish from the tables.
-    Only when the spec text matches what ran: `--set` overrides are not in spec.yaml."""
-    values = [v if isinstance(v, list) else [v] for v in grid.values()]
-    seed_list = seeds if isinstance(seeds, list) and seeds else [0]
-    cells = [(*cell, seed) for cell in itertools.product(*values) for seed in seed_list]
-    if expected is not None and len(cells) != expected:
-        return trials
-    keys = [*axes, "seed"]
-    typed = pd.DataFrame(cells, columns=keys).astype(str)
-    typed = pd.DataFrame({k: _typed(typed[k]) for k in keys})
+    Only when the spec's grid is the one that ran: a sweep recorded without its `--set`
+    overrides may have swept other values, which its size or its runs then give away."""
+    size = expansion_size(spec)
+    if size > MAX_RUN_TRIALS or (expected is not None and size != expected):
+        return trials  # not the grid that ran (no sweep runs more than MAX_RUN_TRIALS)
+    keys = list(dict.fromkeys([*axes, "seed"]))
+    # The values as trials log them (str), typed back as the runs' columns are.
+    logged = pd.DataFrame([[str(trial.params[k]) for k in keys] for trial in iter_trials(spec)],
+                          columns=keys)
+    typed = pd.DataFrame({k: _typed(logged[k]) for k in keys})
     have = {tuple(_key(v) for v in row) for row in trials[keys].itertuples(index=False)}
     wanted = [tuple(_key(v) for v in row) for row in typed.itertuples(index=False)]
     if not have <= set(wanted):
-        return trials  # runs outside the declared grid: the spec was overridden
+        return trials  # runs outside the grid: the spec was overridden
     missing = typed[[key not in have for key in wanted]]
     if missing.empty:
         return trials

@@ -8,7 +8,7 @@ import functools
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -29,18 +29,19 @@ Outcome = tuple[dict[str, float], str, str | None] | None
 
 def log_sweep(uri: str, spec_text: str, outcome: Callable[[Trial], Outcome],
               epochs: tuple[int, ...] = (50, 100),
-              at_init: Callable[[Trial], dict[str, float]] | None = None) -> SweepTracker:
-    """Log every trial of `spec_text` as the driver would. The last epoch gets the
-    outcome's metrics; earlier ones lower values, so a report that does not take
-    the latest value shows it. `at_init`: metrics logged at step 0 first (the
-    untrained network's probe, as trials report it)."""
-    spec = parse_spec(spec_text)
+              at_init: Callable[[Trial], dict[str, float]] | None = None,
+              overrides: Sequence[str] = ()) -> SweepTracker:
+    """Log every trial of `spec_text` with `overrides` (as --set) as the driver would.
+    The last epoch gets the outcome's metrics; earlier ones lower values, so a report
+    that does not take the latest value shows it. `at_init`: metrics logged at step 0
+    first (the untrained network's probe, as trials report it)."""
+    spec = parse_spec(spec_text, overrides=list(overrides))
     trials = expand(spec)
     # Artifacts next to the SQLite file: MLflow's default is ./mlruns in the working folder.
     artifacts = Path(uri.removeprefix("sqlite:///")).parent / "artifacts"
     MlflowClient(uri).create_experiment(spec.name, artifact_location=artifacts.as_uri())
     tracker = SweepTracker(uri, spec.name)
-    tracker.open_sweep(spec_text, summary(spec), len(trials))
+    tracker.open_sweep(spec_text, summary(spec), len(trials), overrides=overrides)
     with_seed = len(spec.search.seeds) > 1
     for trial in trials:
         result = outcome(trial)
@@ -58,6 +59,12 @@ def log_sweep(uri: str, spec_text: str, outcome: Callable[[Trial], Outcome],
             tracker.end_trial(run_id, status, error)
     tracker.end_sweep("FINISHED")
     return tracker
+
+
+def spec_yaml(uri: str, parent_id: str) -> Path:
+    """The spec.yaml artifact of a sweep logged by `log_sweep`, on disk."""
+    artifacts = Path(uri.removeprefix("sqlite:///")).parent / "artifacts"
+    return artifacts / parent_id / "artifacts" / "spec.yaml"
 
 
 def thesis_outcome(trial: Trial) -> Outcome:

@@ -3,19 +3,22 @@ seeds, the default folder, user errors."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from mlflow.tracking import MlflowClient
 
 from sweeper.cli import main
 from sweeper.reports import plots
 from sweeper.reports.collect import load_sweep
 from sweeper.spec import Trial
+from sweeper.tracking import OVERRIDES_TAG
 
-from .conftest import Outcome, compile_latex, log_sweep
+from .conftest import Outcome, compile_latex, log_sweep, spec_yaml
 
 GRID = """\
 name: {name}
@@ -228,13 +231,72 @@ def test_without_spec_yaml_the_axes_are_the_params_that_vary(uri: str, tmp_path:
     tracker = log_sweep(uri, GRID.format(name="no-spec", seeds="[0]"),
                         lambda t: ({**METRICS, "top_1_accuracy": t.params["temperature"]},
                                    "FINISHED", None), epochs=(4,))
-    artifacts = Path(uri.removeprefix("sqlite:///")).parent / "artifacts"
-    (artifacts / tracker.parent_id / "artifacts" / "spec.yaml").unlink()
+    spec_yaml(uri, tracker.parent_id).unlink()
     assert main(["report", "no-spec", "--tracking-uri", uri, "--out", str(tmp_path)]) == 0
     # Declared order is lost: alphabetical (batch_size would come first).
     assert (tmp_path / "appendix_b.csv").read_text().splitlines()[:2] == [
         "color_jitter,temperature,regularization_loss,top_1_accuracy,top_5_accuracy,steps",
         "0.5,0.1,0.01,0.1,0.9,392"]
+
+
+SPEC_FILE = """\
+name: {name}
+train: {{epochs: 4}}
+search:
+  params:
+    temperature: [0.1, 0.5]
+"""
+
+
+def first_trial_only(trial: Trial) -> Outcome:
+    """A sweep interrupted after its first trial: the others have no run."""
+    return ({**METRICS, "top_1_accuracy": 0.5}, "FINISHED", None) if trial.index == 0 else None
+
+
+def test_the_cells_not_started_are_those_of_the_grid_that_ran(uri: str, tmp_path: Path) -> None:
+    # `--set` replaces search.params whole; `--name` adds name=...
+    log_sweep(uri, SPEC_FILE.format(name="in-file"), first_trial_only, epochs=(4,),
+              overrides=["search.params={temperature: [0.2, 0.3, 0.4]}", "name=overridden"])
+    sweep = load_sweep(uri, "overridden")
+    assert (sweep.axes, sweep.expected_trials) == (["temperature"], 3)
+    assert sweep.trials[["temperature", "seed", "state"]].values.tolist() == [
+        [0.2, 0, "FINISHED"], [0.3, 0, "NOT_STARTED"], [0.4, 0, "NOT_STARTED"]]
+    assert main(["report", "overridden", "--tracking-uri", uri, "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "appendix_b.csv").read_text() == (
+        "temperature,regularization_loss,top_1_accuracy,top_5_accuracy,steps,state\n"
+        "0.2,0.01,0.5,0.9,392,FINISHED\n"
+        "0.3,,,,,NOT_STARTED\n"
+        "0.4,,,,,NOT_STARTED\n")
+
+
+@pytest.mark.parametrize("grid", ["[0.2, 0.3, 0.4]", "[0.2, 0.3]"],
+                         ids=["other-size", "same-size"])
+def test_a_sweep_recorded_without_its_overrides_gets_no_invented_cells(
+        uri: str, grid: str) -> None:
+    name = f"unrecorded-{grid.count(',')}"
+    tracker = log_sweep(uri, SPEC_FILE.format(name=name), first_trial_only, epochs=(4,),
+                        overrides=[f"search.params={{temperature: {grid}}}"])
+    MlflowClient(uri).delete_tag(tracker.parent_id, OVERRIDES_TAG)
+    # spec.yaml alone sweeps 0.1 and 0.5: its size or the run at 0.2 says it did not run.
+    sweep = load_sweep(uri, name)
+    assert sweep.trials[["temperature", "state"]].values.tolist() == [[0.2, "FINISHED"]]
+
+
+def test_a_recorded_spec_that_no_longer_validates_falls_back_to_the_runs(
+        uri: str, caplog: pytest.LogCaptureFixture) -> None:
+    spec = GRID.format(name="stale-spec", seeds="[0]") + "metric: loss\nmode: min\n"
+    tracker = log_sweep(uri, spec, lambda t: ({**METRICS, "top_1_accuracy": 0.5, "loss": 1.0},
+                                              "FINISHED", None), epochs=(4,))
+    path = spec_yaml(uri, tracker.parent_id)
+    path.write_text(path.read_text() + "retired_setting: 1\n")
+    with caplog.at_level(logging.WARNING, logger="sweeper.reports.collect"):
+        sweep = load_sweep(uri, "stale-spec")
+    assert "retired_setting: unknown key" in caplog.text
+    assert "inferring the swept axes from the trials' params" in caplog.text
+    # Alphabetical, not the declared order; the default metric, not the recorded one.
+    assert sweep.axes == ["color_jitter_strength", "temperature"]
+    assert (sweep.metric, sweep.mode, sweep.search_type) == ("top_1_accuracy", "max", "grid")
+    assert sweep.trials["state"].tolist() == ["FINISHED"] * 4
 
 
 def test_imports_stay_light() -> None:
@@ -248,8 +310,6 @@ def test_imports_stay_light() -> None:
 
 
 def test_trials_stopped_early_are_marked_and_never_best(uri: str, tmp_path: Path) -> None:
-    from mlflow.tracking import MlflowClient
-
     def outcome(trial: Trial) -> Outcome:
         top_1 = {(0.1, 0.5): 0.5, (0.1, 1.0): 0.9, (0.2, 0.5): 0.6, (0.2, 1.0): 0.4}[
             (trial.params["temperature"], trial.params["color_jitter_strength"])]

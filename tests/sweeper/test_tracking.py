@@ -1,5 +1,8 @@
 """The MLflow writer: run names, params, and delivery through a store outage."""
 
+import json
+import logging
+import re
 from pathlib import Path
 
 import mlflow
@@ -7,7 +10,15 @@ import pytest
 from mlflow.exceptions import MlflowException
 
 from sweeper.spec import expand, parse_spec
-from sweeper.tracking import SweepTracker, TrackingUnavailable, run_name, trial_params
+from sweeper.tracking import (
+    OVERRIDES_TAG,
+    RecordedSpecUnusable,
+    SweepTracker,
+    TrackingUnavailable,
+    recorded_spec,
+    run_name,
+    trial_params,
+)
 
 SPEC = "name: t\nsearch:\n  params:\n    batch_size: [512]\n    temperature: [0.25]\n"
 
@@ -70,3 +81,51 @@ def test_writes_still_undelivered_at_the_end_are_counted(tmp_path: Path,
     trial = expand(parse_spec(SPEC.replace("512", "256")))[0]
     with pytest.raises(TrackingUnavailable, match="resume it with --resume"):
         tracker.trial_run(trial, with_seed=False, patience_s=0)
+
+
+def test_the_recorded_spec_is_the_spec_file_with_its_overrides(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    tracker = SweepTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "renamed")
+    overrides = ["train.epochs=3", "search.params={temperature: [0.5, 1.0]}", "name=renamed"]
+    parent_id = tracker.open_sweep(SPEC, "2 trials", 2, overrides=overrides)
+    client = tracker.client
+    assert json.loads(client.get_run(parent_id).data.tags[OVERRIDES_TAG]) == overrides
+    spec_file = next(tmp_path.rglob("spec.yaml"))
+    assert spec_file.read_text() == SPEC  # the user's file, as written
+    spec = recorded_spec(client, parent_id)
+    assert spec == parse_spec(SPEC, overrides=overrides)
+    assert (spec.name, spec.train.epochs, spec.search.params) == (
+        "renamed", 3, {"temperature": [0.5, 1.0]})
+
+    # A sweep recorded without the tag: spec.yaml alone.
+    client.delete_tag(parent_id, OVERRIDES_TAG)
+    assert recorded_spec(client, parent_id) == parse_spec(SPEC)
+
+    for tag, why in [("train.epochs=3", "not a JSON list of strings"),
+                     (json.dumps(["train.epochs=-1"]), "recorded spec does not validate: "
+                      "spec.yaml of the sweep (from --set): train.epochs: must be between 0")]:
+        client.set_tag(parent_id, OVERRIDES_TAG, tag)
+        with pytest.raises(RecordedSpecUnusable, match=re.escape(why)):
+            recorded_spec(client, parent_id)
+    client.set_tag(parent_id, OVERRIDES_TAG, "[]")
+    spec_file.unlink()
+    with pytest.raises(RecordedSpecUnusable, match=re.escape("no usable spec.yaml")):
+        recorded_spec(client, parent_id)
+
+
+def test_overrides_that_do_not_fit_in_a_tag_are_left_out(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    plain = SweepTracker(uri, "plain")
+    plain.open_sweep(SPEC, "1 trial", 1)
+    assert plain.client.get_run(plain.parent_id).data.tags[OVERRIDES_TAG] == "[]"
+    long = SweepTracker(uri, "long")
+    grid = ", ".join(str(n) for n in range(2000))  # ~10,000 characters
+    with caplog.at_level(logging.WARNING, logger="sweeper.tracking"):
+        long.open_sweep(SPEC, "2000 trials", 2000,
+                        overrides=[f"search.params={{batch_size: [{grid}]}}"])
+    assert OVERRIDES_TAG not in long.client.get_run(long.parent_id).data.tags
+    assert "exceed MLflow's 8000-character tag: not recorded" in caplog.text

@@ -8,6 +8,7 @@ ones the docs show (docs/images/compare.png, report.png, runs.png)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -28,7 +29,7 @@ from sweeper import ui
 from sweeper.cli import build_parser
 from sweeper.spec import Trial
 from sweeper.tracking import SweepTracker, find_sweep
-from tests.reports.conftest import log_sweep
+from tests.reports.conftest import log_sweep, spec_yaml
 
 from .conftest import tiny_sweep
 
@@ -61,14 +62,15 @@ def query_of(url: str) -> dict[str, str]:
 
 def logged(uri: str, extra: str = "",
            score: Any = lambda t: {"top_1_accuracy": t.params["temperature"]
-                                   * t.params["color_jitter_strength"]}) -> SweepTracker:
+                                   * t.params["color_jitter_strength"]},
+           overrides: tuple[str, ...] = ()) -> SweepTracker:
     """A finished 2x2 sweep logged as the driver would, without Ray or training."""
     text = tiny_sweep("glance", GRID, extra=extra)
 
     def outcome(trial: Trial) -> tuple[dict[str, float], str, None]:
         return score(trial), "FINISHED", None
 
-    log_sweep(uri, text, outcome, epochs=(1,))
+    log_sweep(uri, text, outcome, epochs=(1,), overrides=overrides)
     tracker = find_sweep(uri, "glance")
     assert tracker is not None
     return tracker
@@ -117,6 +119,26 @@ def test_over_the_limit_the_comparison_holds_the_best_by_the_spec_metric(store: 
     assert "the comparison holds the best 3 of 4 trials by loss (min)" in lines[1]
     assert json.loads(query_of(lines[2].split(": ", 1)[1].strip())["runs"]) == list(
         glance.compared)
+
+
+def test_the_glance_reads_the_spec_that_ran_else_what_the_runs_show(
+        store: str, caplog: pytest.LogCaptureFixture) -> None:
+    tracker = logged(store, overrides=("metric=loss", "mode=min"),
+                     score=lambda t: {"top_1_accuracy": t.params["temperature"],
+                                      "loss": t.params["color_jitter_strength"]})
+    glance = links.sweep_glance(tracker)
+    assert (glance.metric, glance.mode, glance.axes) == ("loss", "min", AXES)
+
+    path = spec_yaml(store, tracker.parent_id)
+    path.write_text(path.read_text() + "retired_setting: 1\n")
+    with caplog.at_level(logging.WARNING, logger="sweeper.glance"):
+        glance = links.sweep_glance(tracker)
+    assert "retired_setting: unknown key" in caplog.text
+    assert "ranking by top_1_accuracy (max)" in caplog.text
+    # The params that vary, alphabetical: not the declared order.
+    assert (glance.metric, glance.mode, glance.axes) == (
+        "top_1_accuracy", "max", ("color_jitter_strength", "temperature"))
+    assert names_of(tracker.client, glance.ranked)[:2] == ["t0.5-cj0.5", "t0.5-cj1"]
 
 
 def test_the_limit_keeps_the_comparison_url_short() -> None:
