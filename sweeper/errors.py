@@ -14,6 +14,10 @@ class SweeperError(Exception):
     exit_code = EXIT_USAGE
 
 
+class SpecError(SweeperError):
+    """A mistake in a spec or an override, with a message a user can act on (sweeper.spec)."""
+
+
 class WorkFailed(SweeperError):
     """The work itself failed (a trial, a benchmark, attaching a report): exit 1."""
 

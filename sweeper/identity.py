@@ -11,18 +11,33 @@ from typing import Any, TextIO
 
 from sweeper import storage
 from sweeper.errors import SweeperError
-from sweeper.tracking import DRIVER_TAG, STORAGE_TAG, ExperimentDeleted, SweepTracker
+from sweeper.spec import SweepSpec
+from sweeper.tracking import (
+    DRIVER_TAG,
+    OVERRIDES_TAG,
+    STORAGE_TAG,
+    ExperimentDeleted,
+    RecordedSpecUnusable,
+    SweepTracker,
+    flatten,
+    recorded_spec,
+)
+
+# What a resumed sweep may change: how its trials are run, not which trials it has or
+# what they compute.
+RESUMABLE_CHANGES = {"resources", "max_concurrent_trials", "max_failures", "save_encoders"}
 
 
 class SweepExists(SweeperError):
     """Running would merge with, or re-run, an existing sweep: resuming must be explicit."""
 
 
-def check_sweep_identity(name: str, folder: str, restorable: bool, tracker: SweepTracker,
-                         resume: bool, progress: TextIO) -> bool:
+def check_sweep_identity(spec: SweepSpec, folder: str, restorable: bool,
+                         tracker: SweepTracker, resume: bool, progress: TextIO) -> bool:
     """MLflow decides whether the sweep exists; the storage whether it can be restored.
     Returns whether to restore; raises SweepExists where running would merge two
-    sweeps' records, or re-run trials that finished."""
+    sweeps' records, re-run trials that finished, or resume with another spec."""
+    name = spec.name
     try:
         parent = tracker.existing_sweep()
     except ExperimentDeleted as exc:
@@ -44,6 +59,7 @@ def check_sweep_identity(name: str, folder: str, restorable: bool, tracker: Swee
     if parent is not None:
         _refuse_a_second_driver(parent, name)
         if restorable:
+            _refuse_another_spec(parent, spec, tracker)
             return True
         raise SweepExists(
             f"--resume: {folder} holds no state of sweep {name!r} to restore, but {where} "
@@ -60,6 +76,31 @@ def check_sweep_identity(name: str, folder: str, restorable: bool, tracker: Swee
                           "--name to start a new sweep")
     print(f"nothing to resume for sweep {name!r}: starting it", file=progress, flush=True)
     return False
+
+
+def _refuse_another_spec(parent: Any, spec: SweepSpec, tracker: SweepTracker) -> None:
+    """The spec (file and --set) a sweep is resumed with must define the trials it ran
+    with: Tune continues the stored trials whatever the spec says now, so a changed
+    value would be silently ignored, and the record would describe a sweep that never
+    ran. Only a parent that recorded its overrides can be compared."""
+    if OVERRIDES_TAG not in parent.data.tags:
+        return
+    try:
+        recorded = recorded_spec(tracker.client, parent.info.run_id)
+    except RecordedSpecUnusable:
+        return
+    then = flatten(recorded.model_dump(mode="json", exclude=RESUMABLE_CHANGES))
+    now = flatten(spec.model_dump(mode="json", exclude=RESUMABLE_CHANGES))
+    changed = sorted(key for key in then.keys() | now.keys() if then.get(key) != now.get(key))
+    if not changed:
+        return
+    shown = "; ".join(f"{key}: {then.get(key)!r} then, {now.get(key)!r} now"
+                      for key in changed[:3]) + ("; ..." if len(changed) > 3 else "")
+    raise SweepExists(
+        f"--resume: sweep {spec.name!r} ran with another spec ({shown}); resume it with "
+        "the spec file and --set it ran with (its spec.yaml and tag sweeper.overrides in "
+        "MLflow), or pass --name to start a new sweep. A resume may change only "
+        + ", ".join(sorted(RESUMABLE_CHANGES)))
 
 
 def _storage_root(location: str, name: str) -> str:

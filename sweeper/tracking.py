@@ -1,4 +1,5 @@
-"""The single MLflow writer, on the driver: one parent run per sweep, one child
+"""The MLflow writer of a sweep's runs, on the driver (the runs view:
+sweeper.glance; report files: sweeper.reports.collect): one parent run per sweep, one child
 run per trial, found again by tags on restore so that no trial ever gets two runs.
 
 A trial's identity is the Ray trial id (tag sweeper.trial_id), not its config:
@@ -28,7 +29,7 @@ import socket
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -175,7 +176,7 @@ def trial_params(trial: Trial) -> dict[str, str]:
 
 
 class SweepTracker:
-    """Creates or re-attaches the sweep's runs; every MLflow write goes through here."""
+    """Creates or re-attaches the sweep's runs; every write to them goes through here."""
 
     def __init__(self, tracking_uri: str, experiment: str) -> None:
         self.tracking_uri = tracking_uri
@@ -510,10 +511,10 @@ def recorded_spec(client: MlflowClient, parent_id: str) -> SweepSpec:
     without the tag: spec.yaml alone). RecordedSpecUnusable saying why when spec.yaml is
     absent or unreadable, or the spec no longer validates."""
     overrides = _recorded_overrides(client.get_run(parent_id).data.tags.get(OVERRIDES_TAG))
-    with tempfile.TemporaryDirectory() as folder, _no_progress_bar():
+    with tempfile.TemporaryDirectory() as folder:
         try:
             text = Path(client.download_artifacts(parent_id, "spec.yaml", folder)).read_text()
-        except Exception as exc:  # no artifact, an unreadable store or file
+        except (MlflowException, OSError, UnicodeDecodeError) as exc:  # absent, unreadable
             raise RecordedSpecUnusable(
                 f"no usable spec.yaml on the sweep's parent run ({exc})") from None
     try:
@@ -535,21 +536,6 @@ def _recorded_overrides(tag: str | None) -> list[str]:
         raise RecordedSpecUnusable(f"tag {OVERRIDES_TAG} of the sweep's parent run is not a "
                                    f"JSON list of strings: {tag[:200]!r}")
     return overrides
-
-
-@contextlib.contextmanager
-def _no_progress_bar() -> Iterator[None]:
-    """MLflow draws a progress bar on stderr for every download, even of one small file."""
-    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-    before = os.environ.get(key)
-    os.environ[key] = "false"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = before
 
 
 def find_sweep(tracking_uri: str, name: str) -> SweepTracker | None:

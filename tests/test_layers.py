@@ -71,3 +71,29 @@ def test_the_reports_use_only_the_orchestrations_names_never_the_driver() -> Non
         upward = {name for name in imported_modules(path) if name.startswith("sweeper.")
                   and not name.startswith("sweeper.reports")}
         assert upward <= REPORTS_MAY_IMPORT, f"{path.name} imports {sorted(upward)}"
+
+
+def test_no_module_imports_itself_back() -> None:
+    """No circle among the project's modules, lazy (in-function) imports included."""
+    import graphlib
+
+    modules = {}
+    for package in ("sweeper", "trainers"):
+        for path in (ROOT / package).rglob("*.py"):
+            name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            modules[name.removesuffix(".__init__")] = path
+
+    def project_imports(path: Path) -> set[str]:
+        tree = ast.parse(path.read_text(), filename=str(path))
+        names: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                # `from package import module` imports the module
+                names |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+        return names & modules.keys()
+
+    graph = {name: project_imports(path) - {name} for name, path in modules.items()}
+    assert len(graph) > 60  # the walk saw the project
+    graphlib.TopologicalSorter(graph).prepare()  # raises CycleError naming the circle

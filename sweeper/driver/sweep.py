@@ -76,7 +76,7 @@ def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
             check_dataset(dataset)
     tracker = SweepTracker(options.tracking_uri, spec.name)
     tracker.check_available()
-    restoring = check_sweep_identity(spec.name, folder, tune.Tuner.can_restore(folder), tracker,
+    restoring = check_sweep_identity(spec, folder, tune.Tuner.can_restore(folder), tracker,
                                      options.resume, progress)
     warm = WarmStart() if restoring else warm_start.collect(spec, options.tracking_uri)
     _say_warm_start(warm, progress)
@@ -86,7 +86,8 @@ def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
     # own, so it is built once the sweep is opened.
     restored = restored_tuner(spec, folder, options.retry_failed) if restoring else None
     tracker.open_sweep(spec_text, summary(spec), num_trials(spec), storage=folder,
-                       params={"warm_start_trials": str(len(warm.points))})
+                       params={"warm_start_trials": str(len(warm.points))},
+                       overrides=overrides)
     warm_trials = (int(tracker.parent_param("warm_start_trials") or 0) if restoring
                    else len(warm.points))
     session = SweepSession(spec, tracker, progress, warm_trials)

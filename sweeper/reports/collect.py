@@ -274,6 +274,6 @@ def _with_init(client: MlflowClient, trials: pd.DataFrame, history: pd.DataFrame
              for run_id in trials.loc[trials["run_id"] != "", "run_id"]
              for point in client.get_metric_history(str(run_id), metric)],
             columns=["run_id", "step", "value"])
-    # The latest point at step 0 (a retried trial may have logged it twice).
+    # The point at step 0 (one per run: tracking logs each step once).
     initial = points[points["step"] == 0].groupby("run_id")["value"].last()
     return trials.assign(**{metric + INIT: trials["run_id"].map(initial).astype(float)})

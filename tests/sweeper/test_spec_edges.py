@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 import sweeper.spec
+import sweeper.spec_yaml
 from sweeper.cli import main
 from sweeper.spec import (
     MAX_RUN_TRIALS,
@@ -253,7 +254,7 @@ def test_a_billion_laughs_fails_before_it_expands(
     def never(*args: object) -> None:
         raise AssertionError("the document was constructed")
 
-    monkeypatch.setattr(sweeper.spec._UniqueKeyLoader, "construct_document", never)
+    monkeypatch.setattr(sweeper.spec_yaml._UniqueKeyLoader, "construct_document", never)
     code, _, err = _cli(tmp_path, capsys, _billion_laughs(field), "validate")
     assert code == 2 and "Traceback" not in err
     assert "expands to more than 50000 values once its aliases" in err
