@@ -13,7 +13,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from sweeper.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, SweeperError
+from sweeper.errors import (
+    EXIT_BROKEN_PIPE,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    SweeperError,
+)
 from sweeper.spec import SpecError, load_spec, summary, trial_at
 
 DESCRIPTION = ("Hyperparameter sweeps of SimCLR and BYOL: run a search space with Ray Tune, "
@@ -25,7 +32,8 @@ EPILOG = """examples:
   sweeper report demo --reference ../shared/reference/thesis_appendix_b.csv
 
 exit status: 0 done, 1 some trial or work failed, 2 a mistake in the input
-(spec, option, data, location), 130 interrupted (the output says how to resume)"""
+(spec, option, data, location), 130 interrupted (the output says how to resume),
+141 the reader of the output closed it (as `| head` does)"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -139,6 +147,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sweeper: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of stdout went away (`sweeper run SPEC --dry-run | head`): it has
+        # what it wanted. Later writes, Python's own flush at exit included, go nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 def _prepare_process(args: argparse.Namespace) -> None:

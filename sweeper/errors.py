@@ -6,6 +6,7 @@ anything else is a bug and keeps its traceback."""
 from __future__ import annotations
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a reader that stopped reading
 
 
 class SweeperError(Exception):

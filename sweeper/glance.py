@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 DEFAULT_METRIC, DEFAULT_MODE = "top_1_accuracy", "max"  # the spec's defaults
 # MLflow's comparison page fetches the runs one request each and draws a column per run:
 # at 100 runs it loads in ~6 s on loopback (docs/ui.md), its table is 16 screens wide
-# and its plot a tangle, so beyond that the link holds the best COMPARE_LIMIT trials (a ~4 kB URL).
+# and its plot a tangle, so beyond that the link holds the best COMPARE_LIMIT trials
+# (a ~4 kB URL).
 COMPARE_LIMIT = 100
 # The runs list's defaults live in a view saved in the experiment, the envelope MLflow's
 # own Views -> "Save as new view" writes (experiment tag mlflow.sharedViewState.<key>),

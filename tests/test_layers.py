@@ -15,7 +15,9 @@ FORBIDDEN_IN_TRAINERS = ("ray", "mlflow", "sweeper")
 REPORTS_MAY_IMPORT = {"sweeper.tracking", "sweeper.spec", "sweeper.errors", "sweeper.reachable"}
 
 
-def imported_modules(path: Path) -> set[str]:
+def imported_modules(path: Path, members: bool = False) -> set[str]:
+    """What `path` imports, lazy imports included; `members`: also `package.name` for
+    each `from package import name` (which may be a module)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     names: set[str] = set()
     for node in ast.walk(tree):
@@ -23,6 +25,8 @@ def imported_modules(path: Path) -> set[str]:
             names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
+            if members:
+                names |= {f"{node.module}.{alias.name}" for alias in node.names}
     return names
 
 
@@ -83,17 +87,7 @@ def test_no_module_imports_itself_back() -> None:
             name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
             modules[name.removesuffix(".__init__")] = path
 
-    def project_imports(path: Path) -> set[str]:
-        tree = ast.parse(path.read_text(), filename=str(path))
-        names: set[str] = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                names |= {alias.name for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                # `from package import module` imports the module
-                names |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
-        return names & modules.keys()
-
-    graph = {name: project_imports(path) - {name} for name, path in modules.items()}
+    graph = {name: (imported_modules(path, members=True) & modules.keys()) - {name}
+             for name, path in modules.items()}
     assert len(graph) > 60  # the walk saw the project
     graphlib.TopologicalSorter(graph).prepare()  # raises CycleError naming the circle

@@ -1,11 +1,17 @@
 """One error model: every error a command reports carries its exit status, and
 `main` turns it into one line on stderr; a bug keeps its traceback."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from sweeper import cli
 from sweeper.bench.errors import BenchError, BenchFailed
 from sweeper.cluster_access import ClusterUnavailable
+from sweeper.driver.tuner import SweepStateUnreadable
 from sweeper.errors import SweeperError
 from sweeper.identity import SweepExists
 from sweeper.reports.collect import SweepNotFound
@@ -22,7 +28,8 @@ from trainers.data import DatasetError
     (SpecError("a.yaml, line 3: train.epochs: ..."), 2), (StorageError("read-only"), 2),
     (SweepExists("already exists"), 2), (ClusterUnavailable("nothing answers"), 2),
     (TrackingUnavailable("down"), 2), (SubmitError("no server"), 2), (UiError("port"), 2),
-    (SweepNotFound("no sweep"), 2), (BenchError("no cuda"), 2), (DatasetError("no data"), 2),
+    (SweepNotFound("no sweep"), 2), (SweepStateUnreadable("tuner.pkl"), 2),
+    (BenchError("no cuda"), 2), (DatasetError("no data"), 2),
     (BenchFailed("nan"), 1), (TrialFailed("diverged", exit_code=1), 1),
     (KeyboardInterrupt(), 130),
 ])
@@ -53,3 +60,22 @@ def test_a_bug_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cli, "_validate", bug)
     with pytest.raises(ZeroDivisionError):
         cli.main(["validate", "spec.yaml"])
+
+
+@pytest.mark.parametrize("command", [["validate"], ["run", "--dry-run"]])
+def test_a_reader_that_stops_reading_ends_the_command_without_a_traceback(
+        command: list[str], tmp_path: Path) -> None:
+    """`sweeper ... | head`: the reader may close the pipe before a word is written."""
+    spec = tmp_path / "big.yaml"
+    spec.write_text("name: big\nsearch:\n  params:\n    temperature: [0.1, 0.2]\n"
+                    "    batch_size: [16, 32, 64, 128, 256]\n")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the command writes
+    try:
+        done = subprocess.run([sys.executable, "-m", "sweeper.cli", command[0], str(spec),
+                               *command[1:]], stdout=write_end, stderr=subprocess.PIPE,
+                              text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141, done.stderr
+    assert done.stderr == ""
