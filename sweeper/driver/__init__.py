@@ -8,7 +8,14 @@ Ray (besides the job client, sweeper.submit), so that Ray's API churn stays here
 - worker.py: what runs in a Ray worker
 """
 
+from sweeper.driver.events import TrackingCallback, trial_name
 from sweeper.driver.ray_instance import init_ray, shutdown_ray
 from sweeper.driver.sweep import SweepOptions, SweepOutcome, run_sweep
+
+# Part of the storage format: a stored sweep's tuner.pkl refers to its callback and its
+# trial-name function by a path in this package (besides sweeper.driver.events), and
+# --resume loads it only while these resolve.
+_TrackingCallback = TrackingCallback
+_trial_name = trial_name
 
 __all__ = ["SweepOptions", "SweepOutcome", "init_ray", "run_sweep", "shutdown_ray"]

@@ -45,3 +45,8 @@ def ray_trainable(config: dict[str, Any]) -> None:
         # errored: it stays failed across --resume, and --retry-failed re-runs it.
         tune.report({FAILURE_KEY: f"{type(exc).__name__}: {exc}"})
         raise
+
+
+# Part of the storage format: Tune stores the trainable's name with a sweep (tuner.pkl)
+# and restores it only under that name.
+ray_trainable.__name__ = "_ray_trainable"
