@@ -213,8 +213,8 @@ def _run(args: argparse.Namespace) -> int:
     # Before Ray is imported: it reads some of these settings once, at import.
     driver_process.prepare(send_token=bool(args.address or os.environ.get("RAY_ADDRESS")))
     from sweeper.driver import SweepOptions, run_sweep
+    from sweeper.mlflow_store import resolve_tracking_uri
     from sweeper.storage import sweep_location
-    from sweeper.tracking import resolve_tracking_uri
 
     options = SweepOptions(storage=args.storage,
                            tracking_uri=resolve_tracking_uri(args.tracking_uri),
@@ -297,14 +297,9 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from sweeper.mlflow_store import resolve_tracking_uri
     from sweeper.reachable import check_readable
-    from sweeper.tracking import (
-        ERROR_TAG,
-        REPEAT_TAG,
-        STOPPED_TAG,
-        find_sweep,
-        resolve_tracking_uri,
-    )
+    from sweeper.tracking import ERROR_TAG, REPEAT_TAG, STOPPED_TAG, find_sweep
 
     if args.job:
         from sweeper.cluster_access import use_token_if_available
@@ -367,7 +362,7 @@ def _tie_group(uri: str, name: str) -> list[str]:
 
 
 def _ui(args: argparse.Namespace) -> int:
-    from sweeper.tracking import resolve_tracking_uri
+    from sweeper.mlflow_store import resolve_tracking_uri
     from sweeper.ui import serve
 
     return serve(resolve_tracking_uri(args.tracking_uri), args.name, args.host, args.port,

@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sweeper.tracking import SweepTracker, TrackingUnavailable
+from sweeper.mlflow_store import TrackingUnavailable
+from sweeper.tracking import SweepTracker
 
 READ_TIMEOUT_S = 5.0
 # For a command that only reads (and a report's attachment, a few small files): a

@@ -153,7 +153,7 @@ def run_timed_sweep(spec: SweepSpec, text: str, folder: Path,
     started_ray = init_ray(None)
     ray_start = time.perf_counter() - started if started_ray else 0.0
     try:
-        from sweeper.tracking import open_client
+        from sweeper.mlflow_store import open_client
 
         uri = f"sqlite:///{folder / 'mlflow.db'}"
         started = time.perf_counter()

@@ -382,7 +382,7 @@ def test_ray_nodes_resolve_mlflow_and_s3_to_services_that_listen(
     (MLFLOW_TRACKING_URI through sweeper.tracking, AWS_ENDPOINT_URL through pyarrow for
     --storage s3://, MLFLOW_S3_ENDPOINT_URL through MLflow) name a service of this stack
     on a port it listens on, with the S3 user MLflow has; every node mounts `results`."""
-    from sweeper.tracking import resolve_tracking_uri
+    from sweeper.mlflow_store import resolve_tracking_uri
 
     for name in ("ray-head", "ray-worker"):
         node = resolved[name]

@@ -14,7 +14,7 @@ from sweeper.driver import SweepOptions, run_sweep
 from sweeper.dry_run import dry_run
 from sweeper.identity import SweepExists
 from sweeper.spec import expand, parse_spec
-from sweeper.tracking import TrackingUnavailable
+from sweeper.mlflow_store import TrackingUnavailable
 from trainers.data import DatasetError
 
 from .conftest import tiny_sweep

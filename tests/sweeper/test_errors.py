@@ -19,7 +19,7 @@ from sweeper.run_trial import TrialFailed
 from sweeper.spec import SpecError
 from sweeper.storage import StorageError
 from sweeper.submit import SubmitError
-from sweeper.tracking import TrackingUnavailable
+from sweeper.mlflow_store import TrackingUnavailable
 from sweeper.ui import UiError
 from trainers.data import DatasetError
 

@@ -17,8 +17,8 @@ from sweeper.cli import resume_command
 from sweeper.cluster_access import ClusterUnavailable
 from sweeper.driver import SweepOptions, run_sweep
 from sweeper.identity import SweepExists
+from sweeper.mlflow_store import open_client
 from sweeper.spec import parse_spec
-from sweeper.tracking import open_client
 
 from .conftest import free_port, tiny_sweep
 

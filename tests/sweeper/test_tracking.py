@@ -9,12 +9,12 @@ import mlflow
 import pytest
 from mlflow.exceptions import MlflowException
 
+from sweeper.mlflow_store import TrackingUnavailable
 from sweeper.spec import expand, parse_spec
 from sweeper.tracking import (
     OVERRIDES_TAG,
     RecordedSpecUnusable,
     SweepTracker,
-    TrackingUnavailable,
     recorded_spec,
     run_name,
     trial_params,

@@ -17,7 +17,7 @@ import pytest
 
 from sweeper import ui
 from sweeper.reachable import check_readable
-from sweeper.tracking import TrackingUnavailable
+from sweeper.mlflow_store import TrackingUnavailable
 
 from .conftest import free_port
 
