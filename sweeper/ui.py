@@ -18,8 +18,8 @@ from typing import TextIO
 
 from sweeper.errors import SweeperError
 from sweeper.glance import Glance, compare_url, describe, runs_url, sweep_glance
-from sweeper.reachable import check_readable
 from sweeper.mlflow_store import TrackingUnavailable
+from sweeper.reachable import check_readable
 from sweeper.tracking import find_sweep
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ import sweeper
 from sweeper.driver import SweepOptions, run_sweep
 from sweeper.dry_run import dry_run
 from sweeper.identity import SweepExists
-from sweeper.spec import expand, parse_spec
 from sweeper.mlflow_store import TrackingUnavailable
+from sweeper.spec import expand, parse_spec
 from trainers.data import DatasetError
 
 from .conftest import tiny_sweep

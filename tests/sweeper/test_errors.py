@@ -14,12 +14,12 @@ from sweeper.cluster_access import ClusterUnavailable
 from sweeper.driver.tuner import SweepStateUnreadable
 from sweeper.errors import SweeperError
 from sweeper.identity import SweepExists
+from sweeper.mlflow_store import TrackingUnavailable
 from sweeper.reports.collect import SweepNotFound
 from sweeper.run_trial import TrialFailed
 from sweeper.spec import SpecError
 from sweeper.storage import StorageError
 from sweeper.submit import SubmitError
-from sweeper.mlflow_store import TrackingUnavailable
 from sweeper.ui import UiError
 from trainers.data import DatasetError
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from sweeper import ui
-from sweeper.reachable import check_readable
 from sweeper.mlflow_store import TrackingUnavailable
+from sweeper.reachable import check_readable
 
 from .conftest import free_port
 
