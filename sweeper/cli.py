@@ -21,7 +21,7 @@ from sweeper.errors import (
     EXIT_USAGE,
     SweeperError,
 )
-from sweeper.spec import SpecError, load_spec, summary, trial_at
+from sweeper.spec import SpecError, load_spec, parse_spec, read_spec_text, summary, trial_at
 
 DESCRIPTION = ("Hyperparameter sweeps of SimCLR and BYOL: run a search space with Ray Tune, "
                "track every trial in MLflow, report the thesis's tables.")
@@ -204,7 +204,8 @@ def _run(args: argparse.Namespace) -> int:
     from sweeper.dry_run import dry_run
 
     overrides = list(args.overrides) + ([f"name={args.name}"] if args.name else [])
-    spec = load_spec(args.spec, overrides)
+    spec_text = read_spec_text(args.spec)  # read once: MLflow records the text that was parsed
+    spec = parse_spec(spec_text, source=args.spec, overrides=overrides)
     if args.dry_run:
         print("\n".join(dry_run(spec)))
         return EXIT_OK
@@ -220,7 +221,6 @@ def _run(args: argparse.Namespace) -> int:
                            tracking_uri=resolve_tracking_uri(args.tracking_uri),
                            address=args.address, resume=args.resume,
                            retry_failed=args.retry_failed)
-    spec_text = Path(args.spec).read_text()
     print(f"sweep {spec.name!r}: {summary(spec)}", file=sys.stderr)
     outcome = run_sweep(spec, spec_text, options, overrides=overrides)
     print(_format_outcome(outcome, spec.metric), file=sys.stderr)

@@ -375,6 +375,11 @@ def _with_values(base: dict[str, Any], values: dict[str, Any]) -> TrialConfig:
 def load_spec(path: str | Path, overrides: list[str] | None = None) -> SweepSpec:
     """Read, check and return a spec; `overrides` are `a.b=value` strings applied
     to the spec before validation."""
+    return parse_spec(read_spec_text(path), source=str(path), overrides=overrides)
+
+
+def read_spec_text(path: str | Path) -> str:
+    """A spec file's text, refused when missing, unreadable or larger than a spec."""
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"spec file not found: {path}")
@@ -384,10 +389,9 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> SweepSpec
         if len(raw) > MAX_SPEC_BYTES:
             raise SpecError(f"{path}: the spec is larger than {MAX_SPEC_BYTES // 1024} KiB; "
                             "a spec is a page of YAML (is this the right file?)")
-        text = raw.decode()
+        return raw.decode()
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read spec {path}: {one_line(exc)}") from None
-    return parse_spec(text, source=str(path), overrides=overrides)
 
 
 def parse_spec(text: str, source: str = "<spec>", overrides: list[str] | None = None

@@ -69,8 +69,7 @@ class Sweep:
 def load_sweep(tracking_uri: str, name: str) -> Sweep:
     """Read the sweep `name` and all its trial runs from MLflow (TrackingUnavailable
     within seconds when the store does not answer)."""
-    _check_store(tracking_uri)
-    check_readable(tracking_uri)
+    check_readable(tracking_uri)  # also refuses a SQLite path with no store
     tracker = find_sweep(tracking_uri, name)
     if tracker is None:
         raise SweepNotFound(f"no sweep named {name!r} in {tracking_uri}")
@@ -121,16 +120,6 @@ def read_reference(path: Path) -> pd.DataFrame:
 
 
 # --- helpers -------------------------------------------------------------------------
-
-def _check_store(tracking_uri: str) -> None:
-    """MLflow would create an empty SQLite store for a mistyped path (or a report run
-    from the wrong folder) and then find nothing: say so instead."""
-    if tracking_uri.startswith("sqlite:///"):
-        path = Path(tracking_uri.removeprefix("sqlite:///"))
-        if str(path) != ":memory:" and not path.exists():
-            raise SweepNotFound(f"no MLflow store at {path} (tracking URI {tracking_uri}); "
-                                "pass --tracking-uri or run from the sweep's folder")
-
 
 def _search_all(client: MlflowClient, experiment_id: str, filter_string: str) -> list[Run]:
     runs: list[Run] = []
