@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 
 def load_encoder(run_id: str, tracking_uri: str | None = None) -> ResNet:
-    """A finished trial run's final encoder from MLflow (see sweeper.encoders)."""
-    from sweeper.encoders import load_encoder as load  # torch and MLflow only when called
+    """A finished trial run's final encoder from MLflow (see sweeper.record.encoders)."""
+    from sweeper.record.encoders import load_encoder as load  # torch and MLflow only when called
 
     return load(run_id, tracking_uri)

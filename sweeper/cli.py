@@ -4,24 +4,21 @@ its exit status; `main` turns every reported error into its own (sweeper.errors)
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import shlex
 import sys
-import time
 from collections.abc import Sequence
-from pathlib import Path
 
 from sweeper.errors import (
     EXIT_BROKEN_PIPE,
-    EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
+    SpecError,
     SweeperError,
 )
-from sweeper.spec import SpecError, load_spec, parse_spec, read_spec_text, summary, trial_at
+from sweeper.search import summary
+from sweeper.spec.load import load_spec
 
 DESCRIPTION = ("Hyperparameter sweeps of SimCLR and BYOL: run a search space with Ray Tune, "
                "track every trial in MLflow, report the thesis's tables.")
@@ -93,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("name", nargs="?", help="the sweep's name")
     status.add_argument("--job", help="instead: the state of a job from `sweeper submit`")
     status.add_argument("--address", help="with --job: the job server, http://HEAD:8265")
+    status.add_argument("--best", type=int, default=20, metavar="N",
+                        help="how many of the best trials to list (default 20)")
+    status.add_argument("--all", action="store_true",
+                        help="list every trial, by trial index")
     _add_location_options(status)
 
     ui = commands.add_parser(
@@ -108,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "a browser, where there is a graphical one)")
 
     # Subcommands owned by other modules: each adds its arguments and runs itself.
-    from sweeper.bench_cli import add_bench_arguments
+    from sweeper.bench.command import add_bench_arguments
     from sweeper.reports.command import add_report_arguments
 
     add_report_arguments(commands.add_parser(
@@ -156,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _prepare_process(args: argparse.Namespace) -> None:
     """The settings every command shares, once, before MLflow is imported (a sweep's
-    own, for Ray, are applied by `_run`: sweeper.driver_process)."""
+    own, for Ray, are applied by `_run`: sweeper.cluster.driver_process)."""
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     # MLflow logs its schema creation and migrations at INFO, not a user's concern; it
@@ -166,7 +167,7 @@ def _prepare_process(args: argparse.Namespace) -> None:
     # MLflow draws a progress bar on stderr for every download, even of one small file.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if args.command in ("status", "ui", "report"):  # they read a store that may not answer
-        from sweeper.reachable import bound_http_retries
+        from sweeper.record.store import bound_http_retries
 
         bound_http_retries()
 
@@ -178,132 +179,27 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _trial(args: argparse.Namespace) -> int:
-    # Imported here so that `validate` stays fast and light.
-    from sweeper.run_trial import run_trial
+    from sweeper.commands.trial import trial_command  # torch: only when a trial runs
 
-    spec = load_spec(args.spec)
-    trial = trial_at(spec, args.index, args.overrides)
-    started = time.perf_counter()
-    metrics = run_trial(trial, progress=sys.stderr)
-    result = {
-        "trial": trial.index,
-        "config_hash": trial.config_hash,
-        "params": trial.params,
-        **metrics,
-        "wall_seconds": round(time.perf_counter() - started, 3),
-    }
-    if args.json:
-        print(json.dumps(result, sort_keys=True))
-    else:
-        print(_format_final(result))
-    return EXIT_OK
+    return trial_command(args)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sweeper import driver_process
-    from sweeper.dry_run import dry_run
+    from sweeper.commands.run import run
 
-    overrides = list(args.overrides) + ([f"name={args.name}"] if args.name else [])
-    spec_text = read_spec_text(args.spec)  # read once: MLflow records the text that was parsed
-    spec = parse_spec(spec_text, source=args.spec, overrides=overrides)
-    if args.dry_run:
-        print("\n".join(dry_run(spec)))
-        return EXIT_OK
-    if args.retry_failed and not args.resume:
-        raise SpecError("--retry-failed only applies with --resume")
-    # Before Ray is imported: it reads some of these settings once, at import.
-    driver_process.prepare(send_token=bool(args.address or os.environ.get("RAY_ADDRESS")))
-    from sweeper.driver import SweepOptions, run_sweep
-    from sweeper.mlflow_store import resolve_tracking_uri
-    from sweeper.storage import sweep_location
-
-    options = SweepOptions(storage=args.storage,
-                           tracking_uri=resolve_tracking_uri(args.tracking_uri),
-                           address=args.address, resume=args.resume,
-                           retry_failed=args.retry_failed)
-    print(f"sweep {spec.name!r}: {summary(spec)}", file=sys.stderr)
-    outcome = run_sweep(spec, spec_text, options, overrides=overrides)
-    print(_format_outcome(outcome, spec.metric), file=sys.stderr)
-    folder = sweep_location(args.storage, spec.name)
-    browse = ["sweeper", "ui", spec.name] + (["--tracking-uri", args.tracking_uri]
-                                             if args.tracking_uri else [])
-    print(f"results: {folder}\nMLflow:  {options.tracking_uri} (experiment {spec.name!r}); "
-          f"browse with: {shlex.join(browse)}", file=sys.stderr)
-    if outcome.interrupted:
-        print(f"interrupted: {outcome.unfinished} trial(s) unfinished. Resume with:\n"
-              f"  {resume_command(args.argv)}", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    return EXIT_FAILED if outcome.failed else EXIT_OK
-
-
-def resume_command(argv: Sequence[str]) -> str:
-    """The command that resumes this run: every option as given, quoted for the shell."""
-    words = [word for word in argv if word != "--dry-run"]
-    if "--resume" not in words:
-        words.append("--resume")
-    program = sys.argv[0]
-    prefix = ([program] if Path(program).name == "sweeper"
-              else [sys.executable, "-m", "sweeper.cli"])
-    return shlex.join([*prefix, *words])
-
-
-def _format_outcome(outcome: object, metric: str) -> str:
-    from sweeper.driver import SweepOutcome
-
-    assert isinstance(outcome, SweepOutcome)
-    lines = [f"{len(outcome.finished)}/{outcome.total} trials finished, "
-             f"{len(outcome.failed)} failed, {outcome.unfinished} unfinished "
-             f"in {outcome.wall_seconds:.1f} s (the trials' own time: "
-             f"{outcome.trial_seconds:.1f} s)"]
-    if outcome.best:
-        lines.append(f"best {metric}: {outcome.best[1]:.4f} ({outcome.best[0]})"
-                     + (f", among the trials that ran every epoch ({outcome.stopped_early} "
-                        "stopped early by the scheduler are not compared)"
-                        if outcome.stopped_early else ""))
-    lines += [f"  FAILED {name}: {error}" for name, error in outcome.failed]
-    return "\n".join(lines)
+    return run(args)
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from sweeper.cluster_access import use_token_if_available
-    from sweeper.spec import expand
-    from sweeper.submit import plan, submit
+    from sweeper.commands.submit import submit_command
 
-    overrides = list(args.overrides) + ([f"name={args.name}"] if args.name else [])
-    spec = load_spec(args.spec, overrides)  # a bad spec fails here, not on the cluster
-    datasets = {trial.config.dataset for trial in expand(spec)}
-    if args.dry_run:
-        upload = plan(args.spec, datasets)
-        print("\n".join(upload.listing()))
-        for note in upload.notes:
-            print(f"sweeper: note: {note}", file=sys.stderr)
-        return EXIT_OK
-    if not args.address:
-        raise SpecError("sweeper submit needs --address (the job server, http://HEAD:8265), "
-                        "or --dry-run to list what would be uploaded")
-    run_args = [arg for override in args.overrides for arg in ("--set", override)]
-    for flag, value in (("--name", args.name), ("--tracking-uri", args.tracking_uri)):
-        if value:
-            run_args += [flag, value]
-    run_args += ["--storage", args.storage]
-    run_args += [flag for flag, on in (("--resume", args.resume),
-                                       ("--retry-failed", args.retry_failed)) if on]
-    if not args.tracking_uri:
-        print("sweeper: note: no --tracking-uri: the job's runs go to $MLFLOW_TRACKING_URI on "
-              "the cluster, else to a SQLite file in the job's temporary folder",
-              file=sys.stderr)
-    use_token_if_available()  # before Ray's job client is imported
-    return submit(args.address, args.spec, run_args, args.wait, datasets)
+    return submit_command(args)
 
 
 def _status(args: argparse.Namespace) -> int:
-    from sweeper.mlflow_store import resolve_tracking_uri
-    from sweeper.reachable import check_readable
-    from sweeper.tracking import ERROR_TAG, REPEAT_TAG, STOPPED_TAG, find_sweep
-
     if args.job:
-        from sweeper.cluster_access import use_token_if_available
-        from sweeper.submit import job_status
+        from sweeper.cluster.access import use_token_if_available
+        from sweeper.cluster.submit import job_status
 
         if not args.address:
             raise SpecError("--job needs --address (the job server, http://HEAD:8265)")
@@ -312,58 +208,18 @@ def _status(args: argparse.Namespace) -> int:
         return EXIT_OK
     if not args.name:
         raise SpecError("sweeper status needs a sweep NAME (or --job ID --address URL)")
+    from sweeper.commands.status import status_lines
+    from sweeper.record.store import resolve_tracking_uri
 
-    uri = resolve_tracking_uri(args.tracking_uri)
-    check_readable(uri)
-    tracker = find_sweep(uri, args.name)
-    if tracker is None:
-        raise SpecError(f"no sweep named {args.name!r} in {uri}")
-    runs = sorted(tracker.trial_runs(), key=lambda r: int(r.data.tags.get(
-        "sweeper.trial_index", "-1")))
-    print(f"{'trial':<32} {'status':<9} {'epoch':>5} {'top_1':>7} {'top_5':>7}  note")
-    for run in runs:
-        m, tags = run.data.metrics, run.data.tags
-        note = (f"stopped early at epoch {tags[STOPPED_TAG]} by the scheduler"
-                if STOPPED_TAG in tags else tags.get(ERROR_TAG, ""))
-        if REPEAT_TAG in tags:
-            note = f"repeats the configuration of run {tags[REPEAT_TAG]}; {note}".rstrip("; ")
-        print(f"{run.info.run_name:<32} {run.info.status:<9} {int(m.get('epoch', 0)):>5} "
-              f"{m.get('top_1_accuracy', float('nan')):>7.4f} "
-              f"{m.get('top_5_accuracy', float('nan')):>7.4f}  {note}".rstrip())
-    states = [r.info.status for r in runs]
-    stopped = sum(STOPPED_TAG in r.data.tags for r in runs)
-    print(f"{states.count('FINISHED')} finished"
-          + (f" ({stopped} stopped early)" if stopped else "")
-          + f", {states.count('RUNNING')} running, "
-          f"{states.count('FAILED')} failed, {states.count('KILLED')} interrupted")
-    for line in _tie_group(uri, args.name):
-        print(line)
+    lines = status_lines(resolve_tracking_uri(args.tracking_uri), args.name, best=args.best,
+                         every=args.all)
+    print("\n".join(lines))
     return EXIT_OK
 
 
-def _tie_group(uri: str, name: str) -> list[str]:
-    """With several seeds per cell: the cells not significantly worse than the best."""
-    from sweeper.reports.collect import load_sweep
-    from sweeper.reports.tables import TIED, indistinguishable_from_best
-
-    sweep = load_sweep(uri, name)
-    trials = sweep.trials[sweep.trials["state"] == "FINISHED"]
-    if not sweep.axes or trials.empty or trials.groupby(sweep.axes).size().max() < 2:
-        return []
-    cells = indistinguishable_from_best(trials, sweep.axes, sweep.metric, sweep.mode)
-    worse = "below" if sweep.mode == "max" else "above"
-    lines = [f"indistinguishable from the best by mean {sweep.metric} (not significantly "
-             f"{worse} it: Welch's one-sided t-test over seeds, 5%):"]
-    for _, cell in cells[cells[TIED].fillna(False).astype(bool)].iterrows():
-        where = " ".join(f"{axis}={cell[axis]}" for axis in sweep.axes)
-        lines.append(f"  {where}  mean {cell['mean']:.4f} ± {cell['ci95']:.4f} "
-                     f"(95% CI, {int(cell['n'])} seeds)")
-    return lines
-
-
 def _ui(args: argparse.Namespace) -> int:
-    from sweeper.mlflow_store import resolve_tracking_uri
-    from sweeper.ui import serve
+    from sweeper.commands.ui import serve
+    from sweeper.record.store import resolve_tracking_uri
 
     return serve(resolve_tracking_uri(args.tracking_uri), args.name, args.host, args.port,
                  browser=args.browser)
@@ -376,17 +232,12 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from sweeper import driver_process
-    from sweeper.bench_cli import run_bench
+    from sweeper.bench.command import run_bench
+    from sweeper.cluster import driver_process
 
     driver_process.prepare()  # `bench sweep` drives sweeps
 
     return run_bench(args)
-
-
-def _format_final(result: dict[str, object]) -> str:
-    keys = ("top_1_accuracy", "top_5_accuracy", "regularization_loss", "steps", "wall_seconds")
-    return "final: " + "  ".join(f"{k}={result[k]}" for k in keys if k in result)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The test session is an entry point: it prepares the process to drive sweeps, as
-`sweeper run` does (sweeper.driver_process)."""
+`sweeper run` does (sweeper.cluster.driver_process)."""
 
-from sweeper import driver_process
+from sweeper.cluster import driver_process
 
 driver_process.prepare()

@@ -1,7 +1,8 @@
 """The dependency direction, enforced. From the top: the command line
-(sweeper/cli.py, which nothing imports); the orchestration (spec, driver,
-tracking, ...) and the reports (sweeper/reports/), which read MLflow but never
-drive a sweep; trainers/ at the bottom, which imports neither Ray, MLflow nor
+(sweeper/cli.py, which nothing imports, and the commands it runs, sweeper/commands/);
+the driver, the reports (sweeper/reports/, which read the record but never drive a
+sweep) and the benchmarks; below them the record (MLflow), the cluster, the search
+kinds and the spec; trainers/ at the bottom, which imports neither Ray, MLflow nor
 anything above it, so a trial can be run, tested and reused alone."""
 
 import ast
@@ -11,9 +12,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN_IN_TRAINERS = ("ray", "mlflow", "sweeper")
-# What the reports may use of the orchestration: the MLflow names, the spec, the errors.
-REPORTS_MAY_IMPORT = {"sweeper.tracking", "sweeper.mlflow_store", "sweeper.spec", "sweeper.errors",
-                      "sweeper.reachable"}
+# What the reports may use above themselves: the record's read side, the spec, the search
+# kinds, the errors; never the driver, the cluster or the record's writer.
+REPORTS_MAY_IMPORT = ("sweeper.record.", "sweeper.spec.", "sweeper.search", "sweeper.errors")
+REPORTS_MAY_NOT_IMPORT = ("sweeper.record.writer", "sweeper.record.delivery")
 
 
 def imported_modules(path: Path, members: bool = False) -> set[str]:
@@ -42,7 +44,7 @@ def test_only_the_driver_and_the_job_client_import_ray() -> None:
     users = {path.relative_to(ROOT).as_posix() for path in (ROOT / "sweeper").rglob("*.py")
              if any(name.split(".")[0] == "ray" for name in imported_modules(path))}
     outside = {user for user in users if not user.startswith("sweeper/driver/")}
-    assert outside == {"sweeper/submit.py"}
+    assert outside == {"sweeper/cluster/submit.py"}  # the job client
     assert "sweeper/driver/sweep.py" in users  # the walk did see the driver
 
 
@@ -51,8 +53,8 @@ def test_process_settings_import_no_ray() -> None:
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-c", "import sys, sweeper.driver_process, "
-                           "sweeper.dry_run; print('ray' in sys.modules)"],
+    done = subprocess.run([sys.executable, "-c", "import sys, sweeper.cluster.driver_process, "
+                           "sweeper.commands.dry_run; print('ray' in sys.modules)"],
                           capture_output=True, text=True, cwd=ROOT, check=True)
     assert done.stdout.strip() == "False"
 
@@ -64,18 +66,37 @@ def test_nothing_imports_the_command_line() -> None:
                 assert "sweeper.cli" not in imported_modules(path), path
 
 
-def test_only_the_command_line_imports_the_reports() -> None:
+def _is_command_line(path: Path) -> bool:
+    return path.name == "cli.py" or "commands" in path.parts
+
+
+def test_only_the_command_line_imports_the_commands_and_the_reports() -> None:
     for path in (ROOT / "sweeper").rglob("*.py"):
-        if "reports" not in path.parts and path.name != "cli.py":
-            assert not {name for name in imported_modules(path)
-                        if name.startswith("sweeper.reports")}, path
+        if _is_command_line(path):
+            continue
+        allowed = ("sweeper.reports",) if "reports" in path.parts else ()
+        used = {name for name in imported_modules(path)
+                if name.startswith(("sweeper.reports", "sweeper.commands"))
+                and not name.startswith(allowed or ("-",))}
+        assert not used, f"{path.relative_to(ROOT)} imports {sorted(used)}"
 
 
-def test_the_reports_use_only_the_orchestrations_names_never_the_driver() -> None:
+def test_the_reports_read_the_record_and_never_drive_a_sweep() -> None:
     for path in (ROOT / "sweeper" / "reports").glob("*.py"):
         upward = {name for name in imported_modules(path) if name.startswith("sweeper.")
                   and not name.startswith("sweeper.reports")}
-        assert upward <= REPORTS_MAY_IMPORT, f"{path.name} imports {sorted(upward)}"
+        bad = {name for name in upward if not name.startswith(REPORTS_MAY_IMPORT)
+               or name.startswith(REPORTS_MAY_NOT_IMPORT)}
+        assert not bad, f"{path.name} imports {sorted(bad)}"
+
+
+def test_the_spec_and_the_search_kinds_import_no_ray_mlflow_or_torch() -> None:
+    """`sweeper validate` and `run --dry-run` must start in about a second."""
+    for folder in ("spec", "search"):
+        for path in (ROOT / "sweeper" / folder).glob("*.py"):
+            heavy = {name for name in imported_modules(path)
+                     if name.split(".")[0] in ("ray", "mlflow", "torch", "torchvision")}
+            assert not heavy, f"{path.relative_to(ROOT)} imports {sorted(heavy)}"
 
 
 def test_no_module_imports_itself_back() -> None:

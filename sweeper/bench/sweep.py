@@ -20,7 +20,7 @@ from sweeper.bench.format import Result, say
 from sweeper.bench.timing import torch_threads
 
 if TYPE_CHECKING:
-    from sweeper.spec import SweepSpec
+    from sweeper.spec.schema import SweepSpec
 
 SWEEP_SPEC = """\
 name: bench-sweep
@@ -38,7 +38,7 @@ search:
 
 
 @dataclass(frozen=True)
-class TrialRecord:
+class TrialTiming:
     """One trial as its MLflow run records it."""
 
     name: str
@@ -56,28 +56,29 @@ class SweepTiming:
     wall_seconds: float  # SweepOutcome.wall_seconds
     finished: int  # len(SweepOutcome.finished)
     failed: list[tuple[str, str]]  # SweepOutcome.failed: (run name, error)
-    records: list[TrialRecord]
+    records: list[TrialTiming]
     ray_start_seconds: float  # importing and starting Ray; 0 when it was already up
     store_setup_seconds: float  # creating the SQLite MLflow store
 
 
-def trial_records(tracking_uri: str, sweep_name: str) -> list[TrialRecord]:
+def trial_records(tracking_uri: str, sweep_name: str) -> list[TrialTiming]:
     """Every trial run of the sweep `sweep_name` in the MLflow store at `tracking_uri`,
     in the order they ended (runs still open last)."""
-    from sweeper.tracking import find_sweep
+    from sweeper.record.history import metric_history
+    from sweeper.record.store import open_client
+    from sweeper.record.sweeps import SweepNotFound, read_sweep
 
-    tracker = find_sweep(tracking_uri, sweep_name)
-    if tracker is None:
+    client = open_client(tracking_uri)
+    try:
+        sweep = read_sweep(tracking_uri, sweep_name, client, with_spec=False)
+    except SweepNotFound:
         return []
-    records = []
-    for run in tracker.trial_runs():
-        info = run.info
-        history = tracker.client.get_metric_history(info.run_id, "epoch_seconds")
-        records.append(TrialRecord(
-            name=info.run_name or info.run_id, status=info.status,
-            start=info.start_time / 1000,
-            end=info.end_time / 1000 if info.end_time else None,
-            epoch_seconds=sum(point.value for point in history)))
+    seconds: dict[str, float] = {}
+    for point in metric_history(client, [r.run_id for r in sweep.trials], "epoch_seconds"):
+        seconds[point.run_id] = seconds.get(point.run_id, 0.0) + point.value
+    records = [TrialTiming(name=r.name or r.run_id, status=r.status, start=r.start_time / 1000,
+                           end=r.end_time / 1000 if r.end_time else None,
+                           epoch_seconds=seconds.get(r.run_id, 0.0)) for r in sweep.trials]
     return sorted(records, key=lambda r: (r.end is None, r.end or 0.0))
 
 
@@ -117,7 +118,8 @@ def measure_sweep(trials: int = 8, train_images: int = 32, test_images: int = 16
     Ray was already running) and creating the MLflow store (`store_setup_seconds`)."""
     if trials <= 0:
         raise BenchError(f"--trials must be positive, got {trials}")
-    from sweeper.spec import expand, parse_spec
+    from sweeper.search import expand
+    from sweeper.spec.load import parse_spec
     from trainers.loop import fit
 
     text = SWEEP_SPEC.format(train=train_images, test=test_images,
@@ -153,7 +155,7 @@ def run_timed_sweep(spec: SweepSpec, text: str, folder: Path,
     started_ray = init_ray(None)
     ray_start = time.perf_counter() - started if started_ray else 0.0
     try:
-        from sweeper.mlflow_store import open_client
+        from sweeper.record.store import open_client
 
         uri = f"sqlite:///{folder / 'mlflow.db'}"
         started = time.perf_counter()

@@ -1,5 +1,5 @@
 """The Ray Tune side of a sweep, in the driver process; the only package that imports
-Ray (besides the job client, sweeper.submit), so that Ray's API churn stays here.
+Ray (besides the job client, sweeper.cluster.submit), so that Ray's API churn stays here.
 
 - sweep.py: one sweep from pre-flight to summary (`run_sweep`, `SweepOutcome`)
 - ray_instance.py: which Ray it runs on, and whether a node can hold a trial

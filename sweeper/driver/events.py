@@ -1,5 +1,5 @@
 """Tune's trial events in the driver: each becomes an MLflow write (through
-sweeper.tracking, the only writer) and a progress line.
+sweeper.record.writer, the only writer) and a progress line.
 
 Tune pickles the callback with the experiment (tuner.pkl) and a resumed sweep
 runs the unpickled copy, which no API hands back to us. So the callback holds
@@ -14,7 +14,6 @@ import contextlib
 import contextvars
 import tempfile
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -22,11 +21,15 @@ from ray import tune
 from ray.tune.experiment import Trial as RayTrial
 from ray.tune.result import AUTO_RESULT_KEYS
 
+from sweeper.driver.trainable import STATE_FILE, trial_from_ray_config
 from sweeper.driver.worker import FAILURE_KEY, NODE_KEY
-from sweeper.encoders import export_encoder
-from sweeper.spec import SweepSpec, Trial, num_trials
-from sweeper.tracking import STOPPED_TAG, TRIAL_ID_TAG, SweepTracker, run_name
-from sweeper.trainable import STATE_FILE, trial_from_ray_config
+from sweeper.record.contract import STOPPED_TAG, run_name
+from sweeper.record.encoders import export_encoder
+from sweeper.record.ranking import best_of
+from sweeper.record.writer import SweepTracker
+from sweeper.search import num_trials
+from sweeper.spec.schema import SweepSpec
+from sweeper.spec.trials import Trial
 
 # Tune's own keys in a result, and ours that are not metrics: none reaches MLflow.
 _NOT_METRICS = set(AUTO_RESULT_KEYS) | {"done", "trial_id", "experiment_tag",
@@ -46,18 +49,28 @@ class SweepSession:
         self.with_seed = len(spec.search.seeds) > 1
         self.runs: dict[str, str] = {}  # Ray trial id -> MLflow run id
         self.names: dict[str, str] = {}
-        # Each trial's latest metric: "best" is the best of these, so that when every trial
-        # has finished it is the summary's best final metric, not one epoch's peak. Trials
-        # finished before a --resume count too.
-        self.latest: dict[str, float] = tracker.finished_metrics(spec.metric)
+        self.resolved: dict[str, Trial] = {}  # Ray trial id -> the sweep's Trial
+        # Ray trial id -> (final metric, trial index, name) of each trial that finished every
+        # epoch: the progress line's best is the best of these, by the rule every "best"
+        # follows (sweeper.record.ranking). Trials finished before a --resume count too.
+        self.finished: dict[str, tuple[float, int | None, str]] = {
+            r.trial_id: (value, r.index, r.name) for r in tracker.recorded_trials()
+            if r.finished_in_full and (value := r.value(spec.metric)) is not None}
+        self.latest: dict[str, float] = {}  # Ray trial id -> its latest metric
         self.trial_seconds = 0.0
         self.trials: list[RayTrial] = []
         self.errors: dict[str, str] = {}
         self.workers: dict[str, str] = {}  # Ray trial id -> "host:pid" of its latest worker
 
+    def trial(self, trial: RayTrial) -> Trial:
+        """The sweep's Trial behind a Ray trial, decoded once."""
+        if trial.trial_id not in self.resolved:
+            self.resolved[trial.trial_id] = trial_of(trial, self.warm_trials)
+        return self.resolved[trial.trial_id]
+
     def run_for(self, trial: RayTrial) -> str:
         if trial.trial_id not in self.runs:
-            resolved = trial_of(trial, self.warm_trials)
+            resolved = self.trial(trial)
             self.runs[trial.trial_id] = self.tracker.trial_run(resolved, self.with_seed,
                                                                key=trial.trial_id)
             self.names[trial.trial_id] = run_name(resolved.params, self.with_seed)
@@ -89,16 +102,15 @@ class SweepSession:
         value = metrics.get(self.spec.metric)
         name = self.names[trial.trial_id]
         if isinstance(value, int | float):
-            self.latest[name] = float(value)
+            self.latest[trial.trial_id] = float(value)
         self._print(trials, f"{name} epoch {int(metrics.get('epoch', 0))}/"
-                            f"{trial_of(trial).config.train.epochs}"
+                            f"{self.trial(trial).config.train.epochs}"
                             + (f" {self.spec.metric} {value:.4f}" if value is not None else ""))
 
     def on_complete(self, trials: list[RayTrial], trial: RayTrial) -> None:
-        epochs = trial_of(trial).config.train.epochs
+        epochs = self.trial(trial).config.train.epochs
         reached = int((trial.last_result or {}).get("epoch", epochs))
         if reached < epochs:  # a scheduler (ASHA) stopped it: say so wherever it is shown
-            self.latest.pop(self.names.get(trial.trial_id, ""), None)  # best: full runs only
             self.tracker.end_trial(self.run_for(trial), "FINISHED",
                                    tags={STOPPED_TAG: str(reached)})
             self._print(trials, f"{self.names[trial.trial_id]} stopped early at epoch "
@@ -106,6 +118,10 @@ class SweepSession:
                         (trial, RayTrial.TERMINATED))
             return
         self.tracker.end_trial(self.run_for(trial), "FINISHED")
+        if trial.trial_id in self.latest:
+            self.finished[trial.trial_id] = (self.latest[trial.trial_id],
+                                             self.trial(trial).index,
+                                             self.names[trial.trial_id])
         if self.spec.save_encoders == "all":
             self.keep_encoder(trial)
         self._print(trials, f"{self.names[trial.trial_id]} finished", (trial, RayTrial.TERMINATED))
@@ -128,11 +144,11 @@ class SweepSession:
         with tempfile.TemporaryDirectory(prefix="sweeper-encoder-") as scratch, \
                 trial.checkpoint.as_directory() as folder:
             self.tracker.log_encoder(run_id, export_encoder(
-                Path(folder) / STATE_FILE, trial_of(trial).config, Path(scratch) / "encoder"))
+                Path(folder) / STATE_FILE, self.trial(trial).config, Path(scratch) / "encoder"))
 
-    def keep_best_encoder(self) -> None:
-        best, _ = self.tracker.best_trial(self.spec.metric, self.spec.mode)
-        trial_id = best.data.tags.get(TRIAL_ID_TAG) if best is not None else None
+    def keep_encoder_of(self, trial_id: str) -> None:
+        """Keep the encoder of the trial Ray knows as `trial_id` (the sweep's best), when
+        this session saw it (its checkpoint is what Tune holds of it)."""
         for trial in self.trials:
             if trial.trial_id == trial_id:
                 self.keep_encoder(trial)
@@ -148,10 +164,9 @@ class SweepSession:
                                  (RayTrial.TERMINATED, RayTrial.RUNNING, RayTrial.ERROR))
         pending = total - done - running - failed
         best = ""
-        if self.latest:
-            pick = max if self.spec.mode == "max" else min
-            name, value = pick(self.latest.items(), key=lambda item: item[1])
-            best = f" | best {self.spec.metric} {value:.4f} ({name})"
+        leader = best_of(((entry, *entry) for entry in self.finished.values()), self.spec.mode)
+        if leader is not None:
+            best = f" | best {self.spec.metric} {leader[0]:.4f} ({leader[2]})"
         print(f"[{done}/{total} done, {running} running, {pending} pending, {failed} failed]"
               f" {event}{best}", file=self.progress, flush=True)
 
@@ -227,12 +242,9 @@ def trial_of(trial: RayTrial, warm_trials: int = 0) -> Trial:
     trial's is its number in the study: the order Tune created it in (Tune asks the
     sampler once per trial it creates, and tags the trial with that count), after the
     `warm_trials` a warm start added to the study first."""
-    resolved = trial_from_ray_config(trial.config)
-    if resolved.index >= 0:
-        return resolved
     count = (trial.experiment_tag or "").split("_", 1)[0]
-    return (replace(resolved, index=warm_trials + int(count) - 1) if count.isdigit()
-            else resolved)
+    number = warm_trials + int(count) - 1 if count.isdigit() else None
+    return trial_from_ray_config(trial.config, number)
 
 
 def trial_name(trial: RayTrial, with_seed: bool) -> str:

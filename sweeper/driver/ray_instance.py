@@ -12,10 +12,10 @@ from typing import Any
 
 import ray
 
-from sweeper import driver_process
-from sweeper.cluster_access import ClusterUnavailable, auth_hint, probe_address
-from sweeper.shipping import UPLOAD_EXCLUDES, project_modules
-from sweeper.spec import SweepSpec
+from sweeper.cluster import driver_process
+from sweeper.cluster.access import ClusterUnavailable, auth_hint, probe_address
+from sweeper.cluster.shipping import UPLOAD_EXCLUDES, project_modules
+from sweeper.spec.schema import SweepSpec
 
 log = logging.getLogger(__name__)
 

@@ -18,15 +18,17 @@ from typing import TextIO
 from ray import tune
 from ray.tune.experiment import Trial as RayTrial
 
-from sweeper import storage, warm_start
-from sweeper.cluster_access import probe_address
+from sweeper.cluster import storage
+from sweeper.cluster.access import probe_address
+from sweeper.driver.admission import should_restore
 from sweeper.driver.events import SweepSession, bound, error_text
 from sweeper.driver.ray_instance import check_resources, init_ray
 from sweeper.driver.tuner import new_tuner, restored_tuner
-from sweeper.identity import check_sweep_identity
-from sweeper.spec import SweepSpec, check_runnable, expand, num_trials, summary
-from sweeper.tracking import SweepTracker
-from sweeper.warm_start import WarmStart
+from sweeper.driver.warm_start import WarmStart, collect
+from sweeper.record.ranking import best_trial
+from sweeper.record.writer import SweepTracker
+from sweeper.search import check_runnable, expand, num_trials, summary
+from sweeper.spec.schema import SweepSpec
 from trainers.data import check_dataset
 
 
@@ -76,9 +78,9 @@ def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
             check_dataset(dataset)
     tracker = SweepTracker(options.tracking_uri, spec.name)
     tracker.check_available()
-    restoring = check_sweep_identity(spec, folder, tune.Tuner.can_restore(folder), tracker,
+    restoring = should_restore(spec, folder, tune.Tuner.can_restore(folder), tracker,
                                      options.resume, progress)
-    warm = WarmStart() if restoring else warm_start.collect(spec, options.tracking_uri)
+    warm = WarmStart() if restoring else collect(spec, options.tracking_uri)
     _say_warm_start(warm, progress)
     init_ray(options.address)
     check_resources(spec)
@@ -104,10 +106,14 @@ def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
         tracker.end_open_trials("KILLED" if interrupted else "FAILED", reason)
         tracker.end_sweep("KILLED" if interrupted else "FAILED", reason, patience_s=30.0)
         raise
-    outcome.best, outcome.stopped_early = _best_finished(spec, tracker)
-    if spec.save_encoders == "best":
-        session.keep_best_encoder()
-    tracker.log_summary(spec.metric, spec.mode)
+    records = tracker.trial_runs()  # read once for the summary: the trials of every session
+    best = best_trial(records, spec.metric, spec.mode)
+    outcome.best = (best.name, best.metrics[spec.metric]) if best is not None else None
+    outcome.stopped_early = sum(r.status == "FINISHED" and r.stopped_at is not None
+                                for r in records)
+    if spec.save_encoders == "best" and best is not None:
+        session.keep_encoder_of(best.trial_id)
+    tracker.log_summary(records, spec.metric, spec.mode)
     tracker.end_open_trials("KILLED")  # trials an interrupt stopped continue on --resume
     tracker.end_sweep("KILLED" if outcome.interrupted
                       else "FAILED" if outcome.failed else "FINISHED")
@@ -156,15 +162,3 @@ def _outcome(spec: SweepSpec, session: SweepSession, tracker: SweepTracker,
     # Tune creates trials lazily, so some may not exist yet when a sweep is interrupted.
     outcome.unfinished = outcome.total - len(outcome.finished) - len(outcome.failed)
     return outcome
-
-
-def _best_finished(spec: SweepSpec, tracker: SweepTracker
-                   ) -> tuple[tuple[str, float] | None, int]:
-    """The best final metric among trials that ran every epoch (including those finished
-    before a --resume), and how many finished trials a scheduler stopped early."""
-    best, stopped = tracker.best_trial(spec.metric, spec.mode)
-    if best is None:
-        return None, stopped
-    return (best.info.run_name, best.data.metrics[spec.metric]), stopped
-
-

@@ -1,5 +1,5 @@
 """What runs in a Ray worker: one trial, resumed from Tune's checkpoint, reporting
-every epoch to Tune (the trial itself is sweeper.trainable, which knows no Ray)."""
+every epoch to Tune (the trial itself is sweeper.driver.trainable, which knows no Ray)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import ray
 from ray import tune
 
-from sweeper.trainable import STATE_FILE, run_trial_in_worker
+from sweeper.driver.trainable import STATE_FILE, run_trial_in_worker
 from trainers.data import DatasetError
 from trainers.loop import (
     CheckpointError,

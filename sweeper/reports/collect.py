@@ -1,6 +1,6 @@
 """MLflow -> pandas: the only module of `reports` that talks to the tracking store.
 
-It reads a sweep written by sweeper.tracking (see docs/architecture.md, the
+It reads a sweep written by sweeper.record.writer (see docs/architecture.md, the
 tracking contract) into a `Sweep`: one tidy row per trial run with the swept
 values typed back from MLflow's string params, the final metrics, the run's
 state and error, plus the per-epoch history of top-1 for the curves.
@@ -15,35 +15,26 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from sweeper.errors import SweeperError
-from sweeper.reachable import check_readable
+from sweeper.record.contract import INDEX_TAG
+from sweeper.record.history import metric_history
+from sweeper.record.read_model import TrialRecord
+from sweeper.record.store import check_readable
+from sweeper.record.sweeps import read_sweep
 from sweeper.reports.tables import STOPPED
-from sweeper.spec import MAX_RUN_TRIALS, SweepSpec, expansion_size, iter_trials
-from sweeper.tracking import (
-    ERROR_TAG,
-    KIND_TAG,
-    PARENT_TAG,
-    STOPPED_TAG,
-    RecordedSpecUnusable,
-    find_sweep,
-    recorded_spec,
-)
+from sweeper.search import expansion_size, iter_trials
+from sweeper.spec.schema import MAX_RUN_TRIALS, SweepSpec
+from trainers.metrics import TABLE_COLUMNS
 
 log = logging.getLogger(__name__)
 
 # Final metrics copied into the trials frame (the latest value = the last epoch's).
-METRICS = ("regularization_loss", "top_1_accuracy", "top_5_accuracy", "steps", "epoch")
+METRICS = (*TABLE_COLUMNS, "epoch")
 CURVE_METRIC = "top_1_accuracy"
 INIT = "_init"  # <metric>_init: the metric at step 0, before any training (tables.INIT)
 NOT_STARTED = "NOT_STARTED"  # a grid cell of the spec that has no run (sweep interrupted early)
 _INT = re.compile(r"[+-]?\d+")
-
-
-class SweepNotFound(SweeperError):
-    """No sweep of that name in the tracking store (a user error)."""
 
 
 @dataclass(frozen=True)
@@ -69,35 +60,18 @@ class Sweep:
 def load_sweep(tracking_uri: str, name: str) -> Sweep:
     """Read the sweep `name` and all its trial runs from MLflow (TrackingUnavailable
     within seconds when the store does not answer)."""
-    check_readable(tracking_uri)  # also refuses a SQLite path with no store
-    tracker = find_sweep(tracking_uri, name)
-    if tracker is None:
-        raise SweepNotFound(f"no sweep named {name!r} in {tracking_uri}")
-    client = tracker.client
-    parent = client.get_run(tracker.parent_id)
-    try:
-        spec: SweepSpec | None = recorded_spec(client, tracker.parent_id)
-    except RecordedSpecUnusable as exc:
-        log.warning("%s; inferring the swept axes from the trials' params", exc)
-        spec = None
-    # The client rather than mlflow.search_runs: the fluent API reads the
-    # process-global tracking URI (and setting it also exports MLFLOW_TRACKING_URI).
-    runs = _search_all(client, tracker.experiment_id,
-                       f"tags.`{PARENT_TAG}` = '{tracker.parent_id}' "
-                       f"AND tags.`{KIND_TAG}` = 'trial'")
-    declared = list(spec.search.params) if spec is not None else []
-    axes = declared or _varying_params(runs)
-    metric, mode = (spec.metric, spec.mode) if spec is not None else ("top_1_accuracy", "max")
-    search_type = spec.search.type if spec is not None else "grid"
-    trials = _trials_frame(runs, axes, metric)
-    expected = _int_or_none(parent.data.params.get("num_trials"))
-    if spec is not None and declared and search_type == "grid":
+    client = check_readable(tracking_uri)  # also refuses a SQLite path with no store
+    record = read_sweep(tracking_uri, name, client)
+    axes, metric, spec = record.axes, record.metric, record.spec
+    trials = _trials_frame(record.trials, axes, metric)
+    expected = record.expected_trials
+    if spec is not None and spec.search.params and record.search_type == "grid":
         trials = _with_missing_cells(trials, axes, spec, expected)
     history = _history(client, trials)
     trials = _with_init(client, trials, history, metric)
-    return Sweep(name=name, parent_id=tracker.parent_id, axes=axes, search_type=search_type,
-                 metric=metric, mode=mode, expected_trials=expected, trials=trials,
-                 history=history)
+    return Sweep(name=name, parent_id=record.parent_id, axes=axes,
+                 search_type=record.search_type, metric=metric, mode=record.mode,
+                 expected_trials=expected, trials=trials, history=history)
 
 
 def attach_report(tracking_uri: str, parent_id: str, files: list[Path]) -> None:
@@ -121,47 +95,26 @@ def read_reference(path: Path) -> pd.DataFrame:
 
 # --- helpers -------------------------------------------------------------------------
 
-def _search_all(client: MlflowClient, experiment_id: str, filter_string: str) -> list[Run]:
-    runs: list[Run] = []
-    token = None
-    while True:
-        page = client.search_runs([experiment_id], filter_string=filter_string,
-                                  max_results=10_000, page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
-
-
-def _varying_params(runs: list[Run]) -> list[str]:
-    """Without a spec: the params whose values differ across trials (seeds aside),
-    batch_size first (it groups Table 2), then alphabetical."""
-    names = {key for run in runs for key in run.data.params}
-    varying = [k for k in names if k != "seed"
-               and len({run.data.params.get(k) for run in runs}) > 1]
-    return sorted(varying, key=lambda k: (k != "batch_size", k))
-
-
-def _trials_frame(runs: list[Run], axes: list[str], metric: str) -> pd.DataFrame:
+def _trials_frame(runs: list[TrialRecord], axes: list[str], metric: str) -> pd.DataFrame:
     metrics = list(dict.fromkeys([*METRICS, metric]))
     rows = []
     for run in runs:
-        params, tags = run.data.params, run.data.tags
+        params = run.params
         row: dict[str, Any] = {
-            "run_id": run.info.run_id,
-            "run_name": run.info.run_name,
-            "trial_index": tags.get("sweeper.trial_index"),
-            "state": run.info.status,
-            "error": tags.get(ERROR_TAG, ""),
-            STOPPED: tags.get(STOPPED_TAG),  # the epoch a scheduler stopped it at, if it did
+            "run_id": run.run_id,
+            "run_name": run.name,
+            "trial_index": run.tags.get(INDEX_TAG),
+            "state": run.status,
+            "error": run.error,
+            STOPPED: run.stopped_at,  # the epoch a scheduler stopped it at, if it did
             "epochs_planned": params.get("epochs", params.get("train.epochs")),
-            "device_seconds": run.data.metrics.get("device_seconds"),
+            "device_seconds": run.metrics.get("device_seconds"),
             "seed": params.get("seed"),
             # Table 2 groups by batch size whether it was swept or fixed.
             "batch_size": params.get("batch_size", params.get("train.batch_size")),
         }
         row.update({axis: params.get(axis) for axis in axes})
-        row.update({m: run.data.metrics.get(m) for m in metrics if m not in row})
+        row.update({m: run.metrics.get(m) for m in metrics if m not in row})
         rows.append(row)
     columns = ["run_id", "run_name", "trial_index", "state", "error", STOPPED, "epochs_planned",
                "device_seconds", "seed", "batch_size",
@@ -243,12 +196,14 @@ def _key(value: Any) -> Any:
 
 
 def _history(client: MlflowClient, trials: pd.DataFrame) -> pd.DataFrame:
-    rows = []
-    for run in trials[trials["run_id"] != ""].itertuples(index=False):
-        for point in client.get_metric_history(str(run.run_id), CURVE_METRIC):
-            rows.append({"run_id": run.run_id, "run_name": run.run_name, "state": run.state,
-                         "step": point.step, "value": point.value})
-    return pd.DataFrame(rows, columns=["run_id", "run_name", "state", "step", "value"])
+    """CURVE_METRIC per epoch of every run, read in bulk."""
+    runs = trials[trials["run_id"] != ""]
+    points = pd.DataFrame(metric_history(client, list(runs["run_id"]), CURVE_METRIC),
+                          columns=["run_id", "step", "value"])
+    names = runs.set_index("run_id")
+    points.insert(1, "run_name", points["run_id"].map(names["run_name"]))
+    points.insert(2, "state", points["run_id"].map(names["state"]))
+    return points
 
 
 def _with_init(client: MlflowClient, trials: pd.DataFrame, history: pd.DataFrame,
@@ -258,11 +213,9 @@ def _with_init(client: MlflowClient, trials: pd.DataFrame, history: pd.DataFrame
     if metric == CURVE_METRIC:
         points = history
     else:
-        points = pd.DataFrame(
-            [{"run_id": run_id, "step": point.step, "value": point.value}
-             for run_id in trials.loc[trials["run_id"] != "", "run_id"]
-             for point in client.get_metric_history(str(run_id), metric)],
-            columns=["run_id", "step", "value"])
+        run_ids = list(trials.loc[trials["run_id"] != "", "run_id"])
+        points = pd.DataFrame(metric_history(client, run_ids, metric),
+                              columns=["run_id", "step", "value"])
     # The point at step 0 (one per run: tracking logs each step once).
     initial = points[points["step"] == 0].groupby("run_id")["value"].last()
     return trials.assign(**{metric + INIT: trials["run_id"].map(initial).astype(float)})

@@ -52,8 +52,9 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
 def run_report(args: argparse.Namespace) -> int:
     from mlflow.exceptions import MlflowException
 
-    from sweeper.mlflow_store import resolve_tracking_uri
-    from sweeper.reports.collect import SweepNotFound, attach_report, load_sweep, read_reference
+    from sweeper.record.store import resolve_tracking_uri
+    from sweeper.record.sweeps import SweepNotFound
+    from sweeper.reports.collect import attach_report, load_sweep, read_reference
 
     uri = resolve_tracking_uri(args.tracking_uri)
     try:

@@ -379,10 +379,10 @@ def test_mlflow_reaches_the_database_and_bucket_the_stack_creates(
 def test_ray_nodes_resolve_mlflow_and_s3_to_services_that_listen(
         resolved: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     """Inside a Ray node, the URIs the code reads from the environment
-    (MLFLOW_TRACKING_URI through sweeper.tracking, AWS_ENDPOINT_URL through pyarrow for
+    (MLFLOW_TRACKING_URI through sweeper.record.writer, AWS_ENDPOINT_URL through pyarrow for
     --storage s3://, MLFLOW_S3_ENDPOINT_URL through MLflow) name a service of this stack
     on a port it listens on, with the S3 user MLflow has; every node mounts `results`."""
-    from sweeper.mlflow_store import resolve_tracking_uri
+    from sweeper.record.store import resolve_tracking_uri
 
     for name in ("ray-head", "ray-worker"):
         node = resolved[name]

@@ -1,5 +1,5 @@
 """Helpers for the report tests: sweeps logged into a temporary MLflow store
-through sweeper.tracking's own writer, so that they follow the tracking contract
+through sweeper.record.writer's own writer, so that they follow the tracking contract
 exactly, without Ray or training."""
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sweeper.spec import Trial, expand, parse_spec, summary
-from sweeper.tracking import SweepTracker
+from sweeper.record.writer import SweepTracker
+from sweeper.search import expand, summary
+from sweeper.spec.load import parse_spec
+from sweeper.spec.trials import Trial
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).resolve().parent / "golden"

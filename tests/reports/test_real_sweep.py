@@ -36,7 +36,7 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]
     """A 2x2 grid of 2-epoch trials, run once for the module (about 20 s on 2 cores)."""
     ray = pytest.importorskip("ray")
     from sweeper.driver import SweepOptions, init_ray, run_sweep
-    from sweeper.spec import parse_spec
+    from sweeper.spec.load import parse_spec
 
     tmp = tmp_path_factory.mktemp("real")
     uri = f"sqlite:///{tmp / 'mlflow.db'}"

@@ -13,10 +13,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from sweeper.cli import main
+from sweeper.record.contract import OVERRIDES_TAG
 from sweeper.reports import plots
 from sweeper.reports.collect import load_sweep
-from sweeper.spec import Trial
-from sweeper.tracking import OVERRIDES_TAG
+from sweeper.spec.trials import Trial
 
 from .conftest import Outcome, compile_latex, log_sweep, spec_yaml
 
@@ -292,7 +292,7 @@ def test_a_recorded_spec_that_no_longer_validates_falls_back_to_the_runs(
     with caplog.at_level(logging.WARNING, logger="sweeper.reports.collect"):
         sweep = load_sweep(uri, "stale-spec")
     assert "retired_setting: unknown key" in caplog.text
-    assert "inferring the swept axes from the trials' params" in caplog.text
+    assert "reading the sweep from its runs alone" in caplog.text
     # Alphabetical, not the declared order; the default metric, not the recorded one.
     assert sweep.axes == ["color_jitter_strength", "temperature"]
     assert (sweep.metric, sweep.mode, sweep.search_type) == ("top_1_accuracy", "max", "grid")
@@ -317,8 +317,8 @@ def test_trials_stopped_early_are_marked_and_never_best(uri: str, tmp_path: Path
 
     tracker = log_sweep(uri, GRID.format(name="asha", seeds="[0]"), outcome, epochs=(4,))
     # ASHA stopped t0.1-cj1 at epoch 2: its 0.9 is from fewer epochs, not a candidate.
-    stopped = next(r for r in tracker.trial_runs() if r.info.run_name == "t0.1-cj1")
-    MlflowClient(uri).set_tag(stopped.info.run_id, "sweeper.stopped_at_epoch", "2")
+    stopped = next(r for r in tracker.trial_runs() if r.name == "t0.1-cj1")
+    MlflowClient(uri).set_tag(stopped.run_id, "sweeper.stopped_at_epoch", "2")
     assert main(["report", "asha", "--tracking-uri", uri, "--out", str(tmp_path)]) == 0
     assert (tmp_path / "appendix_b.csv").read_text() == (
         "temperature,color_jitter,regularization_loss,top_1_accuracy,top_5_accuracy,steps,"

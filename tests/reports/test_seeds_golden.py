@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from sweeper.cli import main
-from sweeper.spec import Trial
+from sweeper.spec.trials import Trial
 
 from .conftest import GOLDEN, Outcome, check_golden, compile_latex, log_sweep
 

@@ -27,7 +27,7 @@ from sweeper.bench import (
     training_flops_per_image,
 )
 from sweeper.bench import sweep as bench_sweep
-from sweeper.bench.sweep import SweepTiming, TrialRecord, sweep_figures, trial_records
+from sweeper.bench.sweep import SweepTiming, TrialTiming, sweep_figures, trial_records
 from sweeper.bench.timing import Timing, time_rounds
 from sweeper.cli import main
 from trainers.byol import BYOL
@@ -136,7 +136,7 @@ def test_peak_table_by_device_name(name: str, peak: float | None,
 def _timing(ends: list[float | None], started: float = 1000.0, wall: float = 9.0,
             statuses: list[str] | None = None) -> SweepTiming:
     statuses = statuses or ["FINISHED"] * len(ends)
-    records = [TrialRecord(f"seed{i}", status, started + 0.5, end, 0.25)
+    records = [TrialTiming(f"seed{i}", status, started + 0.5, end, 0.25)
                for i, (end, status) in enumerate(zip(ends, statuses, strict=True))]
     return SweepTiming(started=started, wall_seconds=wall, finished=len(ends), failed=[],
                        records=records, ray_start_seconds=4.0, store_setup_seconds=1.0)
@@ -171,7 +171,7 @@ def test_trial_records_read_ends_and_epoch_seconds_from_mlflow(tmp_path: Path) -
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
 
-    from sweeper.tracking import KIND_TAG, PARENT_TAG
+    from sweeper.record.writer import KIND_TAG, PARENT_TAG
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)

@@ -10,11 +10,12 @@ import pytest
 import torch
 
 import sweeper
+from sweeper.commands.dry_run import dry_run
 from sweeper.driver import SweepOptions, run_sweep
-from sweeper.dry_run import dry_run
-from sweeper.identity import SweepExists
-from sweeper.mlflow_store import TrackingUnavailable
-from sweeper.spec import expand, parse_spec
+from sweeper.driver.admission import SweepExists
+from sweeper.record.store import TrackingUnavailable
+from sweeper.search import expand
+from sweeper.spec.load import parse_spec
 from trainers.data import DatasetError
 
 from .conftest import tiny_sweep

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from sweeper import driver_process
+from sweeper.cluster import driver_process
 
 ray = pytest.importorskip("ray")
 
@@ -69,7 +69,7 @@ def test_the_names_stored_sweeps_refer_to_resolve() -> None:
 
     from sweeper.driver.events import trial_name
     from sweeper.driver.tuner import _with_resources
-    from sweeper.spec import parse_spec
+    from sweeper.spec.load import parse_spec
 
     for path, name, expected in [("sweeper.driver", "_TrackingCallback", TrackingCallback),
                                  ("sweeper.driver", "_trial_name", trial_name),

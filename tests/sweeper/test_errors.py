@@ -10,17 +10,16 @@ import pytest
 
 from sweeper import cli
 from sweeper.bench.errors import BenchError, BenchFailed
-from sweeper.cluster_access import ClusterUnavailable
+from sweeper.cluster.access import ClusterUnavailable
+from sweeper.cluster.storage import StorageError
+from sweeper.cluster.submit import SubmitError
+from sweeper.commands.trial import TrialFailed
+from sweeper.commands.ui import UiError
+from sweeper.driver.admission import SweepExists
 from sweeper.driver.tuner import SweepStateUnreadable
-from sweeper.errors import SweeperError
-from sweeper.identity import SweepExists
-from sweeper.mlflow_store import TrackingUnavailable
-from sweeper.reports.collect import SweepNotFound
-from sweeper.run_trial import TrialFailed
-from sweeper.spec import SpecError
-from sweeper.storage import StorageError
-from sweeper.submit import SubmitError
-from sweeper.ui import UiError
+from sweeper.errors import SpecError, SweeperError
+from sweeper.record.store import TrackingUnavailable
+from sweeper.record.sweeps import SweepNotFound
 from trainers.data import DatasetError
 
 

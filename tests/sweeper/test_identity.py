@@ -6,9 +6,11 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from sweeper.identity import RESUMABLE_CHANGES, SweepExists, check_sweep_identity
-from sweeper.spec import parse_spec, summary
-from sweeper.tracking import OVERRIDES_TAG, SweepTracker
+from sweeper.driver.admission import RESUMABLE_CHANGES, SweepExists, should_restore
+from sweeper.record.contract import OVERRIDES_TAG
+from sweeper.record.writer import SweepTracker
+from sweeper.search import summary
+from sweeper.spec.load import parse_spec
 
 from .conftest import tiny_sweep
 
@@ -30,7 +32,7 @@ def tracker(tmp_path: Path) -> SweepTracker:
 
 
 def resume(tracker: SweepTracker, overrides: list[str], text: str = SPEC) -> bool:
-    return check_sweep_identity(parse_spec(text, overrides=overrides), "results/same",
+    return should_restore(parse_spec(text, overrides=overrides), "results/same",
                                 restorable=True, tracker=tracker, resume=True,
                                 progress=io.StringIO())
 
@@ -70,5 +72,5 @@ def test_a_resume_with_another_spec_is_refused_naming_the_change(
 def test_a_parent_without_recorded_overrides_is_not_compared(tracker: SweepTracker) -> None:
     parent = tracker.existing_sweep()
     assert parent is not None
-    tracker.client.delete_tag(parent.info.run_id, OVERRIDES_TAG)
+    tracker.client.delete_tag(parent.run_id, OVERRIDES_TAG)
     assert resume(tracker, ["name=same"]) is True  # spec.yaml alone cannot say what ran

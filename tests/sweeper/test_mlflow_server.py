@@ -24,7 +24,8 @@ import psycopg2  # a main dependency: the driver for a PostgreSQL backend store
 import pytest
 
 from sweeper.driver import SweepOptions, run_sweep
-from sweeper.spec import expand, parse_spec
+from sweeper.search import expand
+from sweeper.spec.load import parse_spec
 
 from .conftest import free_port, tiny_sweep
 

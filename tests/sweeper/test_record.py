@@ -13,12 +13,12 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from sweeper.cli import resume_command
-from sweeper.cluster_access import ClusterUnavailable
+from sweeper.cluster.access import ClusterUnavailable
+from sweeper.commands.run import resume_command
 from sweeper.driver import SweepOptions, run_sweep
-from sweeper.identity import SweepExists
-from sweeper.mlflow_store import open_client
-from sweeper.spec import parse_spec
+from sweeper.driver.admission import SweepExists
+from sweeper.record.store import open_client
+from sweeper.spec.load import parse_spec
 
 from .conftest import free_port, tiny_sweep
 

@@ -2,15 +2,10 @@ from pathlib import Path
 
 import pytest
 
-from sweeper.spec import (
-    SpecError,
-    config_hash,
-    expand,
-    load_spec,
-    parse_spec,
-    summary,
-    trial_at,
-)
+from sweeper.errors import SpecError
+from sweeper.search import expand, summary, trial_at
+from sweeper.spec.load import load_spec, parse_spec
+from sweeper.spec.trials import config_hash
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = sorted((ROOT / "search_spaces").glob("*.yaml"))

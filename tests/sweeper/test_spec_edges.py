@@ -9,20 +9,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-import sweeper.spec
-import sweeper.spec_yaml
+import sweeper.search.grid
+import sweeper.spec.checks
+import sweeper.spec.yaml_reader
 from sweeper.cli import main
-from sweeper.spec import (
-    MAX_RUN_TRIALS,
-    MAX_SPEC_BYTES,
-    SpecError,
-    expand,
-    iter_trials,
-    load_spec,
-    parse_spec,
-    summary,
-    trial_at,
-)
+from sweeper.errors import SpecError
+from sweeper.search import expand, iter_trials, summary, trial_at
+from sweeper.spec.load import load_spec, parse_spec
+from sweeper.spec.schema import MAX_RUN_TRIALS
+from sweeper.spec.yaml_reader import MAX_SPEC_BYTES
 
 
 def _error(text: str, overrides: list[str] | None = None) -> str:
@@ -203,8 +198,8 @@ def test_sweeping_paths_and_unsafe_values_is_refused(param: str, expected: str) 
 def test_unsafe_text_values_are_refused_even_where_a_field_takes_text(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # No sweepable field takes free text: the test makes one take it, so the check runs.
-    monkeypatch.setattr(sweeper.spec, "_UNSWEEPABLE", {})
-    monkeypatch.setattr(sweeper.spec, "_kinds", lambda annotation: {"choice"})
+    monkeypatch.setattr(sweeper.spec.checks, "_UNSWEEPABLE", {})
+    monkeypatch.setattr(sweeper.spec.checks, "field_kinds", lambda annotation: {"choice"})
     message = _error("name: a\nsearch:\n  params:\n    dataset.root: [ok, ../../x]\n")
     assert "line 4: search.params.dataset.root[1]: '../../x' cannot name a run" in message
 
@@ -254,7 +249,7 @@ def test_a_billion_laughs_fails_before_it_expands(
     def never(*args: object) -> None:
         raise AssertionError("the document was constructed")
 
-    monkeypatch.setattr(sweeper.spec_yaml._UniqueKeyLoader, "construct_document", never)
+    monkeypatch.setattr(sweeper.spec.yaml_reader._UniqueKeyLoader, "construct_document", never)
     code, _, err = _cli(tmp_path, capsys, _billion_laughs(field), "validate")
     assert code == 2 and "Traceback" not in err
     assert "expands to more than 50000 values once its aliases" in err
@@ -301,13 +296,15 @@ MEGA = ("name: mega\nsearch:\n  params:\n"
 class _Counter:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls = 0
-        original = sweeper.spec._with_values
+        original = sweeper.spec.checks.with_values
 
         def counting(*args: object) -> object:
             self.calls += 1
             return original(*args)  # type: ignore[arg-type]
 
-        monkeypatch.setattr(sweeper.spec, "_with_values", counting)
+        # Where trials are resolved: the value checks and the grid's cells.
+        monkeypatch.setattr(sweeper.spec.checks, "with_values", counting)
+        monkeypatch.setattr(sweeper.search.grid, "with_values", counting)
 
 
 def test_a_million_cell_grid_validates_without_building_its_trials(
@@ -335,9 +332,9 @@ def test_a_million_cell_grid_dry_run_lists_the_first_thousand(
 def test_trial_index_of_a_million_cell_grid_builds_one_trial(
         tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import sweeper.run_trial
+    import sweeper.commands.trial
 
-    monkeypatch.setattr(sweeper.run_trial, "fit", lambda cfg, report=None: {"steps": 0})
+    monkeypatch.setattr(sweeper.commands.trial, "fit", lambda cfg, report=None: {"steps": 0})
     built = _Counter(monkeypatch)
     code, out, _ = _cli(tmp_path, capsys, MEGA, "trial", "--index", "999999", "--json")
     assert code == 0

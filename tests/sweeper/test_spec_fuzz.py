@@ -98,7 +98,7 @@ DEMO = Path(__file__).resolve().parents[2] / "search_spaces" / "demo.yaml"  # 4 
 
 def _trial_code(sets: list[str], index: int, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
     """The exit status of `sweeper trial demo.yaml`, and how often it started training."""
-    import sweeper.run_trial
+    import sweeper.commands.trial
 
     calls: list[Any] = []
 
@@ -106,7 +106,7 @@ def _trial_code(sets: list[str], index: int, monkeypatch: pytest.MonkeyPatch) ->
         calls.append(cfg)
         return {"steps": 0}
 
-    monkeypatch.setattr(sweeper.run_trial, "fit", fit)
+    monkeypatch.setattr(sweeper.commands.trial, "fit", fit)
     argv = ["trial", str(DEMO), "--index", str(index)]
     for override in sets:
         argv += ["--set", override]

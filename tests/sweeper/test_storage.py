@@ -15,7 +15,7 @@ import boto3
 import mlflow
 import pytest
 
-from sweeper.storage import (
+from sweeper.cluster.storage import (
     StorageError,
     check_bucket,
     check_writable_folder,

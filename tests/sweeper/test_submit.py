@@ -82,9 +82,10 @@ def test_a_dataset_root_outside_the_folder_is_not_uploaded_and_said_so(workdir: 
 
 def test_the_staging_folder_holds_exactly_the_listed_files(
         workdir: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
-    from sweeper.shipping import stage
-    from sweeper.spec import expand, load_spec
-    from sweeper.submit import plan
+    from sweeper.cluster.shipping import stage
+    from sweeper.cluster.submit import plan
+    from sweeper.search import expand
+    from sweeper.spec.load import load_spec
 
     project_with_secrets(workdir)
     upload = plan("spec.yaml", {t.config.dataset for t in expand(load_spec("spec.yaml"))})

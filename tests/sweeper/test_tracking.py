@@ -9,16 +9,13 @@ import mlflow
 import pytest
 from mlflow.exceptions import MlflowException
 
-from sweeper.mlflow_store import TrackingUnavailable
-from sweeper.spec import expand, parse_spec
-from sweeper.tracking import (
-    OVERRIDES_TAG,
-    RecordedSpecUnusable,
-    SweepTracker,
-    recorded_spec,
-    run_name,
-    trial_params,
-)
+from sweeper.record.contract import OVERRIDES_TAG, run_name, trial_params
+from sweeper.record.read_model import find_parent
+from sweeper.record.recorded_spec import RecordedSpecUnusable, recorded_spec
+from sweeper.record.store import TrackingUnavailable
+from sweeper.record.writer import SweepTracker
+from sweeper.search import expand
+from sweeper.spec.load import parse_spec
 
 SPEC = "name: t\nsearch:\n  params:\n    batch_size: [512]\n    temperature: [0.25]\n"
 
@@ -51,7 +48,7 @@ def test_metrics_survive_a_store_outage_in_order(tmp_path: Path,
     monkeypatch.setattr(tracker.client, "log_batch", flaky)
     for epoch in (1, 2, 3):
         tracker.log_metrics(run_id, {"top_1_accuracy": epoch / 10}, step=epoch)
-    assert len(tracker._pending) == 3
+    assert tracker._delivery.held == 3
     down["on"] = False
     tracker.log_metrics(run_id, {"top_1_accuracy": 0.4}, step=4)
     tracker.end_trial(run_id, "FINISHED")
@@ -93,25 +90,30 @@ def test_the_recorded_spec_is_the_spec_file_with_its_overrides(
     assert json.loads(client.get_run(parent_id).data.tags[OVERRIDES_TAG]) == overrides
     spec_file = next(tmp_path.rglob("spec.yaml"))
     assert spec_file.read_text() == SPEC  # the user's file, as written
-    spec = recorded_spec(client, parent_id)
+    def recorded() -> object:
+        parent = find_parent(client, "renamed")
+        assert parent is not None and parent.run_id == parent_id
+        return recorded_spec(client, parent)
+
+    spec = recorded()
     assert spec == parse_spec(SPEC, overrides=overrides)
-    assert (spec.name, spec.train.epochs, spec.search.params) == (
+    assert (spec.name, spec.train.epochs, spec.search.params) == (  # type: ignore[attr-defined]
         "renamed", 3, {"temperature": [0.5, 1.0]})
 
     # A sweep recorded without the tag: spec.yaml alone.
     client.delete_tag(parent_id, OVERRIDES_TAG)
-    assert recorded_spec(client, parent_id) == parse_spec(SPEC)
+    assert recorded() == parse_spec(SPEC)
 
     for tag, why in [("train.epochs=3", "not a JSON list of strings"),
                      (json.dumps(["train.epochs=-1"]), "recorded spec does not validate: "
                       "spec.yaml of the sweep (from --set): train.epochs: must be between 0")]:
         client.set_tag(parent_id, OVERRIDES_TAG, tag)
         with pytest.raises(RecordedSpecUnusable, match=re.escape(why)):
-            recorded_spec(client, parent_id)
+            recorded()
     client.set_tag(parent_id, OVERRIDES_TAG, "[]")
     spec_file.unlink()
     with pytest.raises(RecordedSpecUnusable, match=re.escape("no usable spec.yaml")):
-        recorded_spec(client, parent_id)
+        recorded()
 
 
 def test_overrides_that_do_not_fit_in_a_tag_are_left_out(
@@ -124,7 +126,7 @@ def test_overrides_that_do_not_fit_in_a_tag_are_left_out(
     assert plain.client.get_run(plain.parent_id).data.tags[OVERRIDES_TAG] == "[]"
     long = SweepTracker(uri, "long")
     grid = ", ".join(str(n) for n in range(2000))  # ~10,000 characters
-    with caplog.at_level(logging.WARNING, logger="sweeper.tracking"):
+    with caplog.at_level(logging.WARNING, logger="sweeper.record.recorded_spec"):
         long.open_sweep(SPEC, "2000 trials", 2000,
                         overrides=[f"search.params={{batch_size: [{grid}]}}"])
     assert OVERRIDES_TAG not in long.client.get_run(long.parent_id).data.tags

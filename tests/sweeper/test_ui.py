@@ -24,11 +24,14 @@ from typing import Any
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sweeper import glance as links
-from sweeper import ui
 from sweeper.cli import build_parser
-from sweeper.spec import Trial
-from sweeper.tracking import SweepTracker, find_sweep
+from sweeper.commands import ui
+from sweeper.record import links
+from sweeper.record.ranking import ranked
+from sweeper.record.read_model import TrialRecord
+from sweeper.record.store import open_client
+from sweeper.record.sweeps import SweepRecord, read_sweep
+from sweeper.spec.trials import Trial
 from tests.reports.conftest import log_sweep, spec_yaml
 
 from .conftest import tiny_sweep
@@ -63,7 +66,7 @@ def query_of(url: str) -> dict[str, str]:
 def logged(uri: str, extra: str = "",
            score: Any = lambda t: {"top_1_accuracy": t.params["temperature"]
                                    * t.params["color_jitter_strength"]},
-           overrides: tuple[str, ...] = ()) -> SweepTracker:
+           overrides: tuple[str, ...] = ()) -> SweepRecord:
     """A finished 2x2 sweep logged as the driver would, without Ray or training."""
     text = tiny_sweep("glance", GRID, extra=extra)
 
@@ -71,9 +74,12 @@ def logged(uri: str, extra: str = "",
         return score(trial), "FINISHED", None
 
     log_sweep(uri, text, outcome, epochs=(1,), overrides=overrides)
-    tracker = find_sweep(uri, "glance")
-    assert tracker is not None
-    return tracker
+    return read_sweep(uri, "glance", open_client(uri))
+
+
+def reread(sweep: SweepRecord) -> SweepRecord:
+    """The sweep read again from its store (after a test changed it), with the same client."""
+    return read_sweep(sweep.tracking_uri, sweep.name, sweep.client)
 
 
 @pytest.fixture
@@ -131,10 +137,10 @@ def test_the_glance_reads_the_spec_that_ran_else_what_the_runs_show(
 
     path = spec_yaml(store, tracker.parent_id)
     path.write_text(path.read_text() + "retired_setting: 1\n")
-    with caplog.at_level(logging.WARNING, logger="sweeper.glance"):
-        glance = links.sweep_glance(tracker)
+    with caplog.at_level(logging.WARNING, logger="sweeper.record.sweeps"):
+        glance = links.sweep_glance(reread(tracker))
     assert "retired_setting: unknown key" in caplog.text
-    assert "ranking by top_1_accuracy (max)" in caplog.text
+    assert "reading the sweep from its runs alone" in caplog.text
     # The params that vary, alphabetical: not the declared order.
     assert (glance.metric, glance.mode, glance.axes) == (
         "top_1_accuracy", "max", ("color_jitter_strength", "temperature"))
@@ -151,16 +157,17 @@ def test_the_limit_keeps_the_comparison_url_short() -> None:
 
 
 def test_trials_without_the_metric_come_last() -> None:
-    def run(name: str, **metrics: float) -> Any:
-        return type("Run", (), {"info": type("I", (), {"run_name": name}),
-                                "data": type("D", (), {"metrics": metrics})})
+    def run(name: str, index: int, **metrics: float) -> TrialRecord:
+        return TrialRecord(run_id=name, name=name, status="FINISHED", params={},
+                           metrics=metrics, tags={"sweeper.trial_index": str(index)},
+                           start_time=0, end_time=None, description="")
 
-    runs = [run("a"), run("b", top_1_accuracy=float("nan")), run("c", top_1_accuracy=0.1),
-            run("d", top_1_accuracy=0.3)]
-    assert [r.info.run_name for r in links.rank(runs, "top_1_accuracy", "max")] == [
-        "d", "c", "a", "b"]
-    assert [r.info.run_name for r in links.rank(runs, "top_1_accuracy", "min")] == [
-        "c", "d", "a", "b"]
+    runs = [run("a", 0), run("b", 1, top_1_accuracy=float("nan")),
+            run("c", 2, top_1_accuracy=0.1), run("d", 3, top_1_accuracy=0.3),
+            run("e", 4, top_1_accuracy=0.1)]
+    # Missing and NaN last (by trial index), ties by trial index.
+    assert [r.name for r in ranked(runs, "top_1_accuracy", "max")] == ["d", "c", "e", "a", "b"]
+    assert [r.name for r in ranked(runs, "top_1_accuracy", "min")] == ["c", "e", "d", "a", "b"]
 
 
 def test_runs_link_opens_a_view_saved_in_the_experiment(store: str) -> None:
@@ -204,7 +211,7 @@ def test_report_link_once_the_report_is_attached(store: str, tmp_path: Path) -> 
     page = tmp_path / "report.html"
     page.write_text("<table></table>")
     tracker.client.log_artifact(tracker.parent_id, str(page), "report")
-    glance = links.sweep_glance(tracker)
+    glance = links.sweep_glance(reread(tracker))
     assert glance.report
     url = links.report_url("http://127.0.0.1:5000/", glance)
     assert url == (f"http://127.0.0.1:5000/#/experiments/{tracker.experiment_id}/runs/"
@@ -249,7 +256,7 @@ def served_sweep(local_ray: None, tmp_path_factory: pytest.TempPathFactory
     """A finished 2x2 sweep with its report, and `sweeper ui` serving it: (the links it
     printed by label, tracking URI). One per module: the sweep is the slow part."""
     from sweeper.driver import SweepOptions, run_sweep
-    from sweeper.spec import parse_spec
+    from sweeper.spec.load import parse_spec
 
     workdir = tmp_path_factory.mktemp("ui")
     text = tiny_sweep("ui-demo", GRID, epochs=1)

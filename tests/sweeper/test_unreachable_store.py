@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from sweeper import ui
-from sweeper.mlflow_store import TrackingUnavailable
-from sweeper.reachable import check_readable
+from sweeper.commands import ui
+from sweeper.record.store import TrackingUnavailable, check_readable
 
 from .conftest import free_port
 

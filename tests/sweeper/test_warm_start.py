@@ -5,9 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from sweeper.spec import SpecError, expand, parse_spec
-from sweeper.tracking import SweepTracker
-from sweeper.warm_start import collect
+from sweeper.driver.warm_start import collect
+from sweeper.errors import SpecError
+from sweeper.record.writer import SweepTracker
+from sweeper.search import expand
+from sweeper.spec.load import parse_spec
 
 EARLIER = """\
 name: earlier

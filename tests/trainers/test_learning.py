@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from sweeper.spec import expand, load_spec
+from sweeper.search import expand
+from sweeper.spec.load import load_spec
 from trainers.config import DatasetConfig, EvalConfig, ModelConfig, TrainConfig, TrialConfig
 from trainers.data import load_dataset
 from trainers.loop import fit

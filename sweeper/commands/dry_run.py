@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import itertools
 
-from sweeper.spec import SweepSpec, expansion_size, iter_trials, summary
-from sweeper.tracking import run_name
+from sweeper.record.writer import run_name
+from sweeper.search import expansion_size, iter_trials, summary
+from sweeper.spec.schema import SweepSpec
 
 
 def dry_run(spec: SweepSpec, limit: int = 1000) -> list[str]:

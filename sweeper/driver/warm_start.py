@@ -7,12 +7,18 @@ since they make the earlier metric a different experiment."""
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sweeper.spec import OptunaParam, SpecError, SweepSpec, expand, param_path
-from sweeper.tracking import STOPPED_TAG, find_sweep, trial_params
+from sweeper.errors import SpecError
+from sweeper.record.contract import trial_params
+from sweeper.record.read_model import TrialRecord
+from sweeper.record.store import open_client
+from sweeper.record.sweeps import SweepNotFound, read_sweep
+from sweeper.search import expand
+from sweeper.spec.schema import OptunaParam, SweepSpec
+from sweeper.spec.trials import param_path
 
 
 @dataclass
@@ -31,17 +37,20 @@ def collect(spec: SweepSpec, tracking_uri: str) -> WarmStart:
     ours = trial_params(expand(spec)[0])
     swept = {name: param for name, param in spec.search.params.items()
              if isinstance(param, OptunaParam)}
+    client = open_client(tracking_uri)
     for name in spec.search.warm_start:
         if name == spec.name:
             raise SpecError(f"search.warm_start: {name!r} is this sweep itself")
-        tracker = find_sweep(tracking_uri, name)
-        if tracker is None:
-            raise SpecError(f"search.warm_start: no sweep named {name!r} in {tracking_uri}")
+        try:
+            source = read_sweep(tracking_uri, name, client, with_spec=False)
+        except SweepNotFound:
+            raise SpecError(f"search.warm_start: no sweep named {name!r} in "
+                            f"{tracking_uri}") from None
         skipped: dict[str, int] = {}
         differs: dict[str, set[str]] = {}  # fixed setting -> their values, where not ours
-        for run in tracker.trial_runs():
-            params, metrics = run.data.params, run.data.metrics
-            reason = _unusable(run.info.status, run.data.tags, params, metrics, spec)
+        for run in source.trials:
+            params, metrics = run.params, run.metrics
+            reason = _unusable(run, spec)
             point: dict[str, Any] = {}
             for param_name, param in swept.items():
                 if reason:
@@ -70,20 +79,19 @@ def _short(values: set[str]) -> str:
     return "/".join(sorted(values)[:3]) + ("/..." if len(values) > 3 else "")
 
 
-def _unusable(status: str, tags: dict[str, str], params: dict[str, str],
-              metrics: dict[str, float], spec: SweepSpec) -> str:
-    if status != "FINISHED":
-        return f"{status.lower()}, not finished"
-    if STOPPED_TAG in tags:
+def _unusable(run: TrialRecord, spec: SweepSpec) -> str:
+    if run.status != "FINISHED":
+        return f"{run.status.lower()}, not finished"
+    if run.stopped_at is not None:
         return "stopped early by a scheduler"
-    if params.get("method", spec.method) != spec.method:
-        return f"method {params.get('method')}, not {spec.method}"
-    if spec.metric not in metrics or not math.isfinite(metrics[spec.metric]):
+    if run.params.get("method", spec.method) != spec.method:
+        return f"method {run.params.get('method')}, not {spec.method}"
+    if run.value(spec.metric) is None:
         return f"no {spec.metric}"
     return ""
 
 
-def _recorded(params: dict[str, str], name: str) -> str | None:
+def _recorded(params: Mapping[str, str], name: str) -> str | None:
     """A trial's value of a swept field: under its spec name when it was swept there,
     else among the fixed settings (flattened with dots)."""
     return params.get(name, params.get(".".join(param_path(name))))

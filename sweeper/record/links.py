@@ -15,18 +15,12 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
-from sweeper.spec import SweepSpec
-from sweeper.tracking import (
-    KIND_TAG,
-    PARENT_TAG,
-    RecordedSpecUnusable,
-    SweepTracker,
-    recorded_spec,
-)
+from sweeper.record.contract import KIND_TAG, TRIAL_KIND
+from sweeper.record.ranking import ranked
+from sweeper.record.sweeps import SweepRecord
 
 log = logging.getLogger(__name__)
 
-DEFAULT_METRIC, DEFAULT_MODE = "top_1_accuracy", "max"  # the spec's defaults
 # MLflow's comparison page fetches the runs one request each and draws a column per run:
 # at 100 runs it loads in ~6 s on loopback (docs/ui.md), its table is 16 screens wide
 # and its plot a tangle, so beyond that the link holds the best COMPARE_LIMIT trials
@@ -59,37 +53,16 @@ class Glance:
     report: bool  # `sweeper report` attached report/report.html to the parent run
 
 
-def sweep_glance(tracker: SweepTracker, limit: int = COMPARE_LIMIT) -> Glance:
-    """Read the sweep's spec and trials, and save its runs view in the experiment."""
-    client = tracker.client
-    try:
-        spec: SweepSpec | None = recorded_spec(client, tracker.parent_id)
-    except RecordedSpecUnusable as exc:
-        log.warning("%s: ranking by %s (%s)", exc, DEFAULT_METRIC, DEFAULT_MODE)
-        spec = None
-    metric = spec.metric if spec is not None else DEFAULT_METRIC
-    mode = spec.mode if spec is not None else DEFAULT_MODE
-    trials = _trial_runs(client, tracker.experiment_id, tracker.parent_id)
-    axes = _axes(spec, trials)
-    ranked = tuple(run.info.run_id for run in rank(trials, metric, mode))
-    saved = save_runs_view(client, tracker.experiment_id, f"sweeper: trials by {metric}",
+def sweep_glance(sweep: SweepRecord, limit: int = COMPARE_LIMIT) -> Glance:
+    """The sweep's links from its record; saves its runs view in the experiment."""
+    metric, mode, axes = sweep.metric, sweep.mode, tuple(sweep.axes)
+    ranking = tuple(record.run_id for record in ranked(sweep.trials, metric, mode))
+    saved = save_runs_view(sweep.client, sweep.experiment_id, f"sweeper: trials by {metric}",
                            runs_view_state(metric, mode, axes))
-    return Glance(name=tracker.experiment, experiment_id=tracker.experiment_id,
-                  parent_id=tracker.parent_id, metric=metric, mode=mode, axes=axes,
-                  ranked=ranked, compared=ranked[:limit], view_saved=saved,
-                  report=_has_report(client, tracker.parent_id))
-
-
-def rank(runs: list[Any], metric: str, mode: str) -> list[Any]:
-    """Best first by the run's latest `metric`; runs without it last; ties by name."""
-    sign = -1.0 if mode == "max" else 1.0
-
-    def key(run: Any) -> tuple[bool, float, str]:
-        value = run.data.metrics.get(metric)
-        missing = value is None or value != value  # NaN: a diverged trial
-        return missing, 0.0 if missing else sign * value, run.info.run_name or ""
-
-    return sorted(runs, key=key)
+    return Glance(name=sweep.name, experiment_id=sweep.experiment_id,
+                  parent_id=sweep.parent_id, metric=metric, mode=mode, axes=axes,
+                  ranked=ranking, compared=ranking[:limit], view_saved=saved,
+                  report=_has_report(sweep.client, sweep.parent_id))
 
 
 def compare_url(base: str, glance: Glance) -> str:
@@ -104,7 +77,7 @@ def compare_url(base: str, glance: Glance) -> str:
 def runs_view_state(metric: str, mode: str, axes: tuple[str, ...]) -> dict[str, Any]:
     """The runs list as a researcher sets it up by hand: the trials only (flat, not
     folded under the parent), best first, the swept params and the metric as columns."""
-    return {"searchFilter": f"tags.`{KIND_TAG}` = 'trial'",
+    return {"searchFilter": f"tags.`{KIND_TAG}` = '{TRIAL_KIND}'",
             "orderByKey": f"metrics.`{metric}`", "orderByAsc": mode == "min",
             "selectedColumns": [f"params.`{axis}`" for axis in axes] + [f"metrics.`{metric}`"]}
 
@@ -185,25 +158,3 @@ def _has_report(client: MlflowClient, parent_id: str) -> bool:
     except Exception as exc:  # an artifact store that cannot be listed: no link, no failure
         log.warning("could not list the sweep's report artifacts: %s", exc)
         return False
-
-
-def _trial_runs(client: MlflowClient, experiment_id: str, parent_id: str) -> list[Any]:
-    runs: list[Any] = []
-    token = None
-    while True:
-        page = client.search_runs(
-            [experiment_id], max_results=10_000, page_token=token,
-            filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}' AND tags.`{KIND_TAG}` = 'trial'")
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
-
-
-def _axes(spec: SweepSpec | None, trials: list[Any]) -> tuple[str, ...]:
-    """The spec's swept params in its order; without a spec, the params that vary."""
-    if spec is not None and spec.search.params:
-        return tuple(spec.search.params)
-    names = sorted({key for run in trials for key in run.data.params})
-    return tuple(key for key in names if key != "seed"
-                 and len({run.data.params.get(key) for run in trials}) > 1)

@@ -47,7 +47,7 @@ def load_encoder(run_id: str, tracking_uri: str | None = None) -> ResNet:
     """A trial run's final encoder from MLflow (its `encoder/` artifact)."""
     from mlflow.artifacts import download_artifacts
 
-    from sweeper.mlflow_store import resolve_tracking_uri
+    from sweeper.record.store import resolve_tracking_uri
 
     with tempfile.TemporaryDirectory(prefix="sweeper-encoder-") as scratch:
         local = download_artifacts(run_id=run_id, artifact_path=ARTIFACT_DIR, dst_path=scratch,

@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
-from sweeper.cluster_access import auth_hint
+from sweeper.cluster.access import auth_hint
+from sweeper.cluster.shipping import Upload, plan_upload, stage
 from sweeper.errors import SweeperError
-from sweeper.shipping import Upload, plan_upload, stage
 from trainers.config import DatasetConfig
 
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 
-from sweeper.cluster_access import use_token_if_available
+from sweeper.cluster.access import use_token_if_available
 
 # What Tune reads from the environment of the driver (and, for the first, passes on
 # to each trial's worker).
@@ -59,7 +59,8 @@ def check_prepared() -> None:
     wrong = sorted(k for k, v in TUNE_ENVIRONMENT.items() if os.environ.get(k) != v)
     if wrong:
         raise RuntimeError(f"this process is not set up to drive a sweep ({', '.join(wrong)} "
-                           "unset): call sweeper.driver_process.prepare() at its entry point")
+                           "unset): call sweeper.cluster.driver_process.prepare() at its entry "
+                           "point")
 
 
 def _quiet_tune(record: logging.LogRecord) -> bool:

@@ -1,12 +1,18 @@
-"""Run one trial in the foreground (no Ray), printing a line per epoch."""
+"""`sweeper trial SPEC`: one trial of a spec in the foreground (no Ray), printing a line
+per epoch."""
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 import time
 from typing import TextIO
 
-from sweeper.errors import SweeperError
-from sweeper.spec import Trial
+from sweeper.errors import EXIT_OK, SweeperError
+from sweeper.search import trial_at
+from sweeper.spec.load import load_spec
+from sweeper.spec.trials import Trial
 from trainers.data import DatasetError
 from trainers.loop import (
     CheckpointError,
@@ -69,3 +75,27 @@ def format_epoch(metrics: Metrics, epochs: int, elapsed: float) -> str:
     parts.append(f"{elapsed:.0f} s")
     return "  ".join(parts)
 
+
+
+def trial_command(args: argparse.Namespace) -> int:
+    spec = load_spec(args.spec)
+    trial = trial_at(spec, args.index, args.overrides)
+    started = time.perf_counter()
+    metrics = run_trial(trial, progress=sys.stderr)
+    result = {
+        "trial": trial.index,
+        "config_hash": trial.config_hash,
+        "params": trial.params,
+        **metrics,
+        "wall_seconds": round(time.perf_counter() - started, 3),
+    }
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    else:
+        print(format_final(result))
+    return EXIT_OK
+
+
+def format_final(result: dict[str, object]) -> str:
+    keys = ("top_1_accuracy", "top_5_accuracy", "regularization_loss", "steps", "wall_seconds")
+    return "final: " + "  ".join(f"{k}={result[k]}" for k in keys if k in result)

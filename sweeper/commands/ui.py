@@ -1,5 +1,5 @@
 """`sweeper ui`: the MLflow UI for a sweep's tracking store, on loopback by default,
-serving until interrupted, with the sweep's links (sweeper.glance) printed and the
+serving until interrupted, with the sweep's links (sweeper.record.links) printed and the
 first opened where there is a graphical browser."""
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ import webbrowser
 from typing import TextIO
 
 from sweeper.errors import SweeperError
-from sweeper.glance import Glance, compare_url, describe, runs_url, sweep_glance
-from sweeper.mlflow_store import TrackingUnavailable
-from sweeper.reachable import check_readable
-from sweeper.tracking import find_sweep
+from sweeper.record.links import Glance, compare_url, describe, runs_url, sweep_glance
+from sweeper.record.store import TrackingUnavailable, check_readable
+from sweeper.record.sweeps import SweepNotFound, read_sweep
 
 log = logging.getLogger(__name__)
 
@@ -75,15 +74,16 @@ def serve(tracking_uri: str, name: str | None, host: str, port: int,
           browser: bool = True) -> int:
     """Start the UI, print the sweep's links, open one, and serve until interrupted."""
     try:
-        check_readable(tracking_uri)
+        client = check_readable(tracking_uri)
     except TrackingUnavailable as exc:
         raise UiError(str(exc)) from None
     glance = None
     if name is not None:
-        tracker = find_sweep(tracking_uri, name)
-        if tracker is None:
-            raise UiError(f"no sweep named {name!r} in {tracking_uri}")
-        glance = sweep_glance(tracker)
+        try:
+            sweep = read_sweep(tracking_uri, name, client)
+        except SweepNotFound as exc:
+            raise UiError(str(exc)) from None
+        glance = sweep_glance(sweep)
     if tracking_uri.startswith(("http://", "https://")):
         # `mlflow ui` serves a database, not a server: a tracking server is its own UI.
         base = tracking_uri.rstrip("/") + "/"

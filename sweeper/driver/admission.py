@@ -7,21 +7,15 @@ from __future__ import annotations
 import os
 import shlex
 import socket
-from typing import Any, TextIO
+from typing import TextIO
 
-from sweeper import storage
+from sweeper.cluster import storage
 from sweeper.errors import SweeperError
-from sweeper.spec import SweepSpec
-from sweeper.tracking import (
-    DRIVER_TAG,
-    OVERRIDES_TAG,
-    STORAGE_TAG,
-    ExperimentDeleted,
-    RecordedSpecUnusable,
-    SweepTracker,
-    flatten,
-    recorded_spec,
-)
+from sweeper.record.contract import DRIVER_TAG, OVERRIDES_TAG, STORAGE_TAG, flatten
+from sweeper.record.read_model import ExperimentDeleted, ParentRecord
+from sweeper.record.recorded_spec import RecordedSpecUnusable, recorded_spec
+from sweeper.record.writer import SweepTracker
+from sweeper.spec.schema import SweepSpec
 
 # What a resumed sweep may change: how its trials are run, not which trials it has or
 # what they compute.
@@ -32,7 +26,7 @@ class SweepExists(SweeperError):
     """Running would merge with, or re-run, an existing sweep: resuming must be explicit."""
 
 
-def check_sweep_identity(spec: SweepSpec, folder: str, restorable: bool,
+def should_restore(spec: SweepSpec, folder: str, restorable: bool,
                          tracker: SweepTracker, resume: bool, progress: TextIO) -> bool:
     """MLflow decides whether the sweep exists; the storage whether it can be restored.
     Returns whether to restore; raises SweepExists where running would merge two
@@ -42,7 +36,7 @@ def check_sweep_identity(spec: SweepSpec, folder: str, restorable: bool,
         parent = tracker.existing_sweep()
     except ExperimentDeleted as exc:
         raise SweepExists(str(exc)) from None
-    recorded = parent.data.tags.get(STORAGE_TAG, "an unrecorded location") if parent else ""
+    recorded = parent.tags.get(STORAGE_TAG, "an unrecorded location") if parent else ""
     where = f"MLflow {tracker.tracking_uri} (experiment {name!r})"
     if not resume:
         if parent is not None:
@@ -78,15 +72,15 @@ def check_sweep_identity(spec: SweepSpec, folder: str, restorable: bool,
     return False
 
 
-def _refuse_another_spec(parent: Any, spec: SweepSpec, tracker: SweepTracker) -> None:
+def _refuse_another_spec(parent: ParentRecord, spec: SweepSpec, tracker: SweepTracker) -> None:
     """The spec (file and --set) a sweep is resumed with must define the trials it ran
     with: Tune continues the stored trials whatever the spec says now, so a changed
     value would be silently ignored, and the record would describe a sweep that never
     ran. Only a parent that recorded its overrides can be compared."""
-    if OVERRIDES_TAG not in parent.data.tags:
+    if OVERRIDES_TAG not in parent.tags:
         return
     try:
-        recorded = recorded_spec(tracker.client, parent.info.run_id)
+        recorded = recorded_spec(tracker.client, parent)
     except RecordedSpecUnusable:
         return
     then = flatten(recorded.model_dump(mode="json", exclude=RESUMABLE_CHANGES))
@@ -108,12 +102,12 @@ def _storage_root(location: str, name: str) -> str:
     return shlex.quote(location[: -len(suffix)] if location.endswith(suffix) else location)
 
 
-def _refuse_a_second_driver(parent: Any, name: str) -> None:
+def _refuse_a_second_driver(parent: ParentRecord, name: str) -> None:
     """Two drivers writing one sweep would interleave its record: refuse while the one
     that holds it is alive (checked on this machine; a driver elsewhere cannot be seen)."""
-    if parent.info.status != "RUNNING":
+    if parent.status != "RUNNING":
         return
-    host, _, pid = parent.data.tags.get(DRIVER_TAG, "").rpartition(":")
+    host, _, pid = parent.tags.get(DRIVER_TAG, "").rpartition(":")
     if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
         return
     try:

@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
-from sweeper.spec import Trial, resolve_values
-from trainers.config import TrialConfig
+from sweeper.search import kind_of_ray_config
+from sweeper.spec.trials import Trial
 from trainers.loop import CheckpointState, Metrics, fit, save_checkpoint
 from trainers.memory import retain_freed_memory
 
@@ -20,20 +20,10 @@ STATE_FILE = "state.pt"
 Publish = Callable[[Metrics, Path], None]
 
 
-def grid_entry(trial: Trial) -> dict[str, Any]:
-    """What a grid trial carries through Ray: its index, swept values and resolved config."""
-    return {"index": trial.index, "params": trial.params,
-            "config": trial.config.model_dump(mode="json")}
-
-
-def trial_from_ray_config(config: dict[str, Any]) -> Trial:
-    """The Trial behind a Ray config: a grid entry, or an Optuna sample over the base."""
-    if "trial" in config:
-        entry = config["trial"]
-        return Trial(int(entry["index"]), dict(entry["params"]),
-                     TrialConfig.model_validate(entry["config"]))
-    values = {**config["sampled"], "seed": config["seed"]}
-    return resolve_values(config["base"], values)
+def trial_from_ray_config(config: dict[str, Any], number: int | None = None) -> Trial:
+    """The Trial behind a Ray config, decoded by the search kind that made it (`number`:
+    its place among a sampler's trials, when known)."""
+    return kind_of_ray_config(config).decode(config, number)
 
 
 def run_trial_in_worker(config: dict[str, Any], publish: Publish,

@@ -1,0 +1,309 @@
+"""The MLflow writer of a sweep's runs, on the driver: one parent run per sweep, one
+child run per trial, found again by tags on restore so that no trial ever gets two runs.
+Its names are the tracking contract (sweeper.record.contract); it reads through the
+read model (sweeper.record.read_model).
+
+A trial's identity is the Ray trial id (tag sweeper.trial_id), not its config:
+an Optuna sampler may propose one configuration twice, and each proposal is a
+trial with a run of its own (tagged sweeper.repeat_of the first). Each run's
+metric history has one point per step: a step already logged (a trial replayed
+after a driver was killed) is not logged again, and a FINISHED run is never
+written to again. Writes the store cannot take during an outage are held and
+delivered in order when it returns (sweeper.record.delivery).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunTag
+
+from sweeper.record.contract import (
+    BEST_RUN_TAG,
+    BEST_TAG,
+    DESCRIPTION_TAG,
+    DRIVER_TAG,
+    ENCODER_ARTIFACTS,
+    ERROR_TAG,
+    EXPERIMENT_KIND,
+    HASH_TAG,
+    HEADLINE_METRICS,
+    INDEX_TAG,
+    KIND_TAG,
+    NODE_TAGS,
+    PARENT_TAG,
+    PREVIOUS_ERROR_TAG,
+    REPEAT_TAG,
+    RETRIES_TAG,
+    SPEC_ARTIFACT,
+    STORAGE_TAG,
+    SWEEP_KIND,
+    TRIAL_ID_TAG,
+    TRIAL_KIND,
+    run_name,
+    trial_params,
+)
+from sweeper.record.delivery import Delivery
+from sweeper.record.ranking import best_trial
+from sweeper.record.read_model import ParentRecord, TrialRecord, find_parent, trial_records
+from sweeper.record.recorded_spec import overrides_tag
+from sweeper.record.store import (
+    TrackingUnavailable,
+    check_available,
+    is_outage,
+    open_client,
+)
+from sweeper.spec.trials import Trial
+
+log = logging.getLogger(__name__)
+
+
+class SweepTracker:
+    """Creates or re-attaches the sweep's runs; every write to them goes through here."""
+
+    def __init__(self, tracking_uri: str, experiment: str) -> None:
+        self.tracking_uri = tracking_uri
+        self.experiment = experiment
+        self.client = open_client(tracking_uri)
+        self.experiment_id = ""
+        self.parent_id = ""
+        self._runs: dict[str, str] = {}  # trial key (Ray trial id) -> run id
+        self._first_of_config: dict[str, str] = {}  # config hash -> its first run id
+        self._status: dict[str, str] = {}  # run id -> its status in MLflow
+        self._last_step: dict[str, int] = {}  # run id -> the last step it has metrics for
+        self._attached: set[str] = set()  # runs this driver set RUNNING
+        self._recorded: dict[str, TrialRecord] = {}  # trial key -> its run as found in MLflow
+        self._delivery = Delivery(tracking_uri)
+
+    def check_available(self, timeout_s: float = 10.0) -> None:
+        """Fail before any trial starts when the store cannot be reached."""
+        check_available(self.client, self.tracking_uri, timeout_s)
+
+    def existing_sweep(self) -> ParentRecord | None:
+        """The sweep's parent run when this store already has a sweep of this name."""
+        return find_parent(self.client, self.experiment)
+
+    def open_sweep(self, spec_text: str, summary: str, num_trials: int,
+                   storage: str = "", params: dict[str, str] | None = None,
+                   overrides: Sequence[str] = ()) -> str:
+        """The sweep's parent run, created once (with `params`, the spec file's text and
+        the `--set` overrides applied to it) and re-opened on resume."""
+        experiment = self.client.get_experiment_by_name(self.experiment)
+        # The experiment's description (shown above its runs list): what the sweep is.
+        tags = dict([EXPERIMENT_KIND, (DESCRIPTION_TAG, f"sweeper sweep: {summary}")])
+        if experiment is None:
+            self.experiment_id = self.client.create_experiment(self.experiment, tags=tags)
+        else:
+            self.experiment_id = experiment.experiment_id
+            for key, value in tags.items():
+                self.client.set_experiment_tag(self.experiment_id, key, value)
+        driver = f"{socket.gethostname()}:{os.getpid()}"
+        parent = self.existing_sweep()
+        if parent is not None:
+            self.parent_id = parent.run_id
+            self.client.update_run(self.parent_id, status="RUNNING")
+            self.client.set_tag(self.parent_id, DRIVER_TAG, driver)
+        else:
+            tags = {KIND_TAG: SWEEP_KIND, DESCRIPTION_TAG: summary, DRIVER_TAG: driver}
+            if storage:
+                tags[STORAGE_TAG] = storage
+            tags.update(overrides_tag(overrides))
+            run = self.client.create_run(self.experiment_id, run_name=self.experiment, tags=tags)
+            self.parent_id = run.info.run_id
+            self.client.log_batch(self.parent_id, params=[
+                Param(k, v) for k, v in
+                {"num_trials": str(num_trials), "search": summary, **(params or {})}.items()])
+            self.client.log_text(self.parent_id, spec_text, SPEC_ARTIFACT)
+        for record in self.trial_runs():  # oldest first: a key's first run is its run
+            key = record.trial_id
+            self._runs.setdefault(key, record.run_id)
+            self._recorded.setdefault(key, record)
+            self._first_of_config.setdefault(record.config_hash, record.run_id)
+            self._status[record.run_id] = record.status
+            self._last_step[record.run_id] = int(record.metrics.get("epoch", -1))
+        return self.parent_id
+
+    def trial_run(self, trial: Trial, with_seed: bool, key: str | None = None,
+                  patience_s: float = 120.0) -> str:
+        """The run of the trial Ray knows as `key` (default: its config hash): found
+        again, else created, exactly once.
+
+        Creating needs the store (it assigns the run id): through an outage this waits
+        up to `patience_s`, then raises TrackingUnavailable (resume the sweep later)."""
+        deadline = time.monotonic() + patience_s
+        while True:
+            try:
+                self._delivery.flush()
+                return self._trial_run(trial, with_seed, key or trial.config_hash)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise TrackingUnavailable(
+                        f"MLflow tracking store {self.tracking_uri} is unavailable: {exc}; "
+                        "the sweep stopped — resume it with --resume when the store is back"
+                    ) from exc
+                log.warning("MLflow store unavailable (%s); retrying in 5 s", exc)
+                time.sleep(min(5.0, max(deadline - time.monotonic(), 0.0)))
+
+    def _trial_run(self, trial: Trial, with_seed: bool, key: str) -> str:
+        if key in self._runs:
+            run_id = self._runs[key]
+            if self._status.get(run_id) not in ("FINISHED", "RUNNING"):
+                self._reopen(run_id)
+            return run_id
+        tags = {PARENT_TAG: self.parent_id, KIND_TAG: TRIAL_KIND, HASH_TAG: trial.config_hash,
+                TRIAL_ID_TAG: key, INDEX_TAG: str(trial.index),
+                DESCRIPTION_TAG: json.dumps(trial.config.model_dump(mode="json"), indent=1)}
+        if trial.config_hash in self._first_of_config:
+            tags[REPEAT_TAG] = self._first_of_config[trial.config_hash]
+        run = self.client.create_run(self.experiment_id, run_name=run_name(trial.params,
+                                                                           with_seed), tags=tags)
+        run_id = run.info.run_id
+        params = [Param(k, v) for k, v in trial_params(trial).items()]
+        for start in range(0, len(params), 100):  # MLflow's batch limit
+            self.client.log_batch(run_id, params=params[start : start + 100])
+        self._runs[key] = run_id
+        self._first_of_config.setdefault(trial.config_hash, run_id)
+        self._status[run_id] = "RUNNING"
+        self._last_step[run_id] = -1
+        self._attached.add(run_id)
+        return run_id
+
+    def _reopen(self, run_id: str) -> None:
+        """A run continued by this driver: an interrupted trial, or a failed one retried
+        (counted in sweeper.retries, its last error kept as sweeper.previous_error)."""
+        run = self.client.get_run(run_id)
+        if run.info.status == "FAILED":
+            tags = [RunTag(RETRIES_TAG, str(int(run.data.tags.get(RETRIES_TAG, "0")) + 1))]
+            if ERROR_TAG in run.data.tags:
+                tags.append(RunTag(PREVIOUS_ERROR_TAG, run.data.tags[ERROR_TAG]))
+                self.client.delete_tag(run_id, ERROR_TAG)
+            self.client.log_batch(run_id, tags=tags)
+        self.client.update_run(run_id, status="RUNNING")
+        self._status[run_id] = "RUNNING"
+        self._attached.add(run_id)
+
+    def parent_param(self, name: str) -> str | None:
+        return self.client.get_run(self.parent_id).data.params.get(name)
+
+    def run_status(self, key: str) -> str | None:
+        """The MLflow status of the run of the trial Ray knows as `key`, if it has one."""
+        run_id = self._runs.get(key)
+        return self._status.get(run_id) if run_id else None
+
+    def recorded_error(self, key: str) -> str | None:
+        """The error a trial's run held when this driver attached to it (a failure
+        recorded by a driver before this one)."""
+        record = self._recorded.get(key)
+        return record.error or None if record is not None else None
+
+    def recorded_trials(self) -> list[TrialRecord]:
+        """The trial runs as they were when the sweep was opened (a resumed sweep's
+        earlier results)."""
+        return list(self._recorded.values())
+
+    def has_encoder(self, run_id: str) -> bool:
+        return any(item.path.endswith(".pt") for item in
+                   self.client.list_artifacts(run_id, ENCODER_ARTIFACTS))
+
+    def log_encoder(self, run_id: str, folder: Path) -> None:
+        """Attach a trial's exported encoder (weights + config) as `encoder/`."""
+        self._delivery.write(
+            lambda: self.client.log_artifacts(run_id, str(folder), ENCODER_ARTIFACTS),
+            "an encoder")
+
+    def set_worker(self, run_id: str, node_id: str, node_ip: str, worker: str) -> None:
+        """Where the trial runs now: tags sweeper.node (Ray node id), sweeper.node_ip and
+        sweeper.worker (host:pid)."""
+        if self._status.get(run_id) == "FINISHED":
+            return
+        tags = [RunTag(k, v) for k, v in zip(NODE_TAGS, (node_id, node_ip, worker),
+                                             strict=True)]
+        self._delivery.write(lambda: self.client.log_batch(run_id, tags=tags), "tags")
+
+    def log_metrics(self, run_id: str, metrics: dict[str, Any], step: int) -> bool:
+        """Log one step's metrics, unless the run is FINISHED or already has that step
+        (a replay after the driver was killed). Returns whether they were logged."""
+        if self._status.get(run_id) == "FINISHED" or step <= self._last_step.get(run_id, -1):
+            return False
+        self._last_step[run_id] = step
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items()
+                 if isinstance(v, int | float) and not isinstance(v, bool)]
+        self._delivery.write(lambda: self.client.log_batch(run_id, metrics=batch),
+                             f"epoch {step}")
+        return True
+
+    def end_trial(self, run_id: str, status: str, error: str | None = None,
+                  tags: dict[str, str] | None = None) -> None:
+        """End a trial's run; a run already FINISHED stays exactly as it was."""
+        if self._status.get(run_id) == "FINISHED":
+            return
+        self._status[run_id] = status
+        extra = [RunTag(k, v) for k, v in (tags or {}).items()]
+        if error:
+            extra.append(RunTag(ERROR_TAG, error[:4000]))
+
+        def end() -> None:
+            if extra:
+                self.client.log_batch(run_id, tags=extra)
+            self.client.set_terminated(run_id, status=status)
+
+        self._delivery.write(end, f"the end of a run ({status})")
+
+    def end_open_trials(self, status: str, reason: str | None = None) -> None:
+        """End every run this driver left RUNNING (KILLED when interrupted, FAILED
+        with `reason` when the driver itself failed)."""
+        for run_id in sorted(self._attached):
+            if self._status.get(run_id) == "RUNNING":
+                self.end_trial(run_id, status, reason)
+
+    def end_sweep(self, status: str, reason: str | None = None, patience_s: float = 300.0) -> int:
+        """End the parent run, first delivering whatever an outage held back (waiting
+        up to `patience_s` for the store). Returns how many writes were lost."""
+        if self.parent_id:
+            def end() -> None:
+                if reason:
+                    self.client.set_tag(self.parent_id, ERROR_TAG, reason[:4000])
+                self.client.set_terminated(self.parent_id, status=status)
+
+            self._delivery.write(end, "the end of the sweep")
+        return self._delivery.drain(patience_s)
+
+    def log_summary(self, records: list[TrialRecord], metric: str, mode: str) -> None:
+        """The sweep at a glance on its parent run, from its trial runs `records`: the best
+        trial (tag sweeper.best_trial) and its headline metrics as best_<name>, trial
+        counts and the device time spent."""
+        best = best_trial(records, metric, mode)
+        states = [record.status for record in records]
+        summary = {"trials_finished": states.count("FINISHED"),
+                   "trials_failed": states.count("FAILED"),
+                   "trials_stopped_early": sum(r.status == "FINISHED" and r.stopped_at
+                                               is not None for r in records),
+                   "device_seconds": sum(r.metrics.get("device_seconds", 0.0)
+                                         for r in records)}
+        tags = []
+        if best is not None:
+            summary |= {f"best_{name}": best.metrics[name]
+                        for name in dict.fromkeys((metric, *HEADLINE_METRICS))
+                        if name in best.metrics}
+            tags = [RunTag(BEST_TAG, best.name), RunTag(BEST_RUN_TAG, best.run_id)]
+        now = int(time.time() * 1000)
+        batch = [Metric(name, float(value), now, 0) for name, value in summary.items()]
+        self._delivery.write(
+            lambda: self.client.log_batch(self.parent_id, metrics=batch, tags=tags),
+            "the sweep's summary")
+
+    def trial_runs(self) -> list[TrialRecord]:
+        """Every trial run of the sweep, oldest first."""
+        if not self.parent_id:
+            return []
+        return trial_records(self.client, self.experiment_id, self.parent_id)

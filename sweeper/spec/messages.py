@@ -1,0 +1,83 @@
+"""A spec's mistakes in words: pydantic's validation errors as `SpecError` lines that
+name the field, the bad value, where it came from (its YAML line, or --set) and
+how to fix it."""
+
+from __future__ import annotations
+
+import difflib
+import reprlib
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from sweeper.errors import SpecError
+from sweeper.spec.fields import field_annotation, is_model
+from sweeper.spec.yaml_reader import line_of
+
+# pydantic's tags for the members of a search parameter's union: not part of a field's name.
+LOC_NOISE = {"grid", "distribution"}
+
+
+def validate_model(schema: type[Any], data: Any, source: str, root: yaml.Node | None = None,
+                   override_paths: list[tuple[str, ...]] | None = None) -> Any:
+    """`schema.model_validate(data)`, its errors as one SpecError (a line per error)."""
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(_describe(exc, schema, source, root, override_paths or [])) from None
+
+
+def _describe(exc: ValidationError, schema: type[BaseModel], source: str,
+              root: yaml.Node | None, override_paths: list[tuple[str, ...]]) -> str:
+    lines = []
+    for error in exc.errors():
+        # Drop pydantic's own loc entries (union tags, "function-after[...]").
+        loc = tuple(str(p) for p in error["loc"] if str(p) not in LOC_NOISE
+                    and "[" not in str(p))
+        field = cut(".".join(loc), 120) or "(spec)"
+        from_override = any(loc[: len(p)] == p for p in override_paths)
+        line = " (from --set)" if from_override else line_of(root, loc)
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden" and loc:
+            parent = field_annotation(schema, loc[:-1]) if len(loc) > 1 else schema
+            options = list(parent.model_fields) if is_model(parent) else []
+            message = f"unknown key{suggest(loc[-1], options)}"
+            lines.append(f"{source}{line}: {field}: {message}")
+            continue
+        value = error.get("input")
+        shown = "" if isinstance(value, dict) else f" (got {short(value)})"
+        lines.append(f"{source}{line}: {field}: {message}{shown}{_fix(error['type'], value)}")
+    return "\n".join(lines)
+
+
+def _fix(error_type: str, value: Any) -> str:
+    """How to correct a wrongly typed value: types are never coerced."""
+    if error_type == "finite_number":
+        return "; write a finite number (.inf and .nan mean nothing here)"
+    what = {"int_type": "a whole number, e.g. 512", "float_type": "a number, e.g. 0.5",
+            "bool_type": "true or false"}.get(error_type)
+    if what is None:
+        return ""
+    if isinstance(value, str):
+        return f"; write {what}, without quotes"
+    if isinstance(value, bool):
+        return f"; write {what}: true and false are not numbers"
+    if isinstance(value, float) and value.is_integer() and error_type == "int_type":
+        return f"; write {int(value)}, not {value}"
+    return f"; write {what}"
+
+
+def short(value: Any, limit: int = 60) -> str:
+    """repr of a value, cut to fit one line of an error message."""
+    return cut(reprlib.repr(value) if isinstance(value, list | dict | tuple) else repr(value),
+               limit)
+
+
+def cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+def suggest(word: str, options: Any) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
