@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,13 @@ from mlflow.tracking import MlflowClient
 from sweeper.errors import SweeperError
 from sweeper.reachable import check_readable
 from sweeper.reports.tables import STOPPED
-from sweeper.spec import MAX_RUN_TRIALS, SweepSpec, expansion_size, iter_trials
+from sweeper.spec import (
+    MAX_RUN_TRIALS,
+    OptunaParam,
+    SweepSpec,
+    expansion_size,
+    iter_trials,
+)
 from sweeper.tracking import (
     ERROR_TAG,
     KIND_TAG,
@@ -64,6 +70,9 @@ class Sweep:
     trials: pd.DataFrame
     # run_id, run_name, state, step, value: CURVE_METRIC per epoch, step 0 included
     history: pd.DataFrame
+    # Optuna sweeps: each axis's distribution as the spec declares it (the scatter's
+    # axis scales, the parameter importance); empty for grids or without a spec.
+    distributions: dict[str, OptunaParam] = field(default_factory=dict)
 
 
 def load_sweep(tracking_uri: str, name: str) -> Sweep:
@@ -95,9 +104,11 @@ def load_sweep(tracking_uri: str, name: str) -> Sweep:
         trials = _with_missing_cells(trials, axes, spec, expected)
     history = _history(client, trials)
     trials = _with_init(client, trials, history, metric)
+    distributions = {k: v for k, v in spec.search.params.items()
+                     if isinstance(v, OptunaParam)} if spec is not None else {}
     return Sweep(name=name, parent_id=tracker.parent_id, axes=axes, search_type=search_type,
                  metric=metric, mode=mode, expected_trials=expected, trials=trials,
-                 history=history)
+                 history=history, distributions=distributions)
 
 
 def attach_report(tracking_uri: str, parent_id: str, files: list[Path]) -> None:
