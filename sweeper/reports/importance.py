@@ -34,6 +34,7 @@ METHOD = "mean decrease impurity"
 SAMPLE = 2_000
 SEED = 0
 
+
 @dataclass(frozen=True)
 class Importance:
     """The importance of each swept parameter for `metric`, or why there is none."""
@@ -104,7 +105,8 @@ def param_importance(trials: pd.DataFrame, distributions: Mapping[str, OptunaPar
 def importance_line(trials: pd.DataFrame, distributions: Mapping[str, OptunaParam],
                     metric: str, mode: str) -> str:
     """The line `sweeper status` prints for an Optuna sweep, e.g. "importance of
-    top_1_accuracy (fANOVA over 1,873 finished trials): temperature 0.62, ..."."""
+    top_1_accuracy (mean decrease impurity over 1,873 finished trials): temperature
+    0.62, ..."."""
     return param_importance(trials, distributions, metric, mode).line()
 
 
@@ -137,9 +139,13 @@ def _fit(value: Any, param: OptunaParam) -> Any:
     if param.type == "categorical":
         return next((c for c in param.choices or [] if str(c) == str(value)), None)
     try:
-        number: float = int(value) if param.type == "int" else float(value)
+        number: float = float(value)
     except (TypeError, ValueError):
         return None
+    if param.type == "int":
+        if not number.is_integer():
+            return None
+        number = int(number)
     assert param.low is not None and param.high is not None  # checked by the spec
     return number if param.low <= number <= param.high else None
 

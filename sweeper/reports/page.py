@@ -60,14 +60,14 @@ class Page:
 
 
 def render(page: Page) -> str:
-    """The page, at most MAX_BYTES: the pictures are embedded in order while they fit,
-    and linked (with a note) once one does not."""
-    embedded: list[str] = []
+    """The page, at most MAX_BYTES: each picture in the page's order is embedded if the
+    page still fits with it, else linked with a note. (The tables are at most
+    PAGE_ROWS rows: the text alone is far below the bound.)"""
+    embedded: set[str] = set()
     for name in _pictures_in_order(page):
-        trial = _render(page, {*embedded, name})
-        if len(trial.encode("utf-8")) <= MAX_BYTES:
-            embedded.append(name)
-    return _render(page, set(embedded))
+        if len(_render(page, embedded | {name}).encode("utf-8")) <= MAX_BYTES:
+            embedded.add(name)
+    return _render(page, embedded)
 
 
 def _pictures_in_order(page: Page) -> list[str]:

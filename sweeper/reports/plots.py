@@ -189,13 +189,12 @@ def curves(history: pd.DataFrame, trials: pd.DataFrame, path: Path, title: str, 
     return True
 
 
-
 def _kinds(runs: pd.DataFrame, trials: pd.DataFrame) -> dict[str, str]:
     """run id -> FINISHED (ran every epoch), STOPPED_EARLY or UNFINISHED; `runs`: a
     row of the history per run."""
     states = dict(zip(runs["run_id"], runs["state"], strict=True))
     if "run_id" in trials:
-        states.update(zip(trials["run_id"], trials["state"], strict=False))
+        states.update(zip(trials["run_id"], trials["state"], strict=True))
     stopped = set(trials.loc[trials[STOPPED].notna(), "run_id"]) if STOPPED in trials else set()
     return {run_id: (UNFINISHED if state != FINISHED else
                      STOPPED_EARLY if run_id in stopped else FINISHED)
