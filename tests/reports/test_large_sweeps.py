@@ -166,3 +166,18 @@ def test_categorical_axes_follow_the_specs_order_of_choices() -> None:
     # A value outside the choices (a spec overridden afterwards) still gets a place.
     assert plots.categories(pd.Series([512, 128]), None) == ["128", "512"]
     assert plots.categories(pd.Series(["x"]), choices) == ["lars", "adamw", "sgd", "x"]
+
+
+def test_a_long_reference_comparison_shows_its_largest_differences() -> None:
+    sweep = optuna_sweep(5)
+    summary = tables.summarise(sweep.trials, tables.Layout(axes=tuple(sweep.axes), grid=False))
+    diffs = [0.001 * i * (-1) ** i for i in range(80)]  # |diff| grows with i
+    comparison = pd.DataFrame({"temperature": range(80), "top_1_accuracy_diff": diffs})
+    report = page.Page(name="ref", summary=summary, headline="5 trials",
+                       runs=tables.trials_table(sweep.trials, summary.layout),
+                       comparison=comparison, files=("reference_comparison.csv",))
+    text = page.render(report)
+    shown = Tables(text).tables["reference-comparison"]
+    assert [row[0] for row in shown[1:]] == [str(i) for i in range(79, 29, -1)]
+    assert "50 of 80 rows: the largest |top_1_accuracy diff| first. Every row: " \
+        '<a href="reference_comparison.csv">' in text
