@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from sweeper.record.store import check_readable
 from sweeper.record.sweeps import read_sweep
 from sweeper.reports.tables import STOPPED
 from sweeper.search import expansion_size, iter_trials
-from sweeper.spec.schema import MAX_RUN_TRIALS, SweepSpec
+from sweeper.spec.schema import MAX_RUN_TRIALS, OptunaParam, SweepSpec
 from trainers.metrics import TABLE_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,9 @@ class Sweep:
     trials: pd.DataFrame
     # run_id, run_name, state, step, value: CURVE_METRIC per epoch, step 0 included
     history: pd.DataFrame
+    # Optuna sweeps: each axis's distribution as the spec declares it (the scatter's
+    # axis scales, the parameter importance); empty for grids or without a spec.
+    distributions: dict[str, OptunaParam] = field(default_factory=dict)
 
 
 def load_sweep(tracking_uri: str, name: str) -> Sweep:
@@ -71,7 +74,8 @@ def load_sweep(tracking_uri: str, name: str) -> Sweep:
     trials = _with_init(client, trials, history, metric)
     return Sweep(name=name, parent_id=record.parent_id, axes=axes,
                  search_type=record.search_type, metric=metric, mode=record.mode,
-                 expected_trials=expected, trials=trials, history=history)
+                 expected_trials=expected, trials=trials, history=history,
+                 distributions=record.distributions)
 
 
 def attach_report(tracking_uri: str, parent_id: str, files: list[Path]) -> None:

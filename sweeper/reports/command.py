@@ -3,9 +3,10 @@ MLflow, written to a folder and attached to the sweep's parent run.
 
 Files (docs/reports.md): appendix_b.csv/.tex (every trial, the thesis's Table 3),
 best_by_batch_size.csv/.tex (Table 2), trials.csv (every run as logged),
-top_1_heatmap.png (grids) or top_1_vs_params.png (Optuna), top_1_per_epoch.png,
-with --reference: reference_comparison.csv/.tex, reference_diff_heatmap.png,
-reference_agreement.json; and report.html, all of it in one self-contained page.
+top_1_heatmap.png (grids) or top_1_vs_params.png and param_importance.csv/.png
+(Optuna), top_1_per_epoch.png, with --reference: reference_comparison.csv/.tex,
+reference_diff_heatmap.png, reference_agreement.json; and report.html, the summary
+and the best rows of it in one self-contained page that links the rest.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from sweeper.reports.collect import Sweep
+    from sweeper.reports.importance import Importance
 
 REPORT_FILES = (
     "appendix_b.csv", "appendix_b.tex", "best_by_batch_size.csv", "best_by_batch_size.tex",
     "trials.csv", "top_1_heatmap.png", "top_1_vs_params.png", "top_1_per_epoch.png",
-    "reference_comparison.csv", "reference_comparison.tex", "reference_diff_heatmap.png",
-    "reference_agreement.json", "report.html",
+    "param_importance.csv", "param_importance.png", "reference_comparison.csv",
+    "reference_comparison.tex", "reference_diff_heatmap.png", "reference_agreement.json",
+    "report.html",
 )
 AGREEMENT_FILE = "reference_agreement.json"
 STATE_ORDER = ("FINISHED", "FAILED", "KILLED", "RUNNING", "NOT_STARTED")
@@ -66,7 +69,8 @@ def run_report(args: argparse.Namespace) -> int:
             raise ValueError(f"--storage {args.storage} is not a local folder: pass --out DIR "
                              "for the report")
         folder = args.out if args.out is not None else Path(args.storage) / args.name / "report"
-        written = write_report(sweep, folder, reference)
+        weighed = importance_of(sweep)
+        written = write_report(sweep, folder, reference, weighed)
     except ValueError as exc:  # a reference table or a --storage that cannot serve
         raise SweeperError(str(exc)) from None
     except MlflowException as exc:
@@ -74,7 +78,7 @@ def run_report(args: argparse.Namespace) -> int:
                            f"{exc.message}") from None
     except OSError as exc:
         raise SweeperError(f"cannot write the report: {exc}") from None
-    print(_summary(sweep, folder, written))
+    print(_summary(sweep, folder, written, weighed))
     try:
         attach_report(uri, sweep.parent_id, written)
     except (MlflowException, OSError) as exc:
@@ -84,10 +88,20 @@ def run_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def write_report(sweep: Sweep, folder: Path, reference: pd.DataFrame | None = None
-                 ) -> list[Path]:
-    """Every table and plot of the report into `folder`, and report.html with all of
-    them; returns the files written."""
+def importance_of(sweep: Sweep) -> Importance | None:
+    """Optuna sweeps: the importance of each sampled parameter (or why there is none)."""
+    if sweep.search_type != "optuna":
+        return None
+    from sweeper.reports.importance import param_importance
+
+    return param_importance(sweep.trials, sweep.distributions, sweep.metric, sweep.mode)
+
+
+def write_report(sweep: Sweep, folder: Path, reference: pd.DataFrame | None = None,
+                 importance: Importance | None = None) -> list[Path]:
+    """Every table and plot of the report into `folder` (with `importance`, its table
+    and plot), and report.html with the summary and the best rows of them; returns
+    the files written."""
     from sweeper.reports import page, plots, tables
     from sweeper.reports.agreement import agreement, agreement_line
     from sweeper.reports.collect import CURVE_METRIC
@@ -119,6 +133,9 @@ def write_report(sweep: Sweep, folder: Path, reference: pd.DataFrame | None = No
             f"({_latex_text(sweep.metric)}, {sweep.mode}).", label=f"tab:{sweep.name}-best"),
         "trials.csv": tables.to_csv(tables.trials_table(sweep.trials, layout)),
     }
+    weights = importance.table(tables.RENAMES) if importance is not None else None
+    if weights is not None and not weights.empty:
+        texts["param_importance.csv"] = tables.to_csv(weights)
     if agreed is not None:
         texts[AGREEMENT_FILE] = json.dumps(agreed, indent=2, allow_nan=False) + "\n"
     if comparison is not None:
@@ -136,13 +153,18 @@ def write_report(sweep: Sweep, folder: Path, reference: pd.DataFrame | None = No
     finished = tables.appendix_b(summary)
     finished.loc[(summary.rows["state"] != tables.FINISHED).to_numpy(), HEATMAP_VALUE] = None
     pictures = {"top_1_per_epoch.png": lambda path: plots.curves(
-        sweep.history, path, f"{sweep.name}: {CURVE_METRIC} per epoch", CURVE_METRIC)}
+        sweep.history, sweep.trials, path, f"{sweep.name}: {CURVE_METRIC} per epoch",
+        CURVE_METRIC, sweep.metric, sweep.mode)}
     if layout.grid:
         pictures["top_1_heatmap.png"] = lambda path: plots.heatmaps(
             finished, HEATMAP_VALUE, axes, path, f"{sweep.name}: {HEATMAP_VALUE}")
     else:
         pictures["top_1_vs_params.png"] = lambda path: plots.scatter(
-            finished, HEATMAP_VALUE, axes, path, f"{sweep.name}: {HEATMAP_VALUE}")
+            finished, HEATMAP_VALUE, axes, path, f"{sweep.name}: {HEATMAP_VALUE}",
+            {tables.renamed(a): p for a, p in sweep.distributions.items()})
+    if importance is not None and weights is not None and not weights.empty:
+        title = f"{sweep.name}: importance of {importance.metric}\n{importance.source()}"
+        pictures["param_importance.png"] = lambda path: plots.importance(weights, path, title)
     if comparison is not None:
         pictures["reference_diff_heatmap.png"] = lambda path: plots.heatmaps(
             comparison, HEATMAP_VALUE + tables.DIFF, [a for a in axes if a in comparison],
@@ -158,7 +180,9 @@ def write_report(sweep: Sweep, folder: Path, reference: pd.DataFrame | None = No
         runs=tables.trials_table(sweep.trials, layout),
         pictures={p.name: p.read_bytes() for p in written if p.suffix == ".png"},
         comparison=comparison, agreement=agreed,
-        agreement_line=agreement_line(agreed, _source(agreed)) if agreed else "")
+        agreement_line=agreement_line(agreed, _source(agreed)) if agreed else "",
+        importance_line=importance.line() if importance is not None else "",
+        files=tuple(p.name for p in written))
     (folder / "report.html").write_text(page.render(report), encoding="utf-8")
     written.append(folder / "report.html")
     return written
@@ -176,7 +200,8 @@ def _headline(sweep: Sweep) -> str:
     return f"{len(sweep.trials)} trials: {counts}"
 
 
-def _summary(sweep: Sweep, folder: Path, written: list[Path]) -> str:
+def _summary(sweep: Sweep, folder: Path, written: list[Path],
+             importance: Importance | None = None) -> str:
     from sweeper.reports.agreement import agreement_line
     from sweeper.reports.cost import sweep_cost
     from sweeper.reports.tables import FINISHED
@@ -194,6 +219,8 @@ def _summary(sweep: Sweep, folder: Path, written: list[Path]) -> str:
     cost = sweep_cost(sweep.trials)
     if cost is not None:
         lines.append(f"  {cost.line()}")
+    if importance is not None:
+        lines.append(f"  {importance.line()}")
     agreed = [p for p in written if p.name == AGREEMENT_FILE]
     if agreed:  # the line is made from the file, so the two always say the same
         result = json.loads(agreed[0].read_text())

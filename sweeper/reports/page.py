@@ -2,8 +2,10 @@
 viewer (it shows an .html artifact in a frame) or any browser, offline.
 
 Plain HTML and a little inline CSS: no script, no external URL; the plots are
-embedded as base64 data URIs. Pure: tables, picture bytes and the agreement in,
-text out.
+embedded as base64 data URIs. At most MAX_BYTES whatever the sweep's size: a
+table longer than PAGE_ROWS shows its best rows and links its CSV (written beside
+the page), and a picture that would push the page over the bound is linked
+instead of embedded. Pure: tables, picture bytes and the agreement in, text out.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from sweeper.reports import tables
@@ -36,6 +39,8 @@ dd { margin-left: 15em; }
 img { max-width: 100%; display: block; margin: 0.8em 0; }
 """
 DAGGER = "\u2020"
+PAGE_ROWS = 50  # a table longer than this shows its best PAGE_ROWS rows; the CSV has all
+MAX_BYTES = 2_000_000  # report.html, embedded pictures included
 
 
 @dataclass(frozen=True)
@@ -50,52 +55,128 @@ class Page:
     comparison: pd.DataFrame | None = None
     agreement: dict[str, Any] | None = None
     agreement_line: str = ""
+    importance_line: str = ""  # Optuna sweeps: the parameters' importance, or why none
+    files: tuple[str, ...] = ()  # the report's files beside the page, linked from it
 
 
 def render(page: Page) -> str:
+    """The page, at most MAX_BYTES: each picture in the page's order is embedded if the
+    page still fits with it, else linked with a note. (The tables are at most
+    PAGE_ROWS rows: the text alone is far below the bound.)"""
+    embedded: set[str] = set()
+    for name in _pictures_in_order(page):
+        if len(_render(page, embedded | {name}).encode("utf-8")) <= MAX_BYTES:
+            embedded.add(name)
+    return _render(page, embedded)
+
+
+def _pictures_in_order(page: Page) -> list[str]:
+    plots = [name for name in page.pictures if not name.startswith("reference_")]
+    return plots + [name for name in page.pictures if name.startswith("reference_")]
+
+
+def _render(page: Page, embedded: set[str]) -> str:
     summary, layout = page.summary, page.summary.layout
     appendix = tables.appendix_b(summary)
-    best_rows = summary.rows["best"].to_numpy()
-    unfinished = (summary.rows["state"] != FINISHED).to_numpy()
     metric = tables.renamed(layout.metric)
+    best_table = tables.best_by_batch_size(summary)
+    shown = _best_rows(summary)
     parts = [
         f"<h1>Sweep {_e(page.name)}</h1>",
         f"<p>{_e(page.headline)}. Best means {_e(layout.metric)}, {_e(layout.mode)}imised"
-        f"{' (the mean over seeds)' if summary.repeated else ''}.</p>",
+        f"{' (the mean over seeds)' if summary.repeated else ''}; ties go to the lower "
+        "trial index.</p>",
+    ]
+    if page.importance_line:
+        parts.append(f"<p>{_e(_capital(page.importance_line))}.</p>")
+    parts += [
         "<h2>All trials (Appendix B)</h2>",
-        _table(appendix, "appendix-b", best=best_rows, unfinished=unfinished,
-               mark=_tied(appendix), marked=metric,
+        *_cut_note(len(shown), len(appendix), "appendix_b.csv", page.files,
+                   f"the best by {layout.metric} ({layout.mode}), best first"),
+        _table(appendix.iloc[shown], "appendix-b",
+               best=summary.rows["best"].to_numpy()[shown],
+               unfinished=(summary.rows["state"] != FINISHED).to_numpy()[shown],
+               mark=_tied(appendix).iloc[shown], marked=metric,
                caption="Bold: the best finished row of each batch size."),
         *_notes(appendix, layout),
         "<h2>Best per batch size (Table 2)</h2>",
-        _table(tables.best_by_batch_size(summary), "best-by-batch-size",
-               mark=_tied(tables.best_by_batch_size(summary)), marked=metric),
+        *_cut_note(min(len(best_table), PAGE_ROWS), len(best_table),
+                   "best_by_batch_size.csv", page.files, "the first batch sizes"),
+        _table(best_table.head(PAGE_ROWS), "best-by-batch-size",
+               mark=_tied(best_table).head(PAGE_ROWS), marked=metric),
     ]
     plots = [name for name in page.pictures if not name.startswith("reference_")]
     if plots:
         parts.append("<h2>Plots</h2>")
-        parts += [_image(name, page.pictures[name]) for name in plots]
+        parts += [_picture(name, page.pictures[name], name in embedded) for name in plots]
     if page.comparison is not None:
         parts.append("<h2>Reference</h2>")
         if page.agreement_line:
             parts.append(f"<p>{_e(page.agreement_line)}.</p>")
         if page.agreement is not None:
             parts.append(_agreement(page.agreement))
-        parts.append(_table(page.comparison, "reference-comparison",
+        rows = _largest_differences(page.comparison, metric)
+        parts += _cut_note(len(rows), len(page.comparison), "reference_comparison.csv",
+                           page.files, f"the largest |{metric} diff| first")
+        parts.append(_table(page.comparison.iloc[rows], "reference-comparison",
                             caption="The sweep and the reference side by side "
                             "(diff = sweep \u2212 reference)."))
-        parts += [_image(name, data) for name, data in page.pictures.items()
+        parts += [_picture(name, data, name in embedded) for name, data in page.pictures.items()
                   if name.startswith("reference_")]
-    parts += [
-        "<h2>Every run</h2>",
-        "<details open><summary>trials.csv: every run as logged, unrounded</summary>",
-        _table(page.runs, "runs", unfinished=(page.runs["state"] != FINISHED).to_numpy()),
-        "</details>",
-    ]
+    parts.append("<h2>Every run</h2>")
+    if len(page.runs) <= PAGE_ROWS:
+        parts += [
+            "<details open><summary>trials.csv: every run as logged, unrounded</summary>",
+            _table(page.runs, "runs", unfinished=(page.runs["state"] != FINISHED).to_numpy()),
+            "</details>",
+        ]
+    else:
+        parts.append(f"<p>{len(page.runs):,} runs, too many for this page: every run as "
+                     f"logged, unrounded, is in {_link('trials.csv', page.files)}.</p>")
+    if page.files:
+        parts += ["<h2>Files</h2>", "<p>Beside this page: "
+                  + ", ".join(_link(name, page.files) for name in page.files) + ".</p>"]
     body = "\n".join(parts)
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             f"<title>Sweep {_e(page.name)}</title>\n<style>{CSS}</style>\n</head>\n"
             f"<body>\n{body}\n</body>\n</html>\n")
+
+
+def _best_rows(summary: Summary) -> list[int]:
+    """The positions of the Appendix B rows the page shows: all of them up to
+    PAGE_ROWS, else the best PAGE_ROWS (tables.ranked), best first."""
+    rows = summary.rows
+    if len(rows) <= PAGE_ROWS:
+        return list(range(len(rows)))
+    order = tables.ranked(rows, summary.layout.metric, summary.layout.mode)
+    return [rows.index.get_loc(i) for i in order.index[:PAGE_ROWS]]
+
+
+def _largest_differences(comparison: pd.DataFrame, metric: str) -> list[int]:
+    if len(comparison) <= PAGE_ROWS:
+        return list(range(len(comparison)))
+    diff = comparison.get(metric + tables.DIFF, pd.Series(np.nan, index=comparison.index))
+    size = diff.astype(float).abs().reset_index(drop=True)
+    return list(size.sort_values(ascending=False, na_position="last", kind="stable")
+                .index[:PAGE_ROWS])
+
+
+def _cut_note(shown: int, total: int, csv: str, files: Sequence[str], which: str) -> list[str]:
+    if shown >= total:
+        return []
+    return [f'<p class="note">{shown:,} of {total:,} rows: {_e(which)}. Every row: '
+            f"{_link(csv, files)}.</p>"]
+
+
+def _link(name: str, files: Sequence[str]) -> str:
+    """A relative link to a file written beside the page (plain text if it is not)."""
+    if name not in files:
+        return _e(name)
+    return f'<a href="{_e(name)}">{_e(name)}</a>'
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _notes(appendix: pd.DataFrame, layout: tables.Layout) -> list[str]:
@@ -167,7 +248,11 @@ def _table(frame: pd.DataFrame, ident: str, *, best: Any = None, unfinished: Any
     return "\n".join(lines)
 
 
-def _image(name: str, data: bytes) -> str:
+def _picture(name: str, data: bytes, embedded: bool) -> str:
+    if not embedded:
+        return (f'<p class="note">{_e(name)} ({len(data) / 1e6:.1f} MB) would take this page '
+                f'over {MAX_BYTES / 1e6:g} MB: <a href="{_e(name)}">{_e(name)}</a>, beside '
+                "it.</p>")
     encoded = base64.b64encode(data).decode("ascii")
     return f'<img alt="{_e(name)}" title="{_e(name)}" src="data:image/png;base64,{encoded}">'
 

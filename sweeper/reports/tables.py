@@ -234,17 +234,33 @@ def _sorted(rows: pd.DataFrame, layout: Layout) -> pd.DataFrame:
     return rows.drop(columns="_unfinished").reset_index(drop=True)
 
 
-def best_mask(rows: pd.DataFrame, layout: Layout) -> pd.Series:
-    """The best finished row of each batch size; unfinished rows never count, nor do
-    trials a scheduler stopped early (their metric is from fewer epochs)."""
-    best = pd.Series(False, index=rows.index)
+def can_be_best(rows: pd.DataFrame) -> pd.Series:
+    """Rows that may be "best": FINISHED and not stopped early by a scheduler (a stopped
+    trial's metric is from fewer epochs)."""
     full = rows[STOPPED].isna() if STOPPED in rows else True
-    scored = rows[(rows["state"] == FINISHED) & rows[layout.metric].notna() & full]
-    if scored.empty:
+    return (rows["state"] == FINISHED) & full
+
+
+def ranked(rows: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
+    """The rows that may be best and have the metric, best first. Ties: the lower
+    `trial_index` first, then the rows' own order (cells of seeds have no index).
+    Every "best" of the report (Table 2, the page's rows, the named curves) ranks so."""
+    scored = rows[can_be_best(rows) & rows[metric].notna()]
+    order = scored.assign(_value=scored[metric].astype(float),
+                          _index=scored.get("trial_index", 0))
+    order = order.sort_values(["_value", "_index"], ascending=[mode == "min", True],
+                              na_position="last", kind="stable")
+    return scored.loc[order.index]
+
+
+def best_mask(rows: pd.DataFrame, layout: Layout) -> pd.Series:
+    """The best row of each batch size (`ranked`: finished, not stopped early)."""
+    best = pd.Series(False, index=rows.index)
+    order = ranked(rows, layout.metric, layout.mode)
+    if order.empty:
         return best
-    values = scored[layout.metric].astype(float)
-    groups = values.groupby(scored["batch_size"].astype(object), dropna=False)
-    best[groups.idxmax() if layout.mode == "max" else groups.idxmin()] = True
+    best[order.groupby(order["batch_size"].astype(object), dropna=False,
+                       sort=False).head(1).index] = True
     return best
 
 

@@ -14,9 +14,12 @@ from mlflow.tracking import MlflowClient
 
 from sweeper.cli import main
 from sweeper.record.contract import OVERRIDES_TAG
+from sweeper.record.writer import SweepTracker
 from sweeper.reports import plots
 from sweeper.reports.collect import load_sweep
-from sweeper.spec.trials import Trial
+from sweeper.search import summary
+from sweeper.spec.load import parse_spec
+from sweeper.spec.trials import Trial, base_config, resolve_values
 
 from .conftest import Outcome, compile_latex, log_sweep, spec_yaml
 
@@ -344,3 +347,53 @@ def test_status_names_the_cells_indistinguishable_from_the_best(
     # t0.2-cj0.5: 0.60 and 0.61 (its third seed failed); t0.1-cj0.5: 0.50-0.52, far below
     assert cells == ["  temperature=0.2 color_jitter_strength=0.5  mean 0.6050 ± 0.0635 "
                      "(95% CI, 2 seeds)"]
+
+
+OPTUNA = """\
+name: optuna-report
+train: {epochs: 4}
+search:
+  type: optuna
+  num_samples: 12
+  params:
+    temperature: {type: float, low: 0.05, high: 1.0, log: true}
+    color_jitter_strength: {type: float, low: 0.0, high: 1.0}
+    optimizer: {type: categorical, choices: [lars, adamw]}
+"""
+
+
+def test_an_optuna_report_weighs_the_parameters_on_their_search_scales(
+        uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Sampled trials logged as the driver logs them: the spec's distributions reach the
+    report (scatter scales, importance); trials stopped early count for neither."""
+    spec = parse_spec(OPTUNA)
+    tracker = SweepTracker(uri, spec.name)
+    MlflowClient(uri).create_experiment(
+        spec.name, artifact_location=(tmp_path / "artifacts").as_uri())
+    tracker.open_sweep(OPTUNA, summary(spec), 12)
+    for index in range(12):
+        t = 0.05 * 1.3 ** index  # top-1 is decided by the temperature alone
+        values = {"temperature": t, "color_jitter_strength": (index % 4) / 4,
+                  "optimizer": ("lars", "adamw")[index % 2], "seed": 0}
+        run_id = tracker.trial_run(resolve_values(base_config(spec), values, index), False)
+        tracker.log_metrics(run_id, {**METRICS, "top_1_accuracy": 1 - abs(t - 0.3),
+                                     "epoch": 4}, step=4)
+        stopped = {"sweeper.stopped_at_epoch": "2"} if index == 5 else None
+        tracker.end_trial(run_id, "FAILED" if index == 7 else "FINISHED", tags=stopped)
+    tracker.end_sweep("FINISHED")
+
+    sweep = load_sweep(uri, "optuna-report")
+    assert sweep.distributions == dict(spec.search.params)
+    assert main(["report", "optuna-report", "--tracking-uri", uri, "--out",
+                 str(tmp_path / "report")]) == 0
+    weights = pd.read_csv(tmp_path / "report" / "param_importance.csv")
+    assert weights["param"].tolist()[0] == "temperature"
+    assert set(weights["param"]) == {"temperature", "color_jitter", "optimizer"}
+    assert weights[["finished_trials", "evaluated_trials"]].values.tolist()[0] == [10, 10]
+    line = next(x for x in capsys.readouterr().out.splitlines() if "importance of" in x)
+    assert line.startswith("  importance of top_1_accuracy (mean decrease impurity over 10 "
+                           "finished trials): temperature ")
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert "I" + line.strip()[1:] in html  # the page says it too ("Importance of ...")
+    for name in ("top_1_vs_params.png", "param_importance.png", "top_1_per_epoch.png"):
+        assert name in html and (tmp_path / "report" / name).exists()
