@@ -43,6 +43,7 @@ def status_lines(tracking_uri: str, name: str, best: int = BEST_SHOWN,
     if not every:
         lines += _failures(records)
     lines += _ties(sweep)
+    lines += _importance(sweep)
     return lines
 
 
@@ -133,3 +134,18 @@ def _typed(text: str | None) -> object:
         except ValueError:
             pass
     return text
+
+
+def _importance(sweep: SweepRecord) -> list[str]:
+    """An Optuna sweep's parameter importance, in one line."""
+    if not sweep.distributions:
+        return []
+    import pandas as pd
+
+    from sweeper.reports.importance import importance_line
+    from sweeper.reports.tables import STOPPED
+
+    frame = pd.DataFrame([{**{name: r.params.get(name) for name in sweep.distributions},
+                           "state": r.status, STOPPED: r.stopped_at, "trial_index": r.index,
+                           sweep.metric: r.value(sweep.metric)} for r in sweep.trials])
+    return [importance_line(frame, sweep.distributions, sweep.metric, sweep.mode)]

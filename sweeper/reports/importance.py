@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from sweeper.reports.tables import can_be_best
+from sweeper.search.optuna import distribution
 from sweeper.spec.schema import OptunaParam
 
 if TYPE_CHECKING:
@@ -170,27 +171,12 @@ def _study(points: list[dict[str, Any]], values: np.ndarray,
     import optuna
     from optuna.trial import create_trial
 
-    spaces = {name: _distribution(param) for name, param in distributions.items()}
+    spaces = {name: distribution(param) for name, param in distributions.items()}
     with _quiet("optuna.storages._in_memory"):  # "A new study created in memory ..."
         study = optuna.create_study(direction="maximize" if mode == "max" else "minimize")
     study.add_trials([create_trial(params=point, distributions=spaces, value=float(value))
                       for point, value in zip(points, values, strict=True)])
     return study
-
-
-def _distribution(param: OptunaParam) -> Any:
-    from optuna.distributions import (
-        CategoricalDistribution,
-        FloatDistribution,
-        IntDistribution,
-    )
-
-    if param.type == "categorical":
-        return CategoricalDistribution(list(param.choices or []))
-    assert param.low is not None and param.high is not None  # checked by the spec
-    if param.type == "int":
-        return IntDistribution(int(param.low), int(param.high), log=param.log)
-    return FloatDistribution(float(param.low), float(param.high), log=param.log)
 
 
 @contextlib.contextmanager
