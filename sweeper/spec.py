@@ -36,7 +36,7 @@ from pydantic import (
 )
 
 from sweeper.errors import SpecError
-from sweeper.spec_yaml import MAX_SPEC_BYTES, line_of, one_line, parse_yaml
+from sweeper.spec_yaml import MAX_SPEC_BYTES, line_of, one_line, parse_yaml, plain_type
 from trainers.config import (
     MAX_EPOCHS,
     MAX_SEED,
@@ -91,7 +91,10 @@ class OptunaParam(_SpecModel):
             return value
         if isinstance(value, float) and math.isfinite(value):
             return value
-        raise ValueError("must be a finite number, e.g. 0.5 (no quotes, .inf or .nan)")
+        if isinstance(value, str):
+            fix = _text_fix(value, "a number, e.g. 0.5", "float_type")
+            raise ValueError(f"must be a finite number{fix}")
+        raise ValueError("must be a finite number, e.g. 0.5 (not .inf or .nan)")
 
     @model_validator(mode="after")
     def _bounds(self) -> OptunaParam:
@@ -642,11 +645,24 @@ def _fix(error_type: str, value: Any) -> str:
     if what is None:
         return ""
     if isinstance(value, str):
-        return f"; write {what}, without quotes"
+        return _text_fix(value, what, error_type)
     if isinstance(value, bool):
         return f"; write {what}: true and false are not numbers"
     if isinstance(value, float) and value.is_integer() and error_type == "int_type":
         return f"; write {int(value)}, not {value}"
+    return f"; write {what}"
+
+
+_WANTED = {"int_type": (int,), "float_type": (int, float), "bool_type": (bool,)}
+
+
+def _text_fix(value: str, what: str, error_type: str) -> str:
+    """A quoted value that would be right unquoted; else what YAML reads as text."""
+    if plain_type(value) in _WANTED[error_type]:
+        return f"; write {what}, without quotes"
+    digits = value.replace("_", "")
+    if "_" in value and plain_type(digits) in _WANTED[error_type]:
+        return f"; write {digits}: YAML reads a number with _ as text"
     return f"; write {what}"
 
 
