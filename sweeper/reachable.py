@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sweeper.mlflow_store import TrackingUnavailable
+from sweeper.mlflow_store import TrackingUnavailable, TrackingUriUnusable
 from sweeper.tracking import SweepTracker
 
 READ_TIMEOUT_S = 5.0
@@ -41,6 +41,8 @@ def check_readable(tracking_uri: str, timeout_s: float = READ_TIMEOUT_S) -> None
                 "--tracking-uri, or run from the folder the sweep ran in")
     try:
         SweepTracker(tracking_uri, "").check_available(timeout_s)
+    except TrackingUriUnusable:
+        raise  # its message says what to install or write instead
     except TrackingUnavailable as exc:
         raise TrackingUnavailable(f"{exc}; start it, or pass the right --tracking-uri "
                                   "(or $MLFLOW_TRACKING_URI)") from None
