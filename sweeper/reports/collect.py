@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pandas as pd
 from mlflow.entities import Run
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.tracking import MlflowClient
 
 from sweeper.errors import SweeperError
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 # Final metrics copied into the trials frame (the latest value = the last epoch's).
 METRICS = ("regularization_loss", "top_1_accuracy", "top_5_accuracy", "steps", "epoch")
 CURVE_METRIC = "top_1_accuracy"
+REPORT_ARTIFACTS = "report"  # the parent run's artifact folder of the report's files
 INIT = "_init"  # <metric>_init: the metric at step 0, before any training (tables.INIT)
 NOT_STARTED = "NOT_STARTED"  # a grid cell of the spec that has no run (sweep interrupted early)
 _INT = re.compile(r"[+-]?\d+")
@@ -66,9 +69,12 @@ class Sweep:
     history: pd.DataFrame
 
 
-def load_sweep(tracking_uri: str, name: str) -> Sweep:
+def load_sweep(tracking_uri: str, name: str,
+               check_axes: Callable[[list[str], str], None] | None = None) -> Sweep:
     """Read the sweep `name` and all its trial runs from MLflow (TrackingUnavailable
-    within seconds when the store does not answer)."""
+    within seconds when the store does not answer). `check_axes(axes, metric)` is
+    called as soon as they are known: from the recorded spec, before any run is read
+    (or, without a usable spec, from the runs)."""
     check_readable(tracking_uri)  # also refuses a SQLite path with no store
     tracker = find_sweep(tracking_uri, name)
     if tracker is None:
@@ -80,14 +86,18 @@ def load_sweep(tracking_uri: str, name: str) -> Sweep:
     except RecordedSpecUnusable as exc:
         log.warning("%s; inferring the swept axes from the trials' params", exc)
         spec = None
+    declared = list(spec.search.params) if spec is not None else []
+    metric, mode = (spec.metric, spec.mode) if spec is not None else ("top_1_accuracy", "max")
+    if declared and check_axes is not None:
+        check_axes(declared, metric)
     # The client rather than mlflow.search_runs: the fluent API reads the
     # process-global tracking URI (and setting it also exports MLFLOW_TRACKING_URI).
     runs = _search_all(client, tracker.experiment_id,
                        f"tags.`{PARENT_TAG}` = '{tracker.parent_id}' "
                        f"AND tags.`{KIND_TAG}` = 'trial'")
-    declared = list(spec.search.params) if spec is not None else []
     axes = declared or _varying_params(runs)
-    metric, mode = (spec.metric, spec.mode) if spec is not None else ("top_1_accuracy", "max")
+    if not declared and check_axes is not None:
+        check_axes(axes, metric)
     search_type = spec.search.type if spec is not None else "grid"
     trials = _trials_frame(runs, axes, metric)
     expected = _int_or_none(parent.data.params.get("num_trials"))
@@ -102,24 +112,43 @@ def load_sweep(tracking_uri: str, name: str) -> Sweep:
 
 def attach_report(tracking_uri: str, parent_id: str, files: list[Path]) -> None:
     """Log the report's files to the sweep's parent run, under report/ (only these:
-    --out may name a folder holding other things)."""
+    --out may name a folder holding other things), then delete what an earlier report
+    attached there and this one does not have (a comparison from an earlier
+    --reference). MLflow's client has no delete; the run's artifact repository has,
+    where its store supports it: else a warning names what stays."""
     client = MlflowClient(tracking_uri)
     for path in files:
-        client.log_artifact(parent_id, str(path), artifact_path="report")
+        client.log_artifact(parent_id, str(path), artifact_path=REPORT_ARTIFACTS)
+    names = {path.name for path in files}
 
+    def stale() -> list[str]:
+        return [a.path for a in client.list_artifacts(parent_id, REPORT_ARTIFACTS)
+                if PurePosixPath(a.path).name not in names]
 
-def read_reference(path: Path) -> pd.DataFrame:
-    """A reference table such as the thesis's Appendix B CSV (user errors raise ValueError)."""
-    try:
-        table = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError,
-            UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read the reference table {path}: {exc}") from exc
-    table.attrs["path"] = str(path)  # named in reference_agreement.json and its line
-    return table
+    earlier = stale()
+    if not earlier:
+        return
+    repository = get_artifact_repository(client.get_run(parent_id).info.artifact_uri,
+                                         tracking_uri=tracking_uri)
+    problem = ""
+    for artifact in earlier:
+        try:
+            repository.delete_artifacts(artifact)
+        except Exception as exc:  # each store's client has its own errors; listed below
+            problem = f": {_one_line(exc)}"
+    left = stale()  # a repository may also do nothing (the base class's delete)
+    if left:
+        log.warning("the earlier report's %s stay%s attached to run %s: its artifact store "
+                    "(%s) cannot delete them%s", ", ".join(left), "s" if len(left) == 1 else "",
+                    parent_id, type(repository).__name__, problem)
 
 
 # --- helpers -------------------------------------------------------------------------
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
 
 def _search_all(client: MlflowClient, experiment_id: str, filter_string: str) -> list[Run]:
     runs: list[Run] = []
