@@ -138,9 +138,9 @@ def attach_report(tracking_uri: str, parent_id: str, files: list[Path]) -> None:
             problem = f": {_one_line(exc)}"
     left = stale()  # a repository may also do nothing (the base class's delete)
     if left:
-        log.warning("the earlier report's %s stay%s attached to run %s: its artifact store "
-                    "(%s) cannot delete them%s", ", ".join(left), "s" if len(left) == 1 else "",
-                    parent_id, type(repository).__name__, problem)
+        log.warning("run %s keeps %s from an earlier report: its artifact store (%s) "
+                    "cannot delete%s", parent_id, ", ".join(left), type(repository).__name__,
+                    problem)
 
 
 # --- helpers -------------------------------------------------------------------------

@@ -152,7 +152,7 @@ def _finite(values: pd.Series, column: str, shown: str) -> pd.Series:
         row = int(np.flatnonzero(bad)[0])
         raise ReferenceTableError(
             f"the reference table {shown}, column {column}, line {values.index[row]}: "
-            f"{_cut(repr(values.iloc[row]), 60)} is not a finite number; write a number, "
+            f"{_cut(_written(values.iloc[row]), 60)} is not a finite number; write a number, "
             "or leave the cell empty")
     return numbers
 
@@ -170,6 +170,11 @@ def _check_unique(table: pd.DataFrame, keys: list[str], shown: str, why: str = "
     raise ReferenceTableError(
         f"the reference table {shown} holds the cell {cell} twice (lines {lines[0]} and "
         f"{lines[1]}){why}; keep one row per cell")
+
+
+def _written(value: Any) -> str:
+    """A cell as the user wrote it: text quoted, a number (inf) as is."""
+    return repr(value) if isinstance(value, str) else str(getattr(value, "item", lambda: value)())
 
 
 def _value(value: Any) -> str:
