@@ -61,7 +61,7 @@ class Upload:
     files: dict[str, Path] = field(default_factory=dict)
     data: set[str] = field(default_factory=set)  # staged paths of data files (symlinked)
     notes: list[str] = field(default_factory=list)
-    # Links that lead out of the project or to a name never uploaded: "path -> why".
+    # Links that lead out of the project or to a name never uploaded: "path why; fix".
     refused: list[str] = field(default_factory=list)
 
     def total_bytes(self) -> int:

@@ -174,7 +174,8 @@ def _check_unique(table: pd.DataFrame, keys: list[str], shown: str, why: str = "
 
 def _written(value: Any) -> str:
     """A cell as the user wrote it: text quoted, a number (inf) as is."""
-    return repr(value) if isinstance(value, str) else str(getattr(value, "item", lambda: value)())
+    return repr(value) if isinstance(value, str) else str(
+        value.item() if isinstance(value, np.generic) else value)
 
 
 def _value(value: Any) -> str:
