@@ -26,7 +26,7 @@ EPILOG = """examples:
   sweeper validate search_spaces/simclr_grid.yaml
   sweeper run search_spaces/demo.yaml              # then: sweeper status demo
   sweeper ui demo                                  # MLflow, opened on the sweep's trials
-  sweeper report demo --reference ../shared/reference/thesis_appendix_b.csv
+  sweeper report demo --reference thesis          # compared with the thesis's Table 3
 
 exit status: 0 done, 1 some trial or work failed, 2 a mistake in the input
 (spec, option, data, location), 130 interrupted (the output says how to resume),

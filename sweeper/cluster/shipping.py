@@ -9,6 +9,10 @@ as the docker/ image has them.
 names": a staging folder holding exactly the project's Python sources, the spec and
 the data files the spec names under the working directory (`plan_upload`, `stage`).
 Dotfiles, keys, credentials and stores never go, whatever else sits in the folder.
+Links are judged by where they lead: a file or folder whose real path is outside the
+project (a data image linked to ~/.ssh/id_rsa, a train/ folder linked to /datasets),
+or that leads to a name never uploaded, refuses the upload (`Upload.refused`), rather
+than uploading it or quietly shipping part of a dataset.
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ class Upload:
     files: dict[str, Path] = field(default_factory=dict)
     data: set[str] = field(default_factory=set)  # staged paths of data files (symlinked)
     notes: list[str] = field(default_factory=list)
+    # Links that lead out of the project or to a name never uploaded: "path why; fix".
+    refused: list[str] = field(default_factory=list)
 
     def total_bytes(self) -> int:
         return sum(source.stat().st_size for source in self.files.values())
@@ -76,7 +82,12 @@ def plan_upload(spec: Path, workdir: Path, datasets: Iterable[DatasetConfig]) ->
         package = Path(folder)
         for source in sorted(package.rglob("*.py")):
             relative = PurePosixPath(source.relative_to(package.parent).as_posix())
-            if not any(part.startswith((".", "__pycache__")) for part in relative.parts):
+            if any(part.startswith((".", "__pycache__")) for part in relative.parts):
+                continue
+            refusal = _link_refusal(source, package.resolve(), "replace the link by the file")
+            if refusal:
+                upload.refused.append(f"{source} {refusal}")
+            else:
                 upload.files[f"py_modules/{relative}"] = source
     workdir = workdir.resolve()
     upload.files[f"working_dir/{spec.resolve().relative_to(workdir).as_posix()}"] = spec.resolve()
@@ -84,34 +95,71 @@ def plan_upload(spec: Path, workdir: Path, datasets: Iterable[DatasetConfig]) ->
         if dataset.name == "synthetic" or dataset.root is None:
             continue
         root = Path(dataset.root).expanduser()
-        inside = (workdir / root).resolve()
-        if root.is_absolute() or not inside.is_relative_to(workdir):
+        # The root as the spec names it (the job looks there), not where its links lead.
+        written = Path(os.path.normpath(workdir / root))
+        if root.is_absolute() or not written.resolve().is_relative_to(workdir):
             upload.notes.append(
                 f"dataset.root {dataset.root} is not uploaded (only a relative path inside "
                 f"{workdir} is): it must exist at that path on every node of the cluster")
             continue
-        found = _dataset_files(dataset, inside)
+        found = _dataset_files(dataset, written, workdir, upload.refused)
         if not found:
             upload.notes.append(f"dataset.root {dataset.root}: no {dataset.name} files found "
                                 "to upload" + (" (the job downloads CIFAR-10)"
                                                if dataset.download else ""))
         for source in found:
             relative = PurePosixPath(source.relative_to(workdir).as_posix())
-            if not never_uploaded(PurePosixPath(source.relative_to(inside).as_posix())):
+            if never_uploaded(PurePosixPath(source.relative_to(written).as_posix())):
+                continue
+            if _allowed(source, workdir, upload.refused):
                 upload.files[f"working_dir/{relative}"] = source
                 upload.data.add(f"working_dir/{relative}")
     return upload
 
 
-def _dataset_files(dataset: DatasetConfig, root: Path) -> list[Path]:
-    """What a trial reads under `root`: train/ and test/ images, or CIFAR-10's batches."""
+_DATA_FIX = "copy the files in, or name an absolute dataset.root that every node has"
+
+
+def _link_refusal(path: Path, inside: Path, fix: str = _DATA_FIX) -> str:
+    """Why `path`, through its links, may not be uploaded from the folder `inside` (a
+    real path), and the fix; "" when it may: it leads inside, and not to a secret."""
+    real = path.resolve()
+    if not real.is_relative_to(inside):
+        return f"links outside {inside}, and submit uploads only what is inside it; {fix}"
+    if never_uploaded(PurePosixPath(real.relative_to(inside).as_posix())):
+        return f"links to {real.relative_to(inside)}, which is never uploaded; remove the link"
+    return ""
+
+
+def _allowed(path: Path, workdir: Path, refused: list[str]) -> bool:
+    refusal = _link_refusal(path, workdir)
+    if refusal:
+        refused.append(f"{path.relative_to(workdir)} {refusal}")
+    return not refusal
+
+
+def _dataset_files(dataset: DatasetConfig, root: Path, workdir: Path, refused: list[str]
+                   ) -> list[Path]:
+    """What a trial reads under `root`: train/ and test/ images, or CIFAR-10's batches.
+    A folder linked out of `workdir` is not entered but added to `refused`; a folder
+    reached twice through links is entered once (no loop)."""
     if dataset.name == "cifar10":
         folder = root / CIFAR10_FOLDER
-        return sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+        if not folder.is_dir() or not _allowed(folder, workdir, refused):
+            return []
+        return sorted(p for p in folder.iterdir() if p.is_file())
     found: list[Path] = []
+    entered: set[Path] = set()
     for split in ("train", "test"):
-        for dirpath, dirnames, filenames in os.walk(root / split, followlinks=True):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        top = root / split
+        if not top.is_dir() or not _allowed(top, workdir, refused):
+            continue
+        for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
+            entered.add(Path(dirpath).resolve())
+            dirnames[:] = [name for name in sorted(dirnames)
+                           if not name.startswith(".")
+                           and _allowed(Path(dirpath) / name, workdir, refused)
+                           and (Path(dirpath) / name).resolve() not in entered]
             found += [Path(dirpath) / name for name in sorted(filenames)
                       if name.lower().endswith(IMG_EXTENSIONS)]
     return found

@@ -61,7 +61,12 @@ def plan(spec: str, datasets: Iterable[DatasetConfig], workdir: Path | None = No
     if not Path(spec).is_file():
         raise SubmitError(f"spec file not found: {spec}")
     relative_spec(spec, workdir)
-    return plan_upload(Path(spec), workdir, datasets)
+    upload = plan_upload(Path(spec), workdir, datasets)
+    if upload.refused:
+        more = (f" (and {len(upload.refused) - 1} more like it)"
+                if len(upload.refused) > 1 else "")
+        raise SubmitError(f"not uploaded: {_cut(upload.refused[0], 400)}{more}")
+    return upload
 
 
 def submit(address: str, spec: str, run_args: list[str], wait: bool,
@@ -103,6 +108,10 @@ def submit(address: str, spec: str, run_args: list[str], wait: bool,
         time.sleep(poll_s)
     print(f"job {job_id}: {status}", file=out)
     return 0 if status == "SUCCEEDED" else 1
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def _first_line(exc: BaseException) -> str:

@@ -13,6 +13,7 @@ MLflow's own retries for the reads that follow.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 import socket
 import time
@@ -20,6 +21,7 @@ import urllib.request
 from pathlib import Path
 
 import requests
+import sqlalchemy
 import sqlalchemy.exc
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import (
@@ -29,12 +31,18 @@ from mlflow.protos.databricks_pb2 import (
     ErrorCode,
 )
 from mlflow.tracking import MlflowClient
+from mlflow.tracking.registry import UnsupportedModelRegistryStoreURIException
 
 from sweeper.errors import SweeperError
 
 
 class TrackingUnavailable(SweeperError):
     """The MLflow tracking store cannot be reached or written."""
+
+
+class TrackingUriUnusable(TrackingUnavailable):
+    """The tracking URI cannot name a store here (its scheme, its missing driver):
+    starting a server or waiting would not help."""
 
 
 # MLflow error codes that mean "this request is wrong", i.e. a bug, not an outage.
@@ -54,19 +62,103 @@ def open_client(tracking_uri: str, patience_s: float = 30.0) -> MlflowClient:
     """An MlflowClient whose store exists. A new SQLite store is created under a
     temporary name and linked into place, so a second process opening the same
     path (sweeper status, mlflow ui, a notebook) never sees half a schema; one that
-    races us to create it is waited for."""
+    races us to create it is waited for. A database server is connected to once
+    first, so that a missing driver, a wrong address or password is one line now,
+    not a traceback or MLflow's two minutes of retries."""
     path = _sqlite_path(tracking_uri)
     if path is not None and not path.exists():
         _create_sqlite_store(path)
+    _check_database(tracking_uri)
     deadline = time.monotonic() + patience_s
     while True:
         try:
             return MlflowClient(tracking_uri)
+        except UnsupportedModelRegistryStoreURIException as exc:
+            raise TrackingUriUnusable(_unsupported(tracking_uri, exc.supported_uri_schemes)
+                                      ) from None
+        except MlflowException as exc:  # a store MLflow refuses (a file store, a schema)
+            raise TrackingUriUnusable(f"MLflow tracking store {_shown(tracking_uri)}: "
+                                      f"{_first_line(exc.message)}") from None
         except sqlalchemy.exc.SQLAlchemyError as exc:  # another process is creating it
             if time.monotonic() >= deadline:
-                raise TrackingUnavailable(
-                    f"MLflow tracking store {tracking_uri} cannot be opened: {exc}") from exc
+                raise TrackingUnavailable(f"MLflow tracking store {_shown(tracking_uri)} "
+                                          f"cannot be opened: {_first_line(exc)}") from exc
             time.sleep(0.5)
+
+
+_DATABASES = ("postgresql", "mysql", "mssql")  # MLflow's database stores besides SQLite
+# SQLAlchemy's driver name -> the package that provides it. SQLAlchemy 2.1's default for a
+# bare postgresql:// is psycopg (3), for mysql:// mysqlclient, for mssql:// pyodbc.
+_DRIVER_PACKAGES = {"psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary",
+                    "pg8000": "pg8000", "mysqldb": "mysqlclient", "pymysql": "pymysql",
+                    "mysqlconnector": "mysql-connector-python", "pyodbc": "pyodbc",
+                    "pymssql": "pymssql"}
+CONNECT_TIMEOUT_S = 10
+
+
+def _check_database(tracking_uri: str) -> None:
+    """Connect to a database store's server once: its driver is installed, and the
+    server answers and lets us in (TrackingUriUnusable, TrackingUnavailable)."""
+    try:
+        url = sqlalchemy.engine.make_url(tracking_uri)
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        return  # not a database URI (http://, a path): MLflow's to judge
+    if url.get_backend_name() not in _DATABASES:
+        return
+    try:
+        engine = sqlalchemy.create_engine(
+            url, poolclass=sqlalchemy.pool.NullPool,
+            connect_args={} if url.get_backend_name() == "mssql" else
+            {"connect_timeout": CONNECT_TIMEOUT_S})
+    except ImportError as exc:  # SQLAlchemy imports the driver here
+        raise TrackingUriUnusable(_missing_driver(tracking_uri, url, exc)) from None
+    except sqlalchemy.exc.ArgumentError as exc:  # an unknown driver (postgresql+nosuch://)
+        raise TrackingUriUnusable(f"MLflow tracking store {_shown(tracking_uri)}: "
+                                  f"{_first_line(exc)}") from None
+    try:
+        with engine.connect():
+            pass
+    except sqlalchemy.exc.DBAPIError as exc:
+        raise TrackingUnavailable(f"MLflow tracking store {_shown(tracking_uri)} cannot be "
+                                  f"reached: {_first_line(exc.orig or exc)}") from None
+    finally:
+        engine.dispose()
+
+
+def _missing_driver(tracking_uri: str, url: sqlalchemy.engine.URL, exc: ImportError) -> str:
+    """One line: which URI scheme needs which missing module, and what to install."""
+    try:
+        driver = url.get_dialect().driver
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError):
+        driver = exc.name or "its driver"
+    package = _DRIVER_PACKAGES.get(driver, driver)
+    return (f"MLflow tracking store {_shown(tracking_uri)}: a {url.drivername}:// URI needs "
+            f"the database driver {driver}, which is not installed ({_first_line(exc)}); "
+            f"pip install '{package}', or use another --tracking-uri")
+
+
+def _unsupported(tracking_uri: str, supported: list[str]) -> str:
+    scheme = tracking_uri.split("://", 1)[0] if "://" in tracking_uri else tracking_uri
+    schemes = [s for s in supported if s]
+    close = difflib.get_close_matches(scheme.split("+", 1)[0], schemes, n=1)
+    hint = f" (did you mean {close[0]}://?)" if close else ""
+    return (f"MLflow tracking store {_shown(tracking_uri)}: unsupported URI scheme "
+            f"{_first_line(scheme)!r}{hint}; use one of {', '.join(schemes)}")
+
+
+def _shown(tracking_uri: str) -> str:
+    """The URI without its password, cut to fit a line."""
+    try:
+        shown = sqlalchemy.engine.make_url(tracking_uri).render_as_string(hide_password=True)
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        shown = tracking_uri
+    return shown if len(shown) <= 200 else f"{shown[:197]}..."
+
+
+def _first_line(exc: BaseException | str) -> str:
+    text = str(exc).strip()
+    line = text.splitlines()[0].strip() if text else type(exc).__name__
+    return line if len(line) <= 300 else f"{line[:297]}..."
 
 
 def _sqlite_path(tracking_uri: str) -> Path | None:
@@ -145,6 +237,8 @@ def check_readable(tracking_uri: str, timeout_s: float = READ_TIMEOUT_S) -> Mlfl
     try:
         client = open_client(tracking_uri)
         check_available(client, tracking_uri, timeout_s)
+    except TrackingUriUnusable:
+        raise  # its message says what to install or write instead
     except TrackingUnavailable as exc:
         raise TrackingUnavailable(f"{exc}; start it, or pass the right --tracking-uri "
                                   "(or $MLFLOW_TRACKING_URI)") from None

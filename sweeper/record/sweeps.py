@@ -5,6 +5,7 @@ ran, read once."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from mlflow.tracking import MlflowClient
@@ -85,10 +86,11 @@ class SweepRecord:
         return int(text) if text.isdigit() else None
 
 
-def read_sweep(tracking_uri: str, name: str, client: MlflowClient,
-               with_spec: bool = True) -> SweepRecord:
+def read_sweep(tracking_uri: str, name: str, client: MlflowClient, with_spec: bool = True,
+               before_trials: Callable[[SweepSpec | None], None] | None = None) -> SweepRecord:
     """The sweep `name`: its parent, every trial run, and (`with_spec`) the spec it ran
-    (None, with a warning saying why, when the record cannot give it back)."""
+    (None, with a warning saying why, when the record cannot give it back).
+    `before_trials(spec)` runs before any trial run is read (a check that may refuse)."""
     try:
         parent = find_parent(client, name)
     except ExperimentDeleted as exc:
@@ -102,6 +104,8 @@ def read_sweep(tracking_uri: str, name: str, client: MlflowClient,
         except RecordedSpecUnusable as exc:
             problem = str(exc)
             log.warning("%s; reading the sweep from its runs alone", exc)
+    if before_trials is not None:
+        before_trials(spec)
     trials = trial_records(client, parent.experiment_id, parent.run_id)
     return SweepRecord(name=name, tracking_uri=tracking_uri, client=client, parent=parent,
                        trials=trials, spec=spec, spec_problem=problem)

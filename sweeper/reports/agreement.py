@@ -92,7 +92,9 @@ def agreement_line(result: dict[str, Any], source: str = "the reference") -> str
     parts.append(f"|sweep - reference| mean {result['mean_abs_diff']:.4f} "
                  f"max {result['max_abs_diff']:.4f}")
     if result["same_best"]:
-        common = [c for c in result["best_sweep"] if c in result["best_reference"]]
+        # A cell is its keys: the two sides' metric values differ (that is the point).
+        theirs = [_keys_of(c, result) for c in result["best_reference"]]
+        common = [c for c in result["best_sweep"] if _keys_of(c, result) in theirs]
         parts.append(f"same best cell ({_cells_text(common, result)})")
     else:
         parts.append(f"different best cell: sweep {_cells_text(result['best_sweep'], result)}"
@@ -119,6 +121,10 @@ def _cell(matched: pd.DataFrame, keys: list[str], column: str, row: int,
     cell = {key: _plain(matched[key].iloc[row]) for key in keys}
     cell[metric] = _plain(matched[column].iloc[row])
     return cell
+
+
+def _keys_of(cell: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    return {key: cell[key] for key in result["keys"]}
 
 
 def _cells_text(cells: list[dict[str, Any]], result: dict[str, Any]) -> str:

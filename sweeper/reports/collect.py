@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pandas as pd
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.tracking import MlflowClient
 
 from sweeper.record.contract import INDEX_TAG
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 # Final metrics copied into the trials frame (the latest value = the last epoch's).
 METRICS = (*TABLE_COLUMNS, "epoch")
 CURVE_METRIC = "top_1_accuracy"
+REPORT_ARTIFACTS = "report"  # the parent run's artifact folder of the report's files
 INIT = "_init"  # <metric>_init: the metric at step 0, before any training (tables.INIT)
 NOT_STARTED = "NOT_STARTED"  # a grid cell of the spec that has no run (sweep interrupted early)
 _INT = re.compile(r"[+-]?\d+")
@@ -60,12 +63,22 @@ class Sweep:
     distributions: dict[str, OptunaParam] = field(default_factory=dict)
 
 
-def load_sweep(tracking_uri: str, name: str) -> Sweep:
+def load_sweep(tracking_uri: str, name: str,
+               check_axes: Callable[[list[str], str], None] | None = None) -> Sweep:
     """Read the sweep `name` and all its trial runs from MLflow (TrackingUnavailable
-    within seconds when the store does not answer)."""
+    within seconds when the store does not answer). `check_axes(axes, metric)` is
+    called as soon as they are known: from the recorded spec, before any run is read
+    (or, without a usable spec, from the runs)."""
     client = check_readable(tracking_uri)  # also refuses a SQLite path with no store
-    record = read_sweep(tracking_uri, name, client)
+
+    def declared_axes(spec: SweepSpec | None) -> None:
+        if check_axes is not None and spec is not None and spec.search.params:
+            check_axes(list(spec.search.params), spec.metric)
+
+    record = read_sweep(tracking_uri, name, client, before_trials=declared_axes)
     axes, metric, spec = record.axes, record.metric, record.spec
+    if check_axes is not None and (spec is None or not spec.search.params):
+        check_axes(axes, metric)
     trials = _trials_frame(record.trials, axes, metric)
     expected = record.expected_trials
     if spec is not None and spec.search.params and record.search_type == "grid":
@@ -80,24 +93,43 @@ def load_sweep(tracking_uri: str, name: str) -> Sweep:
 
 def attach_report(tracking_uri: str, parent_id: str, files: list[Path]) -> None:
     """Log the report's files to the sweep's parent run, under report/ (only these:
-    --out may name a folder holding other things)."""
+    --out may name a folder holding other things), then delete what an earlier report
+    attached there and this one does not have (a comparison from an earlier
+    --reference). MLflow's client has no delete; the run's artifact repository has,
+    where its store supports it: else a warning names what stays."""
     client = MlflowClient(tracking_uri)
     for path in files:
-        client.log_artifact(parent_id, str(path), artifact_path="report")
+        client.log_artifact(parent_id, str(path), artifact_path=REPORT_ARTIFACTS)
+    names = {path.name for path in files}
 
+    def stale() -> list[str]:
+        return [a.path for a in client.list_artifacts(parent_id, REPORT_ARTIFACTS)
+                if PurePosixPath(a.path).name not in names]
 
-def read_reference(path: Path) -> pd.DataFrame:
-    """A reference table such as the thesis's Appendix B CSV (user errors raise ValueError)."""
-    try:
-        table = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError,
-            UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read the reference table {path}: {exc}") from exc
-    table.attrs["path"] = str(path)  # named in reference_agreement.json and its line
-    return table
+    earlier = stale()
+    if not earlier:
+        return
+    repository = get_artifact_repository(client.get_run(parent_id).info.artifact_uri,
+                                         tracking_uri=tracking_uri)
+    problem = ""
+    for artifact in earlier:
+        try:
+            repository.delete_artifacts(artifact)
+        except Exception as exc:  # each store's client has its own errors; listed below
+            problem = f": {_one_line(exc)}"
+    left = stale()  # a repository may also do nothing (the base class's delete)
+    if left:
+        log.warning("run %s keeps %s from an earlier report: its artifact store (%s) "
+                    "cannot delete%s", parent_id, ", ".join(left), type(repository).__name__,
+                    problem)
 
 
 # --- helpers -------------------------------------------------------------------------
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
 
 def _trials_frame(runs: list[TrialRecord], axes: list[str], metric: str) -> pd.DataFrame:
     metrics = list(dict.fromkeys([*METRICS, metric]))

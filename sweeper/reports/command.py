@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,9 +50,10 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
                         help="results root; a sweep's folder is STORAGE/NAME (default: results)")
     parser.add_argument("--out", type=Path,
                         help="where to write the report (default: STORAGE/NAME/report)")
-    parser.add_argument("--reference", type=Path, metavar="CSV",
-                        help="a table in appendix_b.csv's layout to compare with, e.g. the "
-                        "thesis's Appendix B")
+    parser.add_argument("--reference", metavar="CSV|thesis",
+                        help="a table in appendix_b.csv's layout to compare with: a CSV file, "
+                        "or `thesis` for the thesis's Appendix B (Table 3), which ships "
+                        "with sweeper")
 
 
 def run_report(args: argparse.Namespace) -> int:
@@ -57,14 +61,18 @@ def run_report(args: argparse.Namespace) -> int:
 
     from sweeper.record.store import resolve_tracking_uri
     from sweeper.record.sweeps import SweepNotFound
-    from sweeper.reports.collect import attach_report, load_sweep, read_reference
+    from sweeper.reports.collect import attach_report, load_sweep
+    from sweeper.reports.reference import check_axes, read_reference, reference_path
 
     uri = resolve_tracking_uri(args.tracking_uri)
     try:
-        sweep = load_sweep(uri, args.name)
+        # The reference's own shape first, its axes against the recorded spec next:
+        # both before a single run is read.
+        reference = read_reference(reference_path(args.reference)) if args.reference else None
+        sweep = load_sweep(uri, args.name, None if reference is None else (
+            lambda axes, metric: check_axes(reference, axes, metric)))
         if sweep.trials.empty:
             raise SweepNotFound(f"sweep {args.name!r} has no trial runs yet in {uri}")
-        reference = read_reference(args.reference) if args.reference else None
         if args.out is None and "://" in args.storage:
             raise ValueError(f"--storage {args.storage} is not a local folder: pass --out DIR "
                              "for the report")
@@ -72,7 +80,7 @@ def run_report(args: argparse.Namespace) -> int:
         weighed = importance_of(sweep)
         written = write_report(sweep, folder, reference, weighed)
     except ValueError as exc:  # a reference table or a --storage that cannot serve
-        raise SweeperError(str(exc)) from None
+        raise SweeperError(_cut(str(exc), 500)) from None
     except MlflowException as exc:
         raise SweeperError(f"cannot read the MLflow tracking store {uri}: "
                            f"{exc.message}") from None
@@ -99,9 +107,30 @@ def importance_of(sweep: Sweep) -> Importance | None:
 
 def write_report(sweep: Sweep, folder: Path, reference: pd.DataFrame | None = None,
                  importance: Importance | None = None) -> list[Path]:
-    """Every table and plot of the report into `folder` (with `importance`, its table
-    and plot), and report.html with the summary and the best rows of them; returns
-    the files written."""
+    """Every table and plot of the report (with `importance`, its table and plot), and
+    report.html with the summary and the best rows of them, into `folder`; returns the
+    files. They are written into a temporary folder beside it
+    and moved into place once all are written, so a report that fails leaves the
+    previous one as it was, and no partial file; an earlier report's files that this
+    one does not write (a comparison) are removed."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial",
+                                    dir=folder.parent))
+    try:
+        names = [path.name for path in _write_files(sweep, staging, reference, importance)]
+        folder.mkdir(exist_ok=True)
+        for name in names:
+            os.replace(staging / name, folder / name)
+        for name in set(REPORT_FILES) - set(names):
+            (folder / name).unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return [folder / name for name in names]
+
+
+def _write_files(sweep: Sweep, folder: Path, reference: pd.DataFrame | None,
+                 importance: Importance | None) -> list[Path]:
+    """Every file of the report into the empty `folder`."""
     from sweeper.reports import page, plots, tables
     from sweeper.reports.agreement import agreement, agreement_line
     from sweeper.reports.collect import CURVE_METRIC
@@ -118,10 +147,6 @@ def write_report(sweep: Sweep, folder: Path, reference: pd.DataFrame | None = No
         keys = [k for k in (tables.renamed(a) for a in layout.axes) if k in reference]
         agreed = {"reference": reference.attrs.get("path"),
                   **agreement(ours, reference, keys, layout.metric, layout.mode)}
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in REPORT_FILES:  # a previous report's files must not linger (e.g. a comparison)
-        (folder / name).unlink(missing_ok=True)
-
     name = _latex_text(sweep.name)
     texts = {
         "appendix_b.csv": tables.to_csv(tables.appendix_b(summary)),
@@ -226,6 +251,10 @@ def _summary(sweep: Sweep, folder: Path, written: list[Path],
         result = json.loads(agreed[0].read_text())
         lines.append(agreement_line(result, _source(result)))
     return "\n".join(lines)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def _latex_text(text: str) -> str:

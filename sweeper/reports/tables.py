@@ -17,12 +17,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from trainers.metrics import TABLE_COLUMNS
+from trainers.metrics import decimals as metric_decimals
+
 # The thesis calls the colour-jitter strength `color_jitter`; this is the only rename.
 RENAMES = {"color_jitter_strength": "color_jitter"}
-TABLE_METRICS = ("regularization_loss", "top_1_accuracy", "top_5_accuracy", "steps")
-# The thesis's rounding: 4 decimals for the loss, 3 for accuracies; steps are integers.
-DECIMALS = {"regularization_loss": 4, "top_1_accuracy": 3, "top_5_accuracy": 3, "steps": 0}
-OTHER_DECIMALS = 4  # a spec metric outside the thesis's columns (e.g. loss)
+# The thesis's Table 3 columns, and every metric's rounding: the metric catalogue's.
+TABLE_METRICS = TABLE_COLUMNS
 FINISHED = "FINISHED"
 STD, CI = "_std", "_ci95"
 REFERENCE, DIFF = "_reference", "_diff"
@@ -67,7 +68,7 @@ def renamed(column: str) -> str:
 
 def decimals(column: str) -> int:
     base = column.removesuffix(STD).removesuffix(CI).removesuffix(REFERENCE).removesuffix(DIFF)
-    return DECIMALS.get(base, OTHER_DECIMALS)
+    return metric_decimals(base)
 
 
 # --- summarising trials ------------------------------------------------------------

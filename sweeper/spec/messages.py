@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from sweeper.errors import SpecError
 from sweeper.spec.fields import field_annotation, is_model
-from sweeper.spec.yaml_reader import line_of
+from sweeper.spec.yaml_reader import line_of, plain_type
 
 # pydantic's tags for the members of a search parameter's union: not part of a field's name.
 LOC_NOISE = {"grid", "distribution"}
@@ -60,11 +60,24 @@ def _fix(error_type: str, value: Any) -> str:
     if what is None:
         return ""
     if isinstance(value, str):
-        return f"; write {what}, without quotes"
+        return text_fix(value, what, error_type)
     if isinstance(value, bool):
         return f"; write {what}: true and false are not numbers"
     if isinstance(value, float) and value.is_integer() and error_type == "int_type":
         return f"; write {int(value)}, not {value}"
+    return f"; write {what}"
+
+
+_WANTED = {"int_type": (int,), "float_type": (int, float), "bool_type": (bool,)}
+
+
+def text_fix(value: str, what: str, error_type: str) -> str:
+    """A quoted value that would be right unquoted; else what YAML reads as text."""
+    if plain_type(value) in _WANTED[error_type]:
+        return f"; write {what}, without quotes"
+    digits = value.replace("_", "")
+    if "_" in value and plain_type(digits) in _WANTED[error_type]:
+        return f"; write {digits}: YAML reads a number with _ as text"
     return f"; write {what}"
 
 

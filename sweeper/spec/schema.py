@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
-from sweeper.spec.messages import short, suggest
+from sweeper.spec.messages import short, suggest, text_fix
 from trainers.config import (
     MAX_EPOCHS,
     MAX_SEED,
@@ -59,7 +59,10 @@ class OptunaParam(_SpecModel):
             return value
         if isinstance(value, float) and math.isfinite(value):
             return value
-        raise ValueError("must be a finite number, e.g. 0.5 (no quotes, .inf or .nan)")
+        if isinstance(value, str):
+            fix = text_fix(value, "a number, e.g. 0.5", "float_type")
+            raise ValueError(f"must be a finite number{fix}")
+        raise ValueError("must be a finite number, e.g. 0.5 (not .inf or .nan)")
 
     @model_validator(mode="after")
     def _bounds(self) -> OptunaParam:

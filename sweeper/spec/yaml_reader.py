@@ -1,6 +1,8 @@
 """Reading a spec's YAML: one document, parsed once, in bounded time and memory.
 
-Keys are names (no duplicates, no numbers or booleans as keys); the file is
+Numbers are read as YAML 1.2's core schema (and JSON) reads them: `1e-5`, `.5`,
+`+1.0e+3`, `0x10`, `0o10` are numbers; `1_000`, `1:30`, `0b10` and dates are text, and
+`010` is ten. Keys are names (no duplicates, no numbers or booleans as keys); the file is
 capped at `MAX_SPEC_BYTES` and its aliases may not expand past `MAX_YAML_NODES`
 values or nest deeper than `MAX_YAML_DEPTH` (no "billion laughs"). Every
 refusal is a `SpecError` naming the YAML line.
@@ -8,6 +10,7 @@ refusal is a `SpecError` naming the YAML line.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -39,6 +42,49 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+# YAML 1.2 core schema (https://yaml.org/spec/1.2.2/#1032-tag-resolution). PyYAML resolves
+# YAML 1.1, where `1e-5` is text (the exponent needs a dot and a sign), `1_000` and `1:30`
+# are numbers, `010` is eight and `2026-12-02` a date: not what a researcher who writes
+# JSON, or reads any YAML 1.2 tool's output, means.
+_INT_12 = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+_FLOAT_12 = re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+                       r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
+_MAX_DIGITS = 4300  # Python's own cap on converting digits to an int
+
+
+def _yaml_12_resolvers() -> dict[Any, list[tuple[str, re.Pattern[str]]]]:
+    """SafeLoader's implicit resolvers with its YAML 1.1 numbers and dates replaced by
+    YAML 1.2's numbers (an int first: `10` is an int, `10.` a float)."""
+    resolvers = {first: [(tag, regexp) for tag, regexp in entries
+                         if tag not in (_INT_TAG, _FLOAT_TAG, _TIMESTAMP_TAG)]
+                 for first, entries in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    for first in "-+0123456789":
+        resolvers.setdefault(first, []).append((_INT_TAG, _INT_12))
+    for first in "-+0123456789.":
+        resolvers.setdefault(first, []).append((_FLOAT_TAG, _FLOAT_12))
+    return {first: entries for first, entries in resolvers.items() if entries}
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    text = str(loader.construct_scalar(node))
+    base = {"0o": 8, "0x": 16}.get(text[:2], 10)
+    digits = text[2:] if base != 10 else text
+    if len(digits) > _MAX_DIGITS:
+        raise _YamlMistake(f"line {node.start_mark.line + 1}: a number of {len(digits)} "
+                           "digits; write a number that fits the field")
+    return int(digits, base)
+
+
+def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
+    text = str(loader.construct_scalar(node)).lower()
+    if text.endswith(".nan"):
+        return float("nan")
+    return float(text.replace(".inf", "inf"))  # `1e999` is inf, refused as any .inf is
+
+
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
@@ -68,6 +114,9 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
                                  _construct_mapping)
+_UniqueKeyLoader.yaml_implicit_resolvers = _yaml_12_resolvers()
+_UniqueKeyLoader.add_constructor(_INT_TAG, _construct_int)
+_UniqueKeyLoader.add_constructor(_FLOAT_TAG, _construct_float)
 
 
 def parse_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
@@ -128,6 +177,19 @@ def _check_expanded_size(root: yaml.Node, source: str) -> None:
         return total
 
     size(root, 0)
+
+
+_TAG_TYPES = {_INT_TAG: int, _FLOAT_TAG: float, "tag:yaml.org,2002:bool": bool,
+              "tag:yaml.org,2002:null": type(None)}
+
+
+def plain_type(text: str) -> type:
+    """The type a spec's YAML gives `text` written without quotes (a message says "without
+    quotes" only where removing them would give the type the field wants)."""
+    for tag, regexp in _UniqueKeyLoader.yaml_implicit_resolvers.get(text[:1], []):
+        if regexp.match(text):
+            return _TAG_TYPES.get(tag, str)
+    return str
 
 
 def one_line(exc: BaseException) -> str:

@@ -109,3 +109,29 @@ def test_unscored_cells_are_not_matched_and_min_mode_picks_the_lowest(
          "regularization_loss": 0.008}]
     with pytest.raises(ValueError, match="the reference table has no column loss"):
         agreement(thesis.assign(loss=1.0), thesis, KEYS, "loss")
+
+
+def test_the_same_best_cell_with_other_values_is_named(thesis: pd.DataFrame) -> None:
+    """The sweep's best cell is the thesis's, but every value is 0.05 lower (a shorter
+    run): the cells are the same by their keys, and the line names the cell."""
+    ours = thesis.assign(top_1_accuracy=thesis["top_1_accuracy"] - 0.05)
+    result = agreement(ours, thesis, KEYS, "top_1_accuracy")
+    assert result["same_best"] is True
+    assert result["best_sweep"] == [{**BEST, "top_1_accuracy": pytest.approx(0.791)}]
+    assert result["best_reference"] == [BEST]
+    assert agreement_line(result, "t.csv") == (
+        "agreement with t.csv on top_1_accuracy: 32 matched cells, Spearman 1.000, "
+        "Kendall 1.000, |sweep - reference| mean 0.0500 max 0.0500, "
+        "same best cell (batch_size=1024 temperature=0.25 color_jitter=0.75)")
+
+
+def test_tied_best_cells_name_only_those_both_sides_share(thesis: pd.DataFrame) -> None:
+    # Two cells tie at the top in the sweep, one of them the reference's best.
+    ours = thesis.assign(top_1_accuracy=thesis["top_1_accuracy"] * 0.9)
+    other = (ours["batch_size"] == 512) & (ours["temperature"] == 0.25) & (
+        ours["color_jitter"] == 0.25)
+    ours.loc[other, "top_1_accuracy"] = ours["top_1_accuracy"].max()
+    result = agreement(ours, thesis, KEYS, "top_1_accuracy")
+    assert len(result["best_sweep"]) == 2 and result["same_best"] is True
+    assert agreement_line(result, "t.csv").endswith(
+        "same best cell (batch_size=1024 temperature=0.25 color_jitter=0.75)")

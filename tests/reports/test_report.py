@@ -219,8 +219,8 @@ def test_user_errors_exit_2_with_a_message(uri: str, tmp_path: Path,
     assert main(["report", "errors", "--tracking-uri", uri, "--reference", str(unrelated),
                  *out]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("sweeper: the reference table shares no column") and "Traceback" \
-        not in err
+    assert err.startswith(f"sweeper: the reference table {unrelated} has none of the metric "
+                          "columns") and "Traceback" not in err
     assert main(["report", "errors", "--tracking-uri", uri, "--reference",
                  str(tmp_path / "absent.csv"), *out]) == 2
     assert "cannot read the reference table" in capsys.readouterr().err
@@ -397,3 +397,83 @@ def test_an_optuna_report_weighs_the_parameters_on_their_search_scales(
     assert "I" + line.strip()[1:] in html  # the page says it too ("Importance of ...")
     for name in ("top_1_vs_params.png", "param_importance.png", "top_1_per_epoch.png"):
         assert name in html and (tmp_path / "report" / name).exists()
+
+
+# --- a report replaces the previous one whole, or leaves it as it was ------------------
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def _attached(uri: str, parent_id: str) -> set[str]:
+    return {Path(a.path).name for a in MlflowClient(uri).list_artifacts(parent_id, "report")}
+
+
+def test_a_failing_report_leaves_the_previous_one_and_no_partial_file(
+        uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    log_sweep(uri, GRID.format(name="atomic", seeds="[0]"),
+              lambda t: ({**METRICS, "top_1_accuracy": t.params["temperature"]}, "FINISHED",
+                         None), epochs=(4,))
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")  # --out may hold other things: they stay
+    assert main(["report", "atomic", "--tracking-uri", uri, "--out", str(out)]) == 0
+    before = _files(out)
+    assert {"appendix_b.csv", "report.html", "notes.txt"} <= set(before)
+
+    def disk_full(*args: object, **kwargs: object) -> bool:
+        raise OSError(28, "No space left on device")
+
+    # The tables are written by then; the curves fail: nothing of the new report lands.
+    monkeypatch.setattr(plots, "curves", disk_full)
+    capsys.readouterr()
+    assert main(["report", "atomic", "--tracking-uri", uri, "--out", str(out)]) == 2
+    assert capsys.readouterr().err == ("sweeper: cannot write the report: [Errno 28] No space "
+                                       "left on device\n")
+    assert _files(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no staging folder left
+
+
+def test_a_report_without_reference_removes_the_earlier_comparison_everywhere(
+        uri: str, tmp_path: Path) -> None:
+    tracker = log_sweep(uri, GRID.format(name="replaced", seeds="[0]"),
+                        lambda t: ({**METRICS, "top_1_accuracy": t.params["temperature"]},
+                                   "FINISHED", None), epochs=(4,))
+    reference = tmp_path / "reference.csv"
+    reference.write_text("temperature,color_jitter,top_1_accuracy\n"
+                         "0.1,0.5,0.1\n0.1,1.0,0.1\n0.2,0.5,0.2\n0.2,1.0,0.25\n")
+    out = tmp_path / "out"
+    assert main(["report", "replaced", "--tracking-uri", uri, "--out", str(out),
+                 "--reference", str(reference)]) == 0
+    compared = {"reference_comparison.csv", "reference_comparison.tex",
+                "reference_diff_heatmap.png", "reference_agreement.json"}
+    assert compared <= _attached(uri, tracker.parent_id) == set(_files(out))
+
+    assert main(["report", "replaced", "--tracking-uri", uri, "--out", str(out)]) == 0
+    assert not compared & set(_files(out))
+    assert _attached(uri, tracker.parent_id) == set(_files(out))
+
+
+def test_an_artifact_store_that_cannot_delete_is_warned_about(
+        uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+
+    tracker = log_sweep(uri, GRID.format(name="undeletable", seeds="[0]"),
+                        lambda t: ({**METRICS, "top_1_accuracy": 0.5}, "FINISHED", None),
+                        epochs=(4,))
+    parent = tracker.parent_id
+    MlflowClient(uri).log_text(parent, "an earlier file", "report/old_plot.png")
+
+    def refuse(self: object, artifact_path: str | None = None) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(LocalArtifactRepository, "delete_artifacts", refuse)
+    with caplog.at_level(logging.WARNING):
+        assert main(["report", "undeletable", "--tracking-uri", uri,
+                     "--out", str(tmp_path)]) == 0
+    assert (f"run {parent} keeps report/old_plot.png from an earlier report: its artifact "
+            "store (LocalArtifactRepository) cannot delete: [Errno 13] Permission denied"
+            ) in caplog.text
+    assert "old_plot.png" in _attached(uri, parent)

@@ -1,7 +1,9 @@
-"""--tracking-uri http://... end to end: a real `mlflow server` backed by PostgreSQL
-(Debian's `postgresql`, started here on a free loopback port) that serves the
-artifacts itself; a small sweep runs against it and its runs are read back through
-the server, and straight from PostgreSQL."""
+"""PostgreSQL end to end (Debian's `postgresql`, started here on a free loopback port),
+named by a bare postgresql:// URI as docker/compose.yaml names it: a real `mlflow
+server` on it that serves the artifacts itself (--tracking-uri http://...), and the
+database itself as the tracking store (--tracking-uri postgresql://...). A small
+sweep runs against each, and its runs are read back through the server, through
+`sweeper status` and `sweeper report`, and straight from PostgreSQL."""
 
 import contextlib
 import glob
@@ -20,9 +22,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import mlflow
-import psycopg2  # a main dependency: the driver for a PostgreSQL backend store
+import psycopg  # a main dependency: SQLAlchemy's driver for a bare postgresql:// URI
 import pytest
 
+from sweeper.cli import main
 from sweeper.driver import SweepOptions, run_sweep
 from sweeper.search import expand
 from sweeper.spec.load import parse_spec
@@ -75,10 +78,8 @@ def tail(path: Path, lines: int = 40) -> str:
 @pytest.fixture
 def postgres() -> Iterator[str]:
     """A private PostgreSQL server on 127.0.0.1:<free port> with an empty `mlflow`
-    database; yields its SQLAlchemy URI and stops it (pg_ctl stop -m fast) afterwards.
-
-    The URI names the psycopg2 driver: SQLAlchemy 2.1 maps a bare postgresql:// to
-    psycopg 3, which the project does not install."""
+    database; yields its bare postgresql:// URI (SQLAlchemy 2.1 reads it with psycopg 3)
+    and stops it (pg_ctl stop -m fast) afterwards."""
     bin_dir = pg_bin_dir()
     if bin_dir is None:
         pytest.skip("PostgreSQL is not installed (no initdb; Debian's `postgresql` package)")
@@ -112,15 +113,10 @@ def postgres() -> Iterator[str]:
         started = True
         assert start.returncode == 0, (f"pg_ctl start failed:\n{start.stdout}\n{start.stderr}"
                                        f"\n{tail(logfile)}")
-        conn = psycopg2.connect(host="127.0.0.1", port=port, user=PG_USER, dbname="postgres",
-                                connect_timeout=30)
-        try:
-            conn.autocommit = True
-            with conn.cursor() as cursor:
-                cursor.execute(f"CREATE DATABASE {DATABASE}")
-        finally:
-            conn.close()
-        yield f"postgresql+psycopg2://{PG_USER}@127.0.0.1:{port}/{DATABASE}"
+        with psycopg.connect(host="127.0.0.1", port=port, user=PG_USER, dbname="postgres",
+                             connect_timeout=30, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {DATABASE}")
+        yield f"postgresql://{PG_USER}@127.0.0.1:{port}/{DATABASE}"
     finally:
         if started:
             stop = pg("pg_ctl", "stop", "-D", str(data), "-m", "fast", "-w", "-t", "60")
@@ -216,15 +212,35 @@ def test_sweep_against_an_mlflow_server_on_postgresql(
     assert len(stored) == 1 and stored[0].read_text() == text
 
     # ... and the runs are rows in PostgreSQL.
-    conn = psycopg2.connect(postgres.replace("+psycopg2", ""))
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute("SELECT run_uuid, status FROM runs")
-            rows = dict(cursor.fetchall())
-            cursor.execute("SELECT name FROM experiments")
-            experiments = {name for (name,) in cursor.fetchall()}
-    finally:
-        conn.close()
+    rows, experiments = _rows(postgres)
     assert len(rows) == 3
     assert rows == {r.info.run_id: "FINISHED" for r in runs}
     assert "pg-server" in experiments
+
+
+def _rows(postgres: str) -> tuple[dict[str, str], set[str]]:
+    """The runs table (run id -> status) and the experiment names, read with psycopg."""
+    with psycopg.connect(postgres) as conn:
+        rows = dict(conn.execute("SELECT run_uuid, status FROM runs").fetchall())
+        experiments = {name for (name,) in conn.execute("SELECT name FROM experiments")}
+    return rows, experiments
+
+
+def test_a_bare_postgresql_uri_is_a_tracking_store_for_every_command(
+        local_ray: None, workdir: Path, postgres: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    (workdir / "spec.yaml").write_text(tiny_sweep(
+        "pg-direct", "search:\n  params:\n    temperature: [0.2, 0.5]\n", epochs=1))
+    assert main(["run", "spec.yaml", "--tracking-uri", postgres,
+                 "--storage", str(workdir / "results")]) == 0
+    capsys.readouterr()
+    assert main(["status", "pg-direct", "--tracking-uri", postgres]) == 0
+    status = capsys.readouterr().out
+    assert "2 finished, 0 running, 0 failed, 0 interrupted" in status, status
+    assert main(["report", "pg-direct", "--tracking-uri", postgres,
+                 "--out", str(workdir / "report")]) == 0
+    table = (workdir / "report" / "appendix_b.csv").read_text().splitlines()
+    assert len(table) == 3 and table[0].startswith("temperature,"), table
+    rows, experiments = _rows(postgres)
+    assert "pg-direct" in experiments
+    assert sorted(rows.values()) == ["FINISHED"] * 3  # the parent run and two trials

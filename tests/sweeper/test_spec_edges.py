@@ -361,3 +361,91 @@ def test_expand_refuses_a_grid_ray_cannot_run() -> None:
     with pytest.raises(SpecError, match=f"more than the {MAX_RUN_TRIALS} one sweep can run"):
         expand(spec)
     assert trial_at(spec, 999_999).index == 999_999
+
+
+# --- numbers are read as YAML 1.2 (and JSON) read them --------------------------------
+
+@pytest.mark.parametrize(("written", "number"), [
+    ("1e-5", 1e-5), ("1E5", 1e5), ("1e+2", 100.0), (".5", 0.5), ("-.5", -0.5),
+    ("+1.0e+3", 1000.0), ("2.", 2.0), ("0.001", 0.001), ("3", 3), ("010", 10),
+    ("0x10", 16), ("0o10", 8),
+])
+def test_numbers_read_as_yaml_1_2(written: str, number: float) -> None:
+    data, _ = sweeper.spec.yaml_reader.parse_yaml(f"a: {written}\nb: [{written}]\n", "s.yaml")
+    assert data == {"a": number, "b": [number]}
+    assert type(data["a"]) is type(number)
+
+
+@pytest.mark.parametrize("written", ["1_000", "1:30", "0b10", "-0x10", "0x1_0", "2026-12-02",
+                                     "1e", "e5", "1.2.3"])
+def test_what_yaml_1_2_reads_as_text_stays_text(written: str) -> None:
+    data, _ = sweeper.spec.yaml_reader.parse_yaml(f"a: {written}\n", "s.yaml")
+    assert data == {"a": written}
+
+
+@pytest.mark.parametrize(("field", "written", "value"), [
+    ("learning_rate", "1e-5", 1e-5), ("learning_rate", ".5", 0.5),
+    ("weight_decay", "1E-6", 1e-6), ("temperature", "+1.0e-1", 0.1),
+    ("batch_size", "0x100", 256), ("epochs", "010", 10),
+])
+def test_numbers_in_a_spec_and_through_set(field: str, written: str, value: float) -> None:
+    assert getattr(parse_spec(f"name: a\ntrain: {{{field}: {written}}}\n").train,
+                   field) == value
+    assert getattr(parse_spec("name: a\n", overrides=[f"train.{field}={written}"]).train,
+                   field) == value
+
+
+def test_a_number_range_in_exponent_form_samples_in_optuna() -> None:
+    spec = parse_spec("name: a\nsearch:\n  type: optuna\n  num_samples: 2\n  params:\n"
+                      "    learning_rate: {type: float, low: 1e-5, high: 1e-1, log: true}\n")
+    param = spec.search.params["learning_rate"]
+    assert (param.low, param.high) == (1e-5, 0.1)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # Quoted: removing the quotes gives the number, so the message says so.
+    ("train: {learning_rate: '1e-5'}", r"\(got '1e-5'\); write a number, e\.g\. 0\.5, "
+     "without quotes$"),
+    # Never quoted: YAML 1.2 reads these as text; no word about quotes.
+    ("train: {learning_rate: 1_000}", r"\(got '1_000'\); write 1000: YAML reads a number "
+     "with _ as text$"),
+    ("train: {batch_size: 1_024}", r"\(got '1_024'\); write 1024: YAML reads"),
+    ("train: {epochs: 1:30}", r"\(got '1:30'\); write a whole number, e\.g\. 512$"),
+    ("train: {batch_size: 0b100}", r"\(got '0b100'\); write a whole number, e\.g\. 512$"),
+    ("search: {type: optuna, num_samples: 2, params: {learning_rate: "
+     "{type: float, low: 1_0, high: 1}}}",
+     r"low: must be a finite number; write 10: YAML reads a number with _ as text \(got '1_0'\)$"),
+    ("search: {type: optuna, num_samples: 2, params: {learning_rate: "
+     "{type: float, low: '1e-5', high: 1}}}",
+     r"low: must be a finite number; write a number, e\.g\. 0\.5, without quotes \(got '1e-5'\)$"),
+    ("train: {learning_rate: 1e999}", r"finite number \(got inf\)"),
+    (f"train: {{seed: 1{'0' * 5000}}}", r"line 2: a number of 5001 digits; write a number"),
+    (f"train: {{seed: 0x{'f' * 5000}}}", r"line 2: a number of 5000 digits"),
+])
+def test_number_mistakes_name_the_fix_without_false_quotes(text: str, expected: str) -> None:
+    message = _error(f"name: a\n{text}\n")
+    assert "line 2" in message and len(message) < 300, message
+    assert re.search(expected, message), message
+    if "'" not in text.split(":", 1)[1]:  # the user wrote no quotes: none are mentioned
+        assert "quotes" not in message, message
+
+
+@pytest.mark.parametrize("value", [".inf", "-.Inf", "+.INF", ".NaN", ".NAN"])
+def test_every_yaml_1_2_spelling_of_inf_and_nan_is_refused(value: str) -> None:
+    assert "write a finite number" in _error(f"name: a\ntrain: {{learning_rate: {value}}}\n")
+    assert "write a finite number" in _error("name: a\n", [f"train.learning_rate={value}"])
+
+
+def test_an_exponent_key_is_a_number_not_a_name() -> None:
+    assert "key '1e5' reads as a number, not a name" in _error("name: a\n1e5: 2\n")
+
+
+def test_number_forms_from_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                   ) -> None:
+    code, out, err = _cli(tmp_path, capsys,
+                          "name: a\nsearch: {params: {learning_rate: [1e-5, 3E-4]}}\n",
+                          "run", "--dry-run", "--set", "train.weight_decay=5E-4")
+    assert code == 0, err
+    assert re.findall(r"lr\S+", out) == ["lr1e-05", "lr0.0003"], out
+    code, _, err = _cli(tmp_path, capsys, "name: a\ntrain: {learning_rate: 1_0}\n", "validate")
+    assert code == 2 and err.count("\n") == 1 and "write 10:" in err, err

@@ -103,6 +103,107 @@ def test_the_staging_folder_holds_exactly_the_listed_files(
         workdir / "spec.yaml").read_text()
 
 
+# --- links: judged by where they lead ---------------------------------------------------
+
+def _link_refused(workdir: Path) -> str:
+    done = sweeper("submit", "spec.yaml", "--dry-run", cwd=workdir)
+    assert done.returncode == 2, done.stdout
+    assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert not done.stdout  # nothing listed, nothing staged
+    return done.stderr
+
+
+def test_a_data_file_linked_to_a_key_outside_is_refused(
+        workdir: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    project_with_secrets(workdir)
+    key = tmp_path_factory.mktemp("home") / "id_rsa"
+    key.write_text("PRIVATE KEY")
+    (workdir / "data" / "train" / "cat" / "1.png").symlink_to(key)
+    message = _link_refused(workdir)
+    assert message.startswith("sweeper: not uploaded: data/train/cat/1.png links outside "
+                              f"{workdir.resolve()}"), message
+    assert "copy the files in, or name an absolute dataset.root" in message
+    assert "PRIVATE KEY" not in message and "id_rsa" not in message
+
+
+def test_a_folder_linked_outside_is_refused_without_being_walked(
+        workdir: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    from PIL import Image
+
+    project_with_secrets(workdir)
+    elsewhere = tmp_path_factory.mktemp("datasets")
+    for name in ("dog", "bird"):
+        (elsewhere / name).mkdir()
+        Image.new("RGB", (8, 8)).save(elsewhere / name / "0.png")
+    (workdir / "data" / "train" / "dog").symlink_to(elsewhere / "dog")
+    (workdir / "data" / "test" / "bird").symlink_to(elsewhere / "bird")
+    message = _link_refused(workdir)
+    assert "not uploaded: data/train/dog links outside" in message  # train/ is read first
+    assert message.rstrip().endswith("every node has (and 1 more like it)")
+
+
+def test_a_split_folder_or_cifar_folder_linked_outside_is_refused(
+        workdir: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    from sweeper.cluster.shipping import plan_upload
+    from trainers.config import DatasetConfig
+
+    project_with_secrets(workdir)
+    outside = tmp_path_factory.mktemp("shared")
+    (outside / "cifar-10-batches-py").mkdir()
+    (outside / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"x")
+    (workdir / "cifar").mkdir()
+    (workdir / "cifar" / "cifar-10-batches-py").symlink_to(outside / "cifar-10-batches-py")
+    (workdir / "linked").mkdir()
+    (workdir / "linked" / "train").symlink_to(workdir / "data" / "train")  # stays inside
+    (workdir / "linked" / "test").symlink_to(outside)
+    upload = plan_upload(workdir / "spec.yaml", workdir, [
+        DatasetConfig(name="cifar10", root="cifar", download=False),
+        DatasetConfig(name="image_folder", root="linked")])
+    assert [line.split(" links")[0] for line in upload.refused] == [
+        "cifar/cifar-10-batches-py", "linked/test"]
+    assert not any(name.startswith("working_dir/cifar") for name in upload.files)
+    assert "working_dir/linked/train/cat/0.png" in upload.files
+
+
+def test_a_link_to_a_secret_inside_the_project_is_refused(workdir: Path) -> None:
+    project_with_secrets(workdir)
+    (workdir / "data" / "train" / "cat" / "1.png").symlink_to(workdir / ".env")
+    message = _link_refused(workdir)
+    assert ("not uploaded: data/train/cat/1.png links to .env, which is never uploaded; "
+            "remove the link") in message
+
+
+def test_links_that_stay_inside_are_uploaded_where_the_spec_names_them(
+        workdir: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    from sweeper.cluster.shipping import stage
+    from sweeper.cluster.submit import plan
+    from sweeper.search import expand
+    from sweeper.spec.load import load_spec
+
+    project_with_secrets(workdir, root="current")
+    (workdir / "datasets").mkdir()
+    (workdir / "data").rename(workdir / "datasets" / "v2")
+    (workdir / "current").symlink_to(workdir / "datasets" / "v2")  # the root is a link
+    (workdir / "datasets" / "v2" / "train" / "dog").symlink_to(
+        workdir / "datasets" / "v2" / "train" / "cat")  # a folder linked inside
+    (workdir / "datasets" / "v2" / "test" / "cat" / "1.png").symlink_to(
+        workdir / "datasets" / "v2" / "test" / "cat" / "0.png")  # a file linked inside
+    (workdir / "datasets" / "v2" / "train" / "cat" / "loop").symlink_to(
+        workdir / "datasets" / "v2" / "train")  # a cycle: entered once
+    done = sweeper("submit", "spec.yaml", "--dry-run", cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    assert [line for line in done.stdout.splitlines() if line.startswith("working_dir/")] == [
+        "working_dir/current/test/cat/0.png", "working_dir/current/test/cat/1.png",
+        "working_dir/current/train/cat/0.png", "working_dir/current/train/dog/0.png",
+        "working_dir/spec.yaml"]
+    upload = plan("spec.yaml", {t.config.dataset for t in expand(load_spec("spec.yaml"))})
+    staging = tmp_path_factory.mktemp("staging")
+    stage(upload, staging)
+    staged = staging / "working_dir" / "current" / "test" / "cat" / "1.png"
+    assert staged.read_bytes() == (workdir / "datasets" / "v2" / "test" / "cat" /
+                                   "0.png").read_bytes()
+
+
 def test_submit_without_an_address_says_what_to_pass(workdir: Path) -> None:
     (workdir / "spec.yaml").write_text(tiny_sweep("x", "search:\n  params:\n    seed: [0]\n"))
     done = sweeper("submit", "spec.yaml", cwd=workdir)

@@ -116,3 +116,62 @@ def test_ui_on_all_interfaces_warns_before_serving(tmp_path: Path,
     assert said.startswith("sweeper: WARNING: the MLflow UI on 0.0.0.0:")
     assert "no authentication" in said
     assert _serve_until_start(tmp_path, "127.0.0.1", monkeypatch) == ""
+
+
+# --- database URIs: the driver, the scheme, the server ------------------------------------
+
+def _one_line_exit_2(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    last = done.stderr.splitlines()[-1]  # `run` says which sweep it is about first
+    assert [line for line in done.stderr.splitlines() if line.startswith("sweeper:")] == [last]
+    return last
+
+
+@pytest.mark.parametrize("command", [["status", "demo"], ["ui", "demo"], ["report", "demo"],
+                                     ["run", "spec.yaml"]])
+def test_a_database_uri_whose_driver_is_missing_names_the_scheme_and_the_package(
+        command: list[str], tmp_path: Path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("MySQLdb") is not None:
+        pytest.skip("a MySQL driver is installed here")
+    (tmp_path / "spec.yaml").write_text("name: demo\ndataset: {name: synthetic}\n")
+    done = sweeper(*command, "--tracking-uri", "mysql://me:hunter2@127.0.0.1:1/runs",
+                   cwd=tmp_path)
+    message = _one_line_exit_2(done)
+    assert message.startswith("sweeper: MLflow tracking store mysql://me:***@127.0.0.1:1/runs:"
+                              " a mysql:// URI needs the database driver mysqldb, which is "
+                              "not installed (No module named 'MySQLdb'); pip install "
+                              "'mysqlclient'"), message
+    assert "hunter2" not in message
+
+
+def test_a_missing_postgresql_driver_says_to_install_psycopg(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # `import psycopg` fails
+    with pytest.raises(TrackingUnavailable) as info:
+        check_readable("postgresql://me:hunter2@127.0.0.1:1/runs")
+    assert str(info.value) == (
+        "MLflow tracking store postgresql://me:***@127.0.0.1:1/runs: a postgresql:// URI "
+        "needs the database driver psycopg, which is not installed (import of psycopg halted;"
+        " None in sys.modules); pip install 'psycopg[binary]', or use another --tracking-uri")
+
+
+@pytest.mark.parametrize(("uri", "expected"), [
+    ("postgres://me@127.0.0.1:1/runs", "unsupported URI scheme 'postgres' (did you mean "
+     "postgresql://?); use one of "),
+    ("postgresql+nosuch://me@127.0.0.1:1/runs",
+     "Can't load plugin: sqlalchemy.dialects:postgresql.nosuch"),
+])
+def test_a_misspelt_database_uri_is_one_line(uri: str, expected: str, tmp_path: Path) -> None:
+    message = _one_line_exit_2(sweeper("status", "demo", "--tracking-uri", uri, cwd=tmp_path))
+    assert message.startswith(f"sweeper: MLflow tracking store {uri}: {expected}"), message
+
+
+def test_a_database_server_that_is_not_there_fails_in_seconds(tmp_path: Path) -> None:
+    uri = f"postgresql://me:hunter2@127.0.0.1:{free_port()}/runs"  # nothing listens there
+    message = _one_line_exit_2(sweeper("status", "demo", "--tracking-uri", uri, cwd=tmp_path))
+    assert message.startswith(f"sweeper: MLflow tracking store {uri.replace('hunter2', '***')}"
+                              " cannot be reached: connection failed: "), message
+    assert "Connection refused" in message and "start it, or pass the right" in message
