@@ -135,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _prepare_process(args)
     handler = {"validate": _validate, "trial": _trial, "run": _run, "status": _status,
                "report": _report, "bench": _bench, "ui": _ui, "submit": _submit}[args.command]
-    from trainers.data import DatasetError
+    from trainers.dataset_error import DatasetError
 
     try:
         return handler(args)

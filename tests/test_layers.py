@@ -113,3 +113,25 @@ def test_no_module_imports_itself_back() -> None:
              for name, path in modules.items()}
     assert len(graph) > 60  # the walk saw the project
     graphlib.TopologicalSorter(graph).prepare()  # raises CycleError naming the circle
+
+
+@pytest.mark.parametrize(("argv", "absent"), [
+    (["validate", "search_spaces/demo.yaml"], ("torch", "ray", "mlflow")),
+    (["run", "search_spaces/simclr_grid.yaml", "--dry-run"], ("torch", "ray", "mlflow")),
+    (["run", "search_spaces/simclr_optuna.yaml", "--dry-run"], ("torch", "ray", "mlflow")),
+    (["report", "--help"], ("torch", "ray", "mlflow")),
+    (["ui", "--help"], ("torch", "ray", "mlflow")),
+    (["status", "absent", "--tracking-uri", "sqlite:///absent/mlflow.db"], ("torch", "ray")),
+])
+def test_commands_that_only_read_import_neither_torch_nor_ray(argv: list[str],
+                                                              absent: tuple[str, ...]) -> None:
+    """They start in about a second: torch alone takes seconds to import."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom sweeper.cli import main\ntry:\n    main(" + repr(argv) + ")\n"
+            "except SystemExit:\n    pass\n"
+            "print([m for m in " + repr(list(absent)) + " if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr

@@ -14,13 +14,28 @@ Each benchmark is a function returning a plain dict of figures (the CLI only pri
 Speed is measured here, never asserted: the figures depend on the machine and its load.
 """
 
-from sweeper.bench.augment import load_images, measure_augment
-from sweeper.bench.errors import BenchError, BenchFailed
-from sweeper.bench.flops import forward_flops, peak_tflops, training_flops_per_image
-from sweeper.bench.format import Result, format_result
-from sweeper.bench.step import measure_step
-from sweeper.bench.sweep import measure_sweep
-from sweeper.bench.timing import resolve_device, torch_threads
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Each name's module, imported on first use: `sweeper bench`'s arguments (command.py) are
+# built for every command, which must not pay for torch.
+_HOMES = {
+    "load_images": "augment", "measure_augment": "augment",
+    "BenchError": "errors", "BenchFailed": "errors",
+    "forward_flops": "flops", "peak_tflops": "flops", "training_flops_per_image": "flops",
+    "Result": "format", "format_result": "format",
+    "measure_step": "step", "measure_sweep": "sweep",
+    "resolve_device": "timing", "torch_threads": "timing",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'sweeper.bench' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"sweeper.bench.{_HOMES[name]}"), name)
+
 
 __all__ = [
     "BenchError",
