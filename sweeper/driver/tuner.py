@@ -67,7 +67,8 @@ def restored_tuner(spec: SweepSpec, folder: str, retry_failed: bool) -> tune.Tun
         raise SweepStateUnreadable(
             f"cannot resume the sweep stored at {folder}: its Tune state does not load "
             f"({_first_line(exc)}); its MLflow runs are untouched: start a new sweep "
-            "with --name") from None
+            "with --name. That state is pickled: if anyone else could write to that folder, "
+            "loading it may already have run their code in this process") from None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -34,6 +34,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.tracking.registry import UnsupportedModelRegistryStoreURIException
 
 from sweeper.errors import SweeperError
+from sweeper.record.artifacts import relocate
 
 
 class TrackingUnavailable(SweeperError):
@@ -65,9 +66,11 @@ def open_client(tracking_uri: str, patience_s: float = 30.0) -> MlflowClient:
     races us to create it is waited for. A database server is connected to once
     first, so that a missing driver, a wrong address or password is one line now,
     not a traceback or MLflow's two minutes of retries."""
-    path = _sqlite_path(tracking_uri)
+    path = sqlite_path(tracking_uri)
     if path is not None and not path.exists():
         _create_sqlite_store(path)
+    if path is not None:
+        relocate(path)  # a store folder copied or moved with its artifacts
     _check_database(tracking_uri)
     deadline = time.monotonic() + patience_s
     while True:
@@ -161,7 +164,7 @@ def _first_line(exc: BaseException | str) -> str:
     return line if len(line) <= 300 else f"{line[:297]}..."
 
 
-def _sqlite_path(tracking_uri: str) -> Path | None:
+def sqlite_path(tracking_uri: str) -> Path | None:
     prefix = "sqlite:///"
     if not tracking_uri.startswith(prefix) or tracking_uri[len(prefix):] in ("", ":memory:"):
         return None
@@ -229,7 +232,7 @@ def check_readable(tracking_uri: str, timeout_s: float = READ_TIMEOUT_S) -> Mlfl
 
     A SQLite store that does not exist is an error too: MLflow would create an empty
     one (in the wrong folder, or at a mistyped path) and then find nothing in it."""
-    path = _sqlite_path(tracking_uri)
+    path = sqlite_path(tracking_uri)
     if path is not None and not path.exists():
         raise TrackingUnavailable(
             f"no MLflow store at {path} (tracking URI {tracking_uri}): pass "

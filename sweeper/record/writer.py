@@ -25,6 +25,8 @@ from typing import Any
 
 from mlflow.entities import Metric, Param, RunTag
 
+from sweeper.record.artifacts import ROOT_TAG as ARTIFACT_ROOT_TAG
+from sweeper.record.artifacts import artifact_location, artifact_root
 from sweeper.record.contract import (
     BEST_RUN_TAG,
     BEST_TAG,
@@ -59,6 +61,7 @@ from sweeper.record.store import (
     check_available,
     is_outage,
     open_client,
+    sqlite_path,
 )
 from sweeper.spec.trials import Trial
 
@@ -99,7 +102,13 @@ class SweepTracker:
         # The experiment's description (shown above its runs list): what the sweep is.
         tags = dict([EXPERIMENT_KIND, (DESCRIPTION_TAG, f"sweeper sweep: {summary}")])
         if experiment is None:
-            self.experiment_id = self.client.create_experiment(self.experiment, tags=tags)
+            database = sqlite_path(self.tracking_uri)
+            location = None
+            if database is not None:  # its artifacts beside it (sweeper.record.artifacts)
+                location = artifact_location(database, self.experiment)
+                tags[ARTIFACT_ROOT_TAG] = str(artifact_root(database))
+            self.experiment_id = self.client.create_experiment(
+                self.experiment, artifact_location=location, tags=tags)
         else:
             self.experiment_id = experiment.experiment_id
             for key, value in tags.items():
