@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 
 from sweeper.errors import EXIT_OK
+from trainers.methods import method_names
 
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:
@@ -75,7 +76,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
 
     step = benches.add_parser("step", help="training images/s and the FLOP floor")
     common(step, 512)
-    step.add_argument("--method", choices=["byol", "simclr"], default="simclr")
+    step.add_argument("--method", choices=method_names(), default="simclr")
     step.add_argument("--backbone", choices=["resnet18", "resnet50"], default="resnet18")
     step.add_argument("--width", type=_positive_int, default=64,
                       help="channels of the first stage (default 64, the standard ResNet)")

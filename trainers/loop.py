@@ -19,12 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trainers.augment import simclr_augment
 from trainers.config import ModelConfig, TrainConfig, TrialConfig
 from trainers.data import ImageData, load_dataset
 from trainers.faults import inject_faults
-from trainers.method import SSLMethod
-from trainers.methods import build_method
+from trainers.method import SSLMethod, build_method
+from trainers.methods import DEFAULT_VIEWS
 from trainers.optim import build_optimizer
 from trainers.probe import (
     balanced_subset,
@@ -40,7 +39,7 @@ from trainers.schedules import scaled_learning_rate, steps_per_epoch, warmup_cos
 
 log = logging.getLogger(__name__)
 
-VIEWS = 2  # augmented views per training image, made in one simclr_augment call
+VIEWS = DEFAULT_VIEWS  # views per training image of the default augmentation (bench augment)
 
 Metrics = dict[str, float]
 CheckpointState = dict[str, Any]
@@ -109,17 +108,17 @@ class Training:
     warmup_steps: int
 
     def step(self, images: Tensor, labels: Tensor, step: int) -> tuple[Tensor, float]:
-        """One optimisation step on a uint8 batch (step counts from 0): two augmented
-        views, the method's loss plus the online probe's, the LR schedule, the update
-        and BYOL's target update. Returns the detached SSL loss (no host sync) and the LR."""
-        train = self.train
-        views = simclr_augment(images, train.color_jitter_strength, train.blur, self.generator,
-                               views=VIEWS)
+        """One optimisation step on a uint8 batch (step counts from 0): the method's
+        augmented views, its loss plus the online probe's, the LR schedule, the update
+        and the method's per-step hook (BYOL's target update). Returns the detached SSL
+        loss (no host sync) and the LR."""
+        views = self.method.views(images, self.train, self.generator)
         views = views.contiguous(memory_format=torch.channels_last)
         with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             ssl_loss, h = self.loss(views)
-            # The thesis's online probe: a linear head on stop-gradient features.
-            probe_loss = F.cross_entropy(self.head(h.detach()).float(), labels.repeat(2))
+            # The thesis's online probe: a linear head on stop-gradient features of every view.
+            probe_loss = F.cross_entropy(self.head(h.detach()).float(),
+                                         labels.repeat(self.method.info.views))
         lr = warmup_cosine(step, self.total_steps, self.warmup_steps, self.peak_lr)
         for group in self.optimizer.param_groups:
             group["lr"] = lr

@@ -18,7 +18,7 @@ from trainers.config import ModelConfig, TrainConfig
 from trainers.data import make_synthetic
 from trainers.loop import build_training
 from trainers.memory import retain_freed_memory
-from trainers.methods import METHODS
+from trainers.methods import METHODS, choices
 
 EPOCH_IMAGES = 50_000  # one CIFAR-10 epoch
 
@@ -42,7 +42,7 @@ def measure_step(
     looked up for CUDA devices) it reaches. `compile_` as train.compile: the warm-up steps
     include the compilation, reported as `warmup_seconds`."""
     if method_name not in METHODS:
-        raise BenchError(f"unknown method {method_name!r}; choose one of {sorted(METHODS)}")
+        raise BenchError(f"unknown method {method_name!r}: choose {choices(method_name)}")
     for what, value, low in (("batch size", batch_size, 1), ("steps", steps, 1),
                              ("warmup", warmup, 0), ("width", width, 1)):
         if value < low:

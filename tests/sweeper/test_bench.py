@@ -33,7 +33,7 @@ from sweeper.cli import main
 from trainers.byol import BYOL
 from trainers.config import ModelConfig, TrainConfig
 from trainers.data import make_synthetic
-from trainers.methods import build_method
+from trainers.method import build_method
 
 CPU = torch.device("cpu")
 TINY_STEP = ["--width", "4", "--batch-size", "8", "--steps", "1", "--warmup", "0"]
