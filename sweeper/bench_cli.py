@@ -88,6 +88,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                       help="as train.precision (default auto: bf16 on CUDA and AMX CPUs)")
     step.add_argument("--compile", action="store_true",
                       help="as train.compile: torch.compile the loss (the warm-up compiles)")
+    step.add_argument("--deterministic", action="store_true",
+                      help="as train.deterministic; also times the same steps without it, "
+                           "alternating, for what it costs")
     step.add_argument("--peak-tflops", type=_positive_float,
                       help="the device's peak TFLOP/s (default: a table of CUDA GPUs)")
 
@@ -126,7 +129,8 @@ def run_bench(args: argparse.Namespace) -> int:
             result = measure_step(
                 args.method, resolve_device(args.device), args.batch_size, args.backbone,
                 args.width, args.steps, args.warmup, args.precision, args.peak_tflops,
-                threads=args.threads, progress=sys.stderr, compile_=args.compile)
+                threads=args.threads, progress=sys.stderr, compile_=args.compile,
+                deterministic=args.deterministic)
         else:
             result = measure_sweep(args.trials, progress=sys.stderr)
     except torch.OutOfMemoryError as exc:

@@ -159,6 +159,10 @@ class TrainConfig(StrictModel):
     # steps pay the compilation (minutes on a CPU), later ones run faster. Needs Triton on
     # CUDA and a C++ compiler on CPU.
     compile: StrictBool = False
+    # Rerun on the same machine, the trial reproduces its metrics bit for bit: deterministic
+    # kernels only, and resources.cpu torch threads whoever runs it (trainers.determinism).
+    # Costs speed (docs/benchmarks.md); the timings (loop.TIMING_METRICS) still vary.
+    deterministic: StrictBool = False
 
 
 class EvalConfig(StrictModel):

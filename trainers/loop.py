@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from trainers.config import ModelConfig, TrainConfig, TrialConfig
 from trainers.data import ImageData, load_dataset
+from trainers.determinism import deterministic, trial_threads
 from trainers.faults import inject_faults
 from trainers.method import SSLMethod, build_method
 from trainers.methods import DEFAULT_VIEWS
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 VIEWS = DEFAULT_VIEWS  # views per training image of the default augmentation (bench augment)
 
 Metrics = dict[str, float]
+# The metrics that time the trial: the only ones a deterministic rerun does not reproduce.
+TIMING_METRICS = frozenset({"images_per_sec", "epoch_seconds", "eval_seconds", "device_seconds"})
 CheckpointState = dict[str, Any]
 ReportFn = Callable[[Metrics, CheckpointState], None]
 
@@ -167,10 +170,13 @@ def fit(
     then runs after every epoch; `state` shares memory with the live model, so save or
     copy it before returning. Resuming from any reported state continues with the next
     epoch and never reports an epoch twice. Raises TrainingDiverged and TrialInfeasible
-    for failures that a retry would only repeat.
+    for failures that a retry would only repeat. With train.deterministic, a rerun
+    reports the same metrics bit for bit, TIMING_METRICS aside (trainers.determinism).
     """
+    device = device or select_device(cfg.resources.gpu)
     try:
-        return _fit(cfg, report, resume, data, device)
+        with deterministic(cfg.train.deterministic, trial_threads(cfg.resources.cpu), device):
+            return _fit(cfg, report, resume, data, device)
     except torch.OutOfMemoryError as exc:
         raise TrialInfeasible(_out_of_memory(cfg, exc)) from None
     except RuntimeError as exc:
@@ -196,10 +202,9 @@ def _fit(
     report: ReportFn | None,
     resume: CheckpointState | None,
     data: ImageData | None,
-    device: torch.device | None,
+    device: torch.device,
 ) -> Metrics:
     started = time.perf_counter()
-    device = device or select_device(cfg.resources.gpu)
     data = (data or load_dataset(cfg.dataset)).to(device)
     train, ev = cfg.train, cfg.eval
 
