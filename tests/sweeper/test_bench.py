@@ -121,6 +121,12 @@ def test_measure_step_reports_throughput_and_the_flop_floor(method: str) -> None
     assert with_peak["fraction_of_peak"] == pytest.approx(with_peak["achieved_tflops"] / 2.0)
 
 
+def test_measure_step_names_the_registered_methods() -> None:
+    with pytest.raises(BenchError, match=r"^unknown method 'bypl': choose 'simclr' or 'byol' "
+                                         r"\(did you mean 'byol'\?\)$"):
+        measure_step("bypl", CPU, batch_size=8, width=4, steps=1, warmup=0)
+
+
 def test_measure_step_deterministic_times_both_ways_and_their_ratio() -> None:
     threads_before = torch.get_num_threads()
     progress = io.StringIO()
