@@ -172,6 +172,7 @@ def test_uses_names_the_train_fields_only_that_method_reads() -> None:
     assert method_info("byol").uses == {"ema_decay"}
     assert method_specific_fields() == {"temperature", "ema_decay"}
     for name in method_names():
+        assert method_info(name).name == name  # the entry's name is its key
         assert method_info(name).uses <= TrainConfig.model_fields.keys(), name
         assert method_info(name).views == 2, name
 
