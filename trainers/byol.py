@@ -11,17 +11,20 @@ from trainers import tensor_lists
 from trainers.config import ModelConfig, TrainConfig
 from trainers.losses import byol_loss
 from trainers.method import SSLMethod
-from trainers.models import build_encoder, head_dims, mlp
+from trainers.methods import MethodInfo
+from trainers.models import build_encoder, mlp
 from trainers.schedules import ema_momentum
 
 
 class BYOL(SSLMethod):
     """Online encoder+projector+predictor; target encoder+projector as their EMA."""
 
-    def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig) -> None:
-        super().__init__()
+    def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig,
+                 info: MethodInfo) -> None:
+        super().__init__(model_cfg, train_cfg, info)
         self.encoder = build_encoder(model_cfg)
-        hidden, out = head_dims(model_cfg, "byol", self.encoder.feature_dim)
+        hidden, out = info.head_dims(model_cfg.hidden_dim, model_cfg.projection_dim,
+                                     self.encoder.feature_dim)
         self.projector = mlp(self.encoder.feature_dim, hidden, out)
         self.predictor = mlp(out, hidden, out)
         self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)

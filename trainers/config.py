@@ -24,7 +24,8 @@ from pydantic import (
     model_validator,
 )
 
-Method = Literal["simclr", "byol"]
+from trainers.methods import METHODS, choices
+
 Number = TypeVar("Number", int, float)
 
 # Seeds go to torch.manual_seed / torch.Generator.manual_seed, which take a 64-bit seed.
@@ -72,6 +73,15 @@ def _os_path(path: str) -> str:
     return path
 
 
+def _registered(method: str) -> str:
+    if method not in METHODS:
+        raise ValueError(f"must be {choices(method)}")
+    return method
+
+
+# A method's name, checked against the registry (trainers.methods), which names it once.
+Method = Annotated[StrictStr, AfterValidator(_registered)]
+
 _SEED = between(0, MAX_SEED, "torch seeds are 64-bit")
 _SLICE = between(1, MAX_IMAGES, "images of the split, cached on the device as uint8")
 
@@ -109,9 +119,9 @@ class ModelConfig(StrictModel):
     # Channels of the first stage; 64 is the standard ResNet.
     width: Annotated[StrictInt, between(1, 1024, "first-stage channels: 64 is the standard "
                                   "ResNet, 1024 (16x) already exceeds any GPU's memory")] = 64
-    # None: 128 (SimCLR), 256 (BYOL)
+    # None: the method's default (trainers.methods): 128 (SimCLR), 256 (BYOL)
     projection_dim: Annotated[StrictInt, _HEAD] | None = None
-    # None: the feature dim (SimCLR), 4096 (BYOL)
+    # None: the method's default: the feature dim (SimCLR), 4096 (BYOL)
     hidden_dim: Annotated[StrictInt, _HEAD] | None = None
 
 
@@ -149,6 +159,10 @@ class TrainConfig(StrictModel):
     # steps pay the compilation (minutes on a CPU), later ones run faster. Needs Triton on
     # CUDA and a C++ compiler on CPU.
     compile: StrictBool = False
+    # Rerun on the same machine, the trial reproduces its metrics bit for bit: deterministic
+    # kernels only, and resources.cpu torch threads whoever runs it (trainers.determinism).
+    # Costs speed (docs/benchmarks.md); the timings (loop.TIMING_METRICS) still vary.
+    deterministic: StrictBool = False
 
 
 class EvalConfig(StrictModel):

@@ -19,12 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trainers.augment import simclr_augment
 from trainers.config import ModelConfig, TrainConfig, TrialConfig
 from trainers.data import ImageData, load_dataset
+from trainers.determinism import deterministic, trial_threads
 from trainers.faults import inject_faults
-from trainers.method import SSLMethod
-from trainers.methods import build_method
+from trainers.method import SSLMethod, build_method
+from trainers.methods import DEFAULT_VIEWS
 from trainers.optim import build_optimizer
 from trainers.probe import (
     balanced_subset,
@@ -40,9 +40,11 @@ from trainers.schedules import scaled_learning_rate, steps_per_epoch, warmup_cos
 
 log = logging.getLogger(__name__)
 
-VIEWS = 2  # augmented views per training image, made in one simclr_augment call
+VIEWS = DEFAULT_VIEWS  # views per training image of the default augmentation (bench augment)
 
 Metrics = dict[str, float]
+# The metrics that time the trial: the only ones a deterministic rerun does not reproduce.
+TIMING_METRICS = frozenset({"images_per_sec", "epoch_seconds", "eval_seconds", "device_seconds"})
 CheckpointState = dict[str, Any]
 ReportFn = Callable[[Metrics, CheckpointState], None]
 
@@ -109,17 +111,17 @@ class Training:
     warmup_steps: int
 
     def step(self, images: Tensor, labels: Tensor, step: int) -> tuple[Tensor, float]:
-        """One optimisation step on a uint8 batch (step counts from 0): two augmented
-        views, the method's loss plus the online probe's, the LR schedule, the update
-        and BYOL's target update. Returns the detached SSL loss (no host sync) and the LR."""
-        train = self.train
-        views = simclr_augment(images, train.color_jitter_strength, train.blur, self.generator,
-                               views=VIEWS)
+        """One optimisation step on a uint8 batch (step counts from 0): the method's
+        augmented views, its loss plus the online probe's, the LR schedule, the update
+        and the method's per-step hook (BYOL's target update). Returns the detached SSL
+        loss (no host sync) and the LR."""
+        views = self.method.views(images, self.train, self.generator)
         views = views.contiguous(memory_format=torch.channels_last)
         with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             ssl_loss, h = self.loss(views)
-            # The thesis's online probe: a linear head on stop-gradient features.
-            probe_loss = F.cross_entropy(self.head(h.detach()).float(), labels.repeat(2))
+            # The thesis's online probe: a linear head on stop-gradient features of every view.
+            probe_loss = F.cross_entropy(self.head(h.detach()).float(),
+                                         labels.repeat(self.method.info.views))
         lr = warmup_cosine(step, self.total_steps, self.warmup_steps, self.peak_lr)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -168,10 +170,13 @@ def fit(
     then runs after every epoch; `state` shares memory with the live model, so save or
     copy it before returning. Resuming from any reported state continues with the next
     epoch and never reports an epoch twice. Raises TrainingDiverged and TrialInfeasible
-    for failures that a retry would only repeat.
+    for failures that a retry would only repeat. With train.deterministic, a rerun
+    reports the same metrics bit for bit, TIMING_METRICS aside (trainers.determinism).
     """
+    device = device or select_device(cfg.resources.gpu)
     try:
-        return _fit(cfg, report, resume, data, device)
+        with deterministic(cfg.train.deterministic, trial_threads(cfg.resources.cpu), device):
+            return _fit(cfg, report, resume, data, device)
     except torch.OutOfMemoryError as exc:
         raise TrialInfeasible(_out_of_memory(cfg, exc)) from None
     except RuntimeError as exc:
@@ -197,10 +202,9 @@ def _fit(
     report: ReportFn | None,
     resume: CheckpointState | None,
     data: ImageData | None,
-    device: torch.device | None,
+    device: torch.device,
 ) -> Metrics:
     started = time.perf_counter()
-    device = device or select_device(cfg.resources.gpu)
     data = (data or load_dataset(cfg.dataset)).to(device)
     train, ev = cfg.train, cfg.eval
 

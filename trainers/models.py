@@ -1,4 +1,5 @@
-"""CIFAR-stem ResNet backbones and the SimCLR / BYOL heads.
+"""CIFAR-stem ResNet backbones and the MLP heads of SimCLR and BYOL (their sizes: each
+method's registry entry, trainers.methods).
 
 The CIFAR stem (3x3 conv, stride 1, no max-pool) keeps 32x32 inputs at full
 resolution in the first stage, as in SimCLR's CIFAR-10 experiments. `width`
@@ -43,14 +44,15 @@ class ResNet(nn.Module):
             stage, in_channels = _make_stage(block, in_channels, planes, depth, stride)
             stages.append(stage)
         self.stages = nn.Sequential(*stages)
-        self.pool = nn.AdaptiveAvgPool2d(1)
         self.feature_dim = in_channels
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.flatten(self.pool(self.stages(self.stem(x))), 1)
+        # Global average pooling as a mean: AdaptiveAvgPool2d's CUDA backward has no
+        # deterministic form, so train.deterministic would refuse it.
+        return self.stages(self.stem(x)).mean(dim=(2, 3))
 
 
 def _make_stage(
@@ -88,9 +90,3 @@ def mlp(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
 def build_encoder(cfg: ModelConfig) -> ResNet:
     return ResNet(cfg.backbone, cfg.width)
 
-
-def head_dims(cfg: ModelConfig, method: str, feature_dim: int) -> tuple[int, int]:
-    """(hidden, output) sizes of the projection head: the papers' defaults unless set."""
-    if method == "simclr":
-        return cfg.hidden_dim or feature_dim, cfg.projection_dim or 128
-    return cfg.hidden_dim or 4096, cfg.projection_dim or 256

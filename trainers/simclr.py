@@ -8,16 +8,19 @@ from torch import nn
 from trainers.config import ModelConfig, TrainConfig
 from trainers.losses import nt_xent
 from trainers.method import SSLMethod
-from trainers.models import build_encoder, head_dims, mlp
+from trainers.methods import MethodInfo
+from trainers.models import build_encoder, mlp
 
 
 class SimCLR(SSLMethod):
     """Encoder f and projection g; NT-Xent over the 2N projected views."""
 
-    def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig) -> None:
-        super().__init__()
+    def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig,
+                 info: MethodInfo) -> None:
+        super().__init__(model_cfg, train_cfg, info)
         self.encoder = build_encoder(model_cfg)
-        hidden, out = head_dims(model_cfg, "simclr", self.encoder.feature_dim)
+        hidden, out = info.head_dims(model_cfg.hidden_dim, model_cfg.projection_dim,
+                                     self.encoder.feature_dim)
         self.projector = mlp(self.encoder.feature_dim, hidden, out)
         self.temperature = train_cfg.temperature
 

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 
 from sweeper.errors import EXIT_OK
+from trainers.methods import method_names
 
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:
@@ -75,7 +76,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
 
     step = benches.add_parser("step", help="training images/s and the FLOP floor")
     common(step, 512)
-    step.add_argument("--method", choices=["byol", "simclr"], default="simclr")
+    step.add_argument("--method", choices=method_names(), default="simclr")
     step.add_argument("--backbone", choices=["resnet18", "resnet50"], default="resnet18")
     step.add_argument("--width", type=_positive_int, default=64,
                       help="channels of the first stage (default 64, the standard ResNet)")
@@ -87,6 +88,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                       help="as train.precision (default auto: bf16 on CUDA and AMX CPUs)")
     step.add_argument("--compile", action="store_true",
                       help="as train.compile: torch.compile the loss (the warm-up compiles)")
+    step.add_argument("--deterministic", action="store_true",
+                      help="as train.deterministic; also times the same steps without it, "
+                           "alternating, for what it costs")
     step.add_argument("--peak-tflops", type=_positive_float,
                       help="the device's peak TFLOP/s (default: a table of CUDA GPUs)")
 
@@ -125,7 +129,8 @@ def run_bench(args: argparse.Namespace) -> int:
             result = measure_step(
                 args.method, resolve_device(args.device), args.batch_size, args.backbone,
                 args.width, args.steps, args.warmup, args.precision, args.peak_tflops,
-                threads=args.threads, progress=sys.stderr, compile_=args.compile)
+                threads=args.threads, progress=sys.stderr, compile_=args.compile,
+                deterministic=args.deterministic)
         else:
             result = measure_sweep(args.trials, progress=sys.stderr)
     except torch.OutOfMemoryError as exc:

@@ -13,12 +13,13 @@ import torch
 from sweeper.bench.errors import BenchError, BenchFailed
 from sweeper.bench.flops import peak_tflops, training_flops_per_image
 from sweeper.bench.format import Result, say
-from sweeper.bench.timing import device_name, sync, time_rounds, torch_threads
+from sweeper.bench.timing import Timing, device_name, sync, time_rounds, torch_threads
 from trainers.config import ModelConfig, TrainConfig
 from trainers.data import make_synthetic
-from trainers.loop import build_training
+from trainers.determinism import deterministic as deterministic_mode
+from trainers.loop import Training, build_training
 from trainers.memory import retain_freed_memory
-from trainers.methods import METHODS
+from trainers.methods import METHODS, choices
 
 EPOCH_IMAGES = 50_000  # one CIFAR-10 epoch
 
@@ -36,13 +37,16 @@ def measure_step(
     threads: int | None = None,
     progress: TextIO | None = None,
     compile_: bool = False,
+    deterministic: bool = False,
 ) -> Result:
     """Training images/s of `steps` steps taken as trainers.loop takes them, after `warmup`
     untimed ones, with the FLOP floor and the fraction of the peak (`peak` TFLOP/s, else
     looked up for CUDA devices) it reaches. `compile_` as train.compile: the warm-up steps
-    include the compilation, reported as `warmup_seconds`."""
+    include the compilation, reported as `warmup_seconds`. `deterministic` as
+    train.deterministic: its steps are the ones timed, alternating with as many of the same
+    steps without it (`images_per_sec_nondeterministic`, `deterministic_ratio`)."""
     if method_name not in METHODS:
-        raise BenchError(f"unknown method {method_name!r}; choose one of {sorted(METHODS)}")
+        raise BenchError(f"unknown method {method_name!r}: choose {choices(method_name)}")
     for what, value, low in (("batch size", batch_size, 1), ("steps", steps, 1),
                              ("warmup", warmup, 0), ("width", width, 1)):
         if value < low:
@@ -66,39 +70,43 @@ def measure_step(
 
         # The loop's own set-up and step (trainers.loop.Training).
         retain_freed_memory()  # as `sweeper trial` and the Ray workers do
-        training = build_training(method_name, model_cfg, train, 10, device, warmup + steps,
-                                  warmup)
-        method, head, autocast = training.method, training.head, training.autocast
-        forward, per_image = training_flops_per_image(method, image_size)
-        step = 0
-        loss_sum = torch.zeros((), device=device)
 
-        def one_step() -> int:
-            nonlocal step, loss_sum
-            index = torch.randperm(images.shape[0], generator=training.generator,
-                                   device=device)[:batch_size]
-            loss, _ = training.step(images[index], labels[index], step)
-            step += 1
-            loss_sum += loss
-            return batch_size
+        def stepper(pinned: bool) -> _Stepper:
+            training = build_training(method_name, model_cfg, train, 10, device,
+                                      warmup + steps, warmup)
+            return _Stepper(training, images, labels, batch_size, pinned, used_threads)
 
-        method.train()
-        head.train()
+        timed = stepper(deterministic)
+        # --deterministic: the same steps without it too, for what determinism costs.
+        plain = stepper(False) if deterministic else None
+        autocast = timed.training.autocast
+        forward, per_image = training_flops_per_image(timed.training.method, image_size)
         say(progress, f"step: {method_name} {backbone} width {width}, batch {batch_size} "
                       f"on {device} ({'bf16' if autocast else 'fp32'}"
-                      f"{', compiled' if compile_ else ''}), "
+                      f"{', compiled' if compile_ else ''}"
+                      f"{', deterministic and not, alternating' if plain else ''}), "
                       f"{warmup} warm-up + {steps} timed steps")
         warmup_started = time.perf_counter()
         for _ in range(warmup):
-            one_step()
+            timed()
         sync(device)
         warmup_seconds = time.perf_counter() - warmup_started
-        timing = time_rounds(one_step, device, 0.0, min_rounds=steps)
-        if not math.isfinite(loss_sum.item()):
-            raise BenchFailed(f"the {method_name} loss became NaN while benchmarking")
+        if plain is None:
+            timing = time_rounds(timed, device, 0.0, min_rounds=steps)
+        else:
+            for _ in range(warmup):
+                plain()
+            timing, plain_timing = _alternating(timed, plain, device, steps)
+        for run in (timed, plain):
+            if run is not None and not math.isfinite(run.loss_sum.item()):
+                raise BenchFailed(f"the {method_name} loss became NaN while benchmarking")
 
     rate = timing.median
     achieved = rate * per_image / 1e12
+    plain_rate = plain_timing.median if plain is not None else None
+    if plain_rate is not None:
+        say(progress, f"step: {rate:,.1f} images/s deterministic, {plain_rate:,.1f} without: "
+                      f"{rate / plain_rate:.2f}x")
     peak = peak if peak is not None else peak_tflops(device, autocast)
     return {
         "benchmark": "step",
@@ -108,6 +116,7 @@ def measure_step(
         "threads": used_threads,
         "precision": "bf16" if autocast else "fp32",
         "compile": compile_,
+        "deterministic": deterministic,
         "warmup_seconds": warmup_seconds,
         "backbone": backbone,
         "width": width,
@@ -123,4 +132,44 @@ def measure_step(
         "achieved_tflops": achieved,
         "peak_tflops": peak,
         "fraction_of_peak": achieved / peak if peak else None,
+        # --deterministic: the same steps without train.deterministic, and the ratio.
+        "images_per_sec_nondeterministic": plain_rate,
+        "deterministic_ratio": rate / plain_rate if plain_rate else None,
     }
+
+
+class _Stepper:
+    """One Training stepped as the loop steps it (a fresh random batch each call), under
+    train.deterministic's settings (`threads` threads) if `pinned`; returns the images."""
+
+    def __init__(self, training: Training, images: torch.Tensor, labels: torch.Tensor,
+                 batch_size: int, pinned: bool, threads: int) -> None:
+        self.training, self.images, self.labels = training, images, labels
+        self.batch_size, self.pinned, self.threads = batch_size, pinned, threads
+        self.step = 0
+        self.loss_sum = torch.zeros((), device=images.device)
+        training.method.train()
+        training.head.train()
+
+    def __call__(self) -> int:
+        with deterministic_mode(self.pinned, self.threads, self.images.device):
+            index = torch.randperm(self.images.shape[0], generator=self.training.generator,
+                                   device=self.images.device)[:self.batch_size]
+            loss, _ = self.training.step(self.images[index], self.labels[index], self.step)
+        self.step += 1
+        self.loss_sum += loss
+        return self.batch_size
+
+
+def _alternating(first: _Stepper, second: _Stepper, device: torch.device,
+                 steps: int) -> tuple[Timing, Timing]:
+    """`steps` timed steps of each, alternating (and which goes first): on a shared machine
+    both meet the same busy and quiet moments, which keeps their ratio steady."""
+    rounds: dict[int, list[Timing]] = {0: [], 1: []}
+    for i in range(steps):
+        for which in ((0, 1) if i % 2 == 0 else (1, 0)):
+            run = (first, second)[which]
+            rounds[which].append(time_rounds(run, device, 0.0, min_rounds=1))
+    merged = [Timing([r for t in timings for r in t.rates], sum(t.images for t in timings),
+                     sum(t.seconds for t in timings)) for timings in rounds.values()]
+    return merged[0], merged[1]

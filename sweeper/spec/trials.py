@@ -34,14 +34,17 @@ class Trial:
 
 
 def config_hash(config: TrialConfig) -> str:
-    """A stable hash of the whole resolved config: the identity of a trial."""
-    return _hash(config.model_dump(mode="json"))
+    """A stable hash of the whole resolved config: the identity of a trial. Values left
+    at their defaults are not hashed, so that a setting added later with a default that
+    keeps the old behaviour does not change the hash of any config."""
+    return _hash(config.model_dump(mode="json", exclude_defaults=True))
 
 
 def computation_hash(config: TrialConfig) -> str:
     """A hash of what a trial computes (its config without its sweep's name and its
     resources): two trials with the same one, in any sweep, train the same thing."""
-    return _hash(config.model_dump(mode="json", exclude=set(NOT_COMPUTED)))
+    return _hash(config.model_dump(mode="json", exclude=set(NOT_COMPUTED),
+                                   exclude_defaults=True))
 
 
 def _hash(data: dict[str, Any]) -> str:

@@ -33,7 +33,7 @@ from sweeper.cli import main
 from trainers.byol import BYOL
 from trainers.config import ModelConfig, TrainConfig
 from trainers.data import make_synthetic
-from trainers.methods import build_method
+from trainers.method import build_method
 
 CPU = torch.device("cpu")
 TINY_STEP = ["--width", "4", "--batch-size", "8", "--steps", "1", "--warmup", "0"]
@@ -119,6 +119,34 @@ def test_measure_step_reports_throughput_and_the_flop_floor(method: str) -> None
     with_peak = measure_step(method, CPU, batch_size=8, width=4, steps=1, warmup=0,
                              peak=2.0, threads=1)
     assert with_peak["fraction_of_peak"] == pytest.approx(with_peak["achieved_tflops"] / 2.0)
+
+
+def test_measure_step_names_the_registered_methods() -> None:
+    with pytest.raises(BenchError, match=r"^unknown method 'bypl': choose 'simclr' or 'byol' "
+                                         r"\(did you mean 'byol'\?\)$"):
+        measure_step("bypl", CPU, batch_size=8, width=4, steps=1, warmup=0)
+
+
+def test_measure_step_deterministic_times_both_ways_and_their_ratio() -> None:
+    threads_before = torch.get_num_threads()
+    progress = io.StringIO()
+    result = measure_step("simclr", CPU, batch_size=8, width=4, steps=3, warmup=1, threads=1,
+                          progress=progress, deterministic=True)
+    assert result["deterministic"] is True
+    for key in ("images_per_sec", "images_per_sec_nondeterministic", "deterministic_ratio"):
+        assert positive_finite(result[key]), key
+    assert result["deterministic_ratio"] == (result["images_per_sec"]
+                                             / result["images_per_sec_nondeterministic"])
+    assert result["threads"] == 1  # the same settings both ways
+    assert "images/s deterministic" in progress.getvalue().splitlines()[-1]
+    # The process is as it was: deterministic mode only held during its own steps.
+    assert not torch.are_deterministic_algorithms_enabled()
+    assert torch.get_num_threads() == threads_before
+
+    plain = measure_step("simclr", CPU, batch_size=8, width=4, steps=1, warmup=0, threads=1)
+    assert plain["deterministic"] is False
+    assert plain["images_per_sec_nondeterministic"] is None
+    assert plain["deterministic_ratio"] is None
 
 
 @pytest.mark.parametrize(("name", "peak"), [
@@ -241,6 +269,15 @@ def test_bench_step_json_is_the_last_line(method: str,
                            "achieved_tflops", "fraction_of_peak"}
     assert result["fraction_of_peak"] == pytest.approx(result["achieved_tflops"])
     assert "seconds per 50k-image epoch" in out
+
+
+def test_bench_step_deterministic_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "step", "--device", "cpu", "--threads", "1", *TINY_STEP,
+                 "--deterministic", "--json"]) == 0
+    out, err = capsys.readouterr()
+    result = json_last_line(out)
+    assert result["deterministic"] is True and positive_finite(result["deterministic_ratio"])
+    assert "deterministic and not, alternating" in err
 
 
 def test_bench_step_without_json_prints_only_the_table(

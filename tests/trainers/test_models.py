@@ -3,6 +3,7 @@ import torch
 
 from trainers.byol import BYOL
 from trainers.config import ModelConfig, TrainConfig
+from trainers.method import build_method
 from trainers.models import ResNet
 from trainers.optim import LARS, build_optimizer, split_decay_groups
 from trainers.simclr import SimCLR
@@ -33,9 +34,11 @@ def test_resnet18_width64_has_the_standard_parameter_count() -> None:
 
 def test_heads_and_ema_update() -> None:
     cfg, train = ModelConfig(width=8), TrainConfig(ema_decay=0.9)
-    simclr = SimCLR(cfg, train)
+    simclr = build_method("simclr", cfg, train)
+    assert isinstance(simclr, SimCLR)
     assert simclr.projector(torch.randn(4, 64)).shape == (4, 128)
-    byol = BYOL(cfg, train)
+    byol = build_method("byol", cfg, train)
+    assert isinstance(byol, BYOL)
     assert byol.predictor(byol.projector(torch.randn(4, 64))).shape == (4, 256)
     online = next(byol.encoder.parameters())
     target = next(byol.target_encoder.parameters())
@@ -50,7 +53,7 @@ def test_heads_and_ema_update() -> None:
 
 
 def test_norm_and_bias_parameters_are_excluded_from_decay() -> None:
-    net = SimCLR(ModelConfig(width=8), TrainConfig())
+    net = build_method("simclr", ModelConfig(width=8), TrainConfig())
     decay, no_decay = split_decay_groups([net])
     assert all(p.ndim > 1 for p in decay)
     assert all(p.ndim == 1 for p in no_decay)
