@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sweeper.commands import read_user_spec
 from sweeper.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, SpecError
 from sweeper.search import summary
-from sweeper.commands import read_user_spec
 
 if TYPE_CHECKING:
     from sweeper.driver import SweepOutcome

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sweeper.errors import EXIT_OK, SpecError
 from sweeper.commands import read_user_spec
+from sweeper.errors import EXIT_OK, SpecError
 
 
 def submit_command(args: argparse.Namespace) -> int:

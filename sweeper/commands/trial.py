@@ -9,9 +9,9 @@ import sys
 import time
 from typing import TextIO
 
+from sweeper.commands import read_user_spec
 from sweeper.errors import EXIT_OK, SweeperError
 from sweeper.search import trial_at
-from sweeper.commands import read_user_spec
 from sweeper.spec.trials import Trial
 from trainers.data import DatasetError
 from trainers.loop import (

@@ -84,7 +84,7 @@ def apply_override(data: dict[str, Any], override: Override, schema: Any) -> Non
         node, annotation = node[part], field_annotation(annotation, (part,))
     last = override.path[-1]
     merged = _merge(field_annotation(annotation, (last,)), node.get(last), override.value)
-    if merged is MISSING:
+    if merged is MISSING or (merged is None and mapping_value(annotation) is not None):
         node.pop(last, None)
     else:
         node[last] = merged
