@@ -19,14 +19,16 @@ def field_annotation(schema: Any, path: tuple[str, ...]) -> Any:
     current = schema
     for part in path:
         entry = mapping_value(current)
-        if entry is not None:
-            current = entry
-            continue
-        model = next((m for m in models_in(current) if part in m.model_fields), None)
-        if model is None:
+        current = entry if entry is not None else _field(current, part)
+        if current is MISSING:
             return MISSING
-        current = model.model_fields[part].annotation
     return current
+
+
+def _field(annotation: Any, name: str) -> Any:
+    """The annotation of field `name` of the model `annotation` is or holds, or MISSING."""
+    model = next((m for m in models_in(annotation) if name in m.model_fields), None)
+    return MISSING if model is None else model.model_fields[name].annotation
 
 
 def split_key(schema: Any, parts: tuple[str, ...]) -> tuple[tuple[str, ...], Any]:
@@ -44,16 +46,14 @@ def split_key(schema: Any, parts: tuple[str, ...]) -> tuple[tuple[str, ...], Any
         entry = mapping_value(current)
         if entry is not None:
             rest = parts[position:]
-            model = next((m for m in models_in(entry) if rest[-1] in m.model_fields), None)
-            if len(rest) > 1 and model is not None:
-                return (*path, ".".join(rest[:-1]), rest[-1]), model.model_fields[
-                    rest[-1]].annotation
+            field = _field(entry, rest[-1]) if len(rest) > 1 else MISSING
+            if field is not MISSING:
+                return (*path, ".".join(rest[:-1]), rest[-1]), field
             return (*path, ".".join(rest)), entry
-        model = next((m for m in models_in(current) if part in m.model_fields), None)
-        if model is None:
+        current = _field(current, part)
+        if current is MISSING:
             return tuple(parts), MISSING
         path.append(part)
-        current = model.model_fields[part].annotation
     return tuple(path), current
 
 

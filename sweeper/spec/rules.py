@@ -76,7 +76,7 @@ def readers() -> list[Reader]:
         Reader(("scheduler", "grace_period"), ("scheduler", "type"), frozenset({"asha"}),
                "the epochs ASHA waits before stopping a trial"),
         Reader(("scheduler", "reduction_factor"), ("scheduler", "type"), frozenset({"asha"}),
-               "the share of trials ASHA stops at each rung"),
+               "ASHA keeps 1 / factor of the trials at each rung"),
         Reader(("search", "num_samples"), ("search", "type"), frozenset({"optuna"}),
                "how many trials Optuna samples; a grid runs every cell"),
         Reader(("search", "sampler"), ("search", "type"), frozenset({"optuna"}),
@@ -294,7 +294,7 @@ def _enough_training_images(check: _Check) -> None:
 
 
 def _knn_k_within_the_images(check: _Check) -> None:
-    if not check.is_set(("eval", "knn_k")):
+    if not (check.is_set(("eval", "knn_k")) or check.axis(("eval", "knn_k"))):
         return  # the default adapts: k = min(knn_k, images)
     known = _train_images(check)
     bank = [known[0]] if known else []
@@ -316,9 +316,9 @@ def _warmup_within_the_epochs(check: _Check) -> None:
                                 ("train", "epochs"))
         default = "" if check.is_set(path) or check.axis(path) else " (the default)"
         check.warn(loc, name, f"a warm-up of {warmup:g} epochs{default} is longer than "
-                   f"train.epochs "
-                   f"{min(epochs)}: the learning rate never reaches its peak (learning_rate x "
-                   "batch_size / 256) and never decays; shorten train.warmup_epochs")
+                   f"train.epochs {min(epochs)}: the learning rate never reaches its peak "
+                   "(learning_rate x batch_size / 256) and never decays; shorten "
+                   "train.warmup_epochs")
 
 
 def _probes_within_the_epochs(check: _Check) -> None:
@@ -336,7 +336,8 @@ def _asha_can_stop_something(check: _Check) -> None:
     longest = max(check.values(("train", "epochs")))
     grace = check.spec.scheduler.grace_period
     if grace >= longest:
-        check.warn(("scheduler", "grace_period"), "scheduler.grace_period",
+        path = ("scheduler", "grace_period")
+        check.warn(path if check.is_set(path) else ("scheduler", "type"), ".".join(path),
                    f"{grace} is not below train.epochs {longest}: ASHA's first comparison "
                    "comes at or after the last epoch, so it stops no trial (the sweep runs as "
                    "fifo); lower grace_period, or train more epochs")

@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from sweeper.errors import SpecError
 from sweeper.spec.fields import get_path, set_path
 from sweeper.spec.messages import Locator, validate_model
 from sweeper.spec.overrides import apply_override, parse_override
@@ -79,6 +80,12 @@ def with_overrides(trial: Trial, overrides: list[str]) -> Trial:
         return trial
     data = trial.config.model_dump()
     for text in overrides:
+        if text.split("=", 1)[0].split(".", 1)[0].strip() in SweepSpec.model_fields.keys() - (
+                TrialConfig.model_fields.keys()):
+            raise SpecError(f"--set {text!r}: sweeper trial --set changes one trial's config, "
+                            "which has no search, scheduler or sweep settings; set the field "
+                            "itself (e.g. train.temperature=0.3), or pick another trial with "
+                            "--index")
         apply_override(data, parse_override(text, TrialConfig), TrialConfig)
     config = validate_model(TrialConfig, data, Locator("--set"))
     params = {name: get_path(config.model_dump(), param_path(name)) for name in trial.params

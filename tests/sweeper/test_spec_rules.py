@@ -107,6 +107,9 @@ WARNINGS = [
     ("eval: {knn_k: 2000}",
      "s.yaml, line 4: eval.knn_k: 2000 is more than the 1000 training images the kNN "
      "monitor searches: it votes with all of them; lower knn_k to at most 1000"),
+    ("search: {params: {eval.knn_k: [10, 5000]}}",
+     "s.yaml, line 4: search.params.eval.knn_k: 5000 is more than the 1000 training images "
+     "the kNN monitor searches: it votes with all of them; lower knn_k to at most 1000"),
     ("eval: {knn_k: 300, probe_train_size: 200}",
      "s.yaml, line 4: eval.knn_k: 300 is more than the 200 training images the kNN monitor "
      "searches: it votes with all of them; lower knn_k to at most 200"),

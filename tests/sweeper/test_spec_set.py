@@ -216,6 +216,12 @@ def test_sweeper_trial_overrides_merge_into_the_resolved_config_too() -> None:
     trial = trial_at(parse_spec(GRID), 1, ["train={epochs: 1}"])
     assert (trial.config.train.epochs, trial.config.train.batch_size,
             trial.config.train.color_jitter_strength) == (1, 64, 1.0)
+    with pytest.raises(SpecError) as info:
+        trial_at(parse_spec(GRID), 1, ["search.params.temperature=[0.3]"])
+    assert str(info.value) == (
+        "--set 'search.params.temperature=[0.3]': sweeper trial --set changes one trial's "
+        "config, which has no search, scheduler or sweep settings; set the field itself "
+        "(e.g. train.temperature=0.3), or pick another trial with --index")
 
 
 # --- a --set the search would override is refused ------------------------------------------
