@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 import sys
 import tempfile
@@ -10,7 +11,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from sweeper.cluster.access import auth_hint
 from sweeper.cluster.shipping import Upload, plan_upload, stage
@@ -70,8 +71,7 @@ def plan(spec: str, datasets: Iterable[DatasetConfig], workdir: Path | None = No
 
 
 def submit(address: str, spec: str, run_args: list[str], wait: bool,
-           datasets: Iterable[DatasetConfig] = (), out: TextIO = sys.stdout,
-           poll_s: float = 2.0) -> int:
+           datasets: Iterable[DatasetConfig] = (), out: TextIO = sys.stdout) -> int:
     """Submit; print the job id; with `wait`, stream the logs and return 0 iff it succeeded."""
     from ray.exceptions import AuthenticationError
     from ray.job_submission import JobSubmissionClient
@@ -97,17 +97,19 @@ def submit(address: str, spec: str, run_args: list[str], wait: bool,
     if not wait:
         print(f"follow it with: sweeper status --job {job_id} --address {address}", file=out)
         return 0
-    shown = 0
-    while True:
+    asyncio.run(_follow(client, job_id, out))
+    status = str(client.get_job_status(job_id).value)
+    while status not in TERMINAL:  # the log can end a moment before the job does
+        time.sleep(0.5)
         status = str(client.get_job_status(job_id).value)
-        logs = client.get_job_logs(job_id)
-        print(logs[shown:], end="", file=out, flush=True)
-        shown = len(logs)
-        if status in TERMINAL:
-            break
-        time.sleep(poll_s)
     print(f"job {job_id}: {status}", file=out)
     return 0 if status == "SUCCEEDED" else 1
+
+
+async def _follow(client: Any, job_id: str, out: TextIO) -> None:
+    """Print the job's log as the job server streams it, until the job ends."""
+    async for lines in client.tail_job_logs(job_id):
+        print(lines, end="", file=out, flush=True)
 
 
 def _cut(text: str, limit: int) -> str:

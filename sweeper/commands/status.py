@@ -109,7 +109,7 @@ def _ties(sweep: SweepRecord) -> list[str]:
         return []
     import pandas as pd
 
-    from sweeper.reports.tables import TIED, indistinguishable_from_best
+    from sweeper.reports.statistics import TIED, indistinguishable_from_best
 
     frame = pd.DataFrame([{**{a: _typed(r.params.get(a)) for a in axes}, "state": r.status,
                            sweep.metric: r.metrics.get(sweep.metric)} for r in finished])

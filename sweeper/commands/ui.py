@@ -10,11 +10,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 import webbrowser
 from typing import TextIO
+
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from sweeper.errors import SweeperError
 from sweeper.record.links import Glance, compare_url, describe, runs_url, sweep_glance
@@ -35,18 +36,19 @@ def mlflow_ui_command(tracking_uri: str, host: str, port: int) -> list[str]:
 
 def wait_until_serving(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
     """Poll MLflow's /health until it answers; fail early if the server died."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def answers() -> None:
         if process.poll() is not None:
             raise UiError(f"mlflow ui exited with status {process.returncode} "
                           "(is the port already in use?)")
-        try:
-            with urllib.request.urlopen(url + "health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise UiError(f"mlflow ui did not answer at {url} within {timeout_s:.0f} s")
+        with urllib.request.urlopen(url + "health", timeout=2) as response:
+            if response.status != 200:
+                raise OSError(f"/health answered {response.status}")
+
+    try:
+        Retrying(retry=retry_if_exception_type(OSError), wait=wait_fixed(0.5),
+                 stop=stop_after_delay(timeout_s), reraise=True)(answers)
+    except OSError:
+        raise UiError(f"mlflow ui did not answer at {url} within {timeout_s:.0f} s") from None
 
 
 def is_loopback(host: str) -> bool:

@@ -16,7 +16,6 @@ import contextlib
 import difflib
 import os
 import socket
-import time
 import urllib.request
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from mlflow.protos.databricks_pb2 import (
 )
 from mlflow.tracking import MlflowClient
 from mlflow.tracking.registry import UnsupportedModelRegistryStoreURIException
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from sweeper.errors import SweeperError
 from sweeper.record.artifacts import relocate
@@ -72,21 +72,19 @@ def open_client(tracking_uri: str, patience_s: float = 30.0) -> MlflowClient:
     if path is not None:
         relocate(path)  # a store folder copied or moved with its artifacts
     _check_database(tracking_uri)
-    deadline = time.monotonic() + patience_s
-    while True:
-        try:
-            return MlflowClient(tracking_uri)
-        except UnsupportedModelRegistryStoreURIException as exc:
-            raise TrackingUriUnusable(_unsupported(tracking_uri, exc.supported_uri_schemes)
-                                      ) from None
-        except MlflowException as exc:  # a store MLflow refuses (a file store, a schema)
-            raise TrackingUriUnusable(f"MLflow tracking store {_shown(tracking_uri)}: "
-                                      f"{_first_line(exc.message)}") from None
-        except sqlalchemy.exc.SQLAlchemyError as exc:  # another process is creating it
-            if time.monotonic() >= deadline:
-                raise TrackingUnavailable(f"MLflow tracking store {_shown(tracking_uri)} "
-                                          f"cannot be opened: {_first_line(exc)}") from exc
-            time.sleep(0.5)
+    try:  # a database error: another process is creating the schema, wait for it
+        return Retrying(retry=retry_if_exception_type(sqlalchemy.exc.SQLAlchemyError),
+                        wait=wait_fixed(0.5), stop=stop_after_delay(patience_s),
+                        reraise=True)(MlflowClient, tracking_uri)
+    except UnsupportedModelRegistryStoreURIException as exc:
+        raise TrackingUriUnusable(_unsupported(tracking_uri, exc.supported_uri_schemes)
+                                  ) from None
+    except MlflowException as exc:  # a store MLflow refuses (a file store, a schema)
+        raise TrackingUriUnusable(f"MLflow tracking store {_shown(tracking_uri)}: "
+                                  f"{_first_line(exc.message)}") from None
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        raise TrackingUnavailable(f"MLflow tracking store {_shown(tracking_uri)} "
+                                  f"cannot be opened: {_first_line(exc)}") from exc
 
 
 _DATABASES = ("postgresql", "mysql", "mssql")  # MLflow's database stores besides SQLite

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Metric, Param, RunTag
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from sweeper.record.artifacts import ROOT_TAG as ARTIFACT_ROOT_TAG
 from sweeper.record.artifacts import artifact_location, artifact_root
@@ -146,21 +147,23 @@ class SweepTracker:
 
         Creating needs the store (it assigns the run id): through an outage this waits
         up to `patience_s`, then raises TrackingUnavailable (resume the sweep later)."""
-        deadline = time.monotonic() + patience_s
-        while True:
-            try:
-                self._delivery.flush()
-                return self._trial_run(trial, with_seed, key or trial.config_hash)
-            except Exception as exc:
-                if not is_outage(exc):
-                    raise
-                if time.monotonic() >= deadline:
-                    raise TrackingUnavailable(
-                        f"MLflow tracking store {self.tracking_uri} is unavailable: {exc}; "
-                        "the sweep stopped — resume it with --resume when the store is back"
-                    ) from exc
-                log.warning("MLflow store unavailable (%s); retrying in 5 s", exc)
-                time.sleep(min(5.0, max(deadline - time.monotonic(), 0.0)))
+        def attempt() -> str:
+            self._delivery.flush()
+            return self._trial_run(trial, with_seed, key or trial.config_hash)
+
+        try:
+            return Retrying(retry=retry_if_exception(is_outage), wait=wait_fixed(5),
+                            stop=stop_after_delay(patience_s), reraise=True,
+                            before_sleep=lambda state: log.warning(
+                                "MLflow store unavailable (%s); retrying in 5 s",
+                                state.outcome.exception() if state.outcome else "?"))(attempt)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            raise TrackingUnavailable(
+                f"MLflow tracking store {self.tracking_uri} is unavailable: {exc}; "
+                "the sweep stopped — resume it with --resume when the store is back"
+            ) from exc
 
     def _trial_run(self, trial: Trial, with_seed: bool, key: str) -> str:
         if key in self._runs:

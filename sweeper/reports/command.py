@@ -131,7 +131,7 @@ def write_report(sweep: Sweep, folder: Path, reference: pd.DataFrame | None = No
 def _write_files(sweep: Sweep, folder: Path, reference: pd.DataFrame | None,
                  importance: Importance | None) -> list[Path]:
     """Every file of the report into the empty `folder`."""
-    from sweeper.reports import page, plots, tables
+    from sweeper.reports import latex, page, plots, tables
     from sweeper.reports.agreement import agreement, agreement_line
     from sweeper.reports.collect import CURVE_METRIC
     from sweeper.reports.cost import sweep_cost
@@ -150,10 +150,10 @@ def _write_files(sweep: Sweep, folder: Path, reference: pd.DataFrame | None,
     name = _latex_text(sweep.name)
     texts = {
         "appendix_b.csv": tables.to_csv(tables.appendix_b(summary)),
-        "appendix_b.tex": tables.appendix_b_latex(
+        "appendix_b.tex": latex.appendix_b_latex(
             summary, caption=f"All trials of the sweep {name}.", label=f"tab:{sweep.name}-all"),
         "best_by_batch_size.csv": tables.to_csv(tables.best_by_batch_size(summary)),
-        "best_by_batch_size.tex": tables.best_by_batch_size_latex(
+        "best_by_batch_size.tex": latex.best_by_batch_size_latex(
             summary, caption=f"Best trial per batch size of the sweep {name} "
             f"({_latex_text(sweep.metric)}, {sweep.mode}).", label=f"tab:{sweep.name}-best"),
         "trials.csv": tables.to_csv(tables.trials_table(sweep.trials, layout)),
@@ -165,7 +165,7 @@ def _write_files(sweep: Sweep, folder: Path, reference: pd.DataFrame | None,
         texts[AGREEMENT_FILE] = json.dumps(agreed, indent=2, allow_nan=False) + "\n"
     if comparison is not None:
         texts["reference_comparison.csv"] = tables.to_csv(comparison)
-        texts["reference_comparison.tex"] = tables.compare_latex(
+        texts["reference_comparison.tex"] = latex.compare_latex(
             comparison, summary, caption=f"The sweep {name} side by side with the reference "
             "(diff = sweep $-$ reference).", label=f"tab:{sweep.name}-reference")
     written = []

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from sweeper.reports import tables
+from sweeper.reports import latex, statistics, tables
 from sweeper.reports.tables import Layout, appendix_b, best_by_batch_size, summarise, to_csv
 
 
@@ -58,7 +58,7 @@ def test_optuna_trials_are_sorted_by_the_metric_and_failures_come_last() -> None
     assert table["top_1_accuracy"].tolist() == [0.62, 0.58, 0.41, 0.95]
     assert table["state"].tolist() == ["FINISHED"] * 3 + ["FAILED"]
     assert to_csv(table).splitlines()[3].startswith("0.1234567,2.0,")  # CSV: as logged
-    tex = tables.appendix_b_latex(summary, caption="c", label="l")
+    tex = latex.appendix_b_latex(summary, caption="c", label="l")
     # No grid, so no collapsing: equal neighbours are printed; long samples shortened.
     assert "\\textbf{0.5} & \\textbf{1.0} & " in tex and "\n0.5 & 0.1 & " in tex
     assert "\n0.1235 & 2.0 & " in tex
@@ -111,22 +111,22 @@ def test_ci95_is_the_student_t_half_width() -> None:
     sample = [0.80, 0.81, 0.79, 0.83]
     low, high = stats.t.interval(0.95, len(sample) - 1, loc=np.mean(sample),
                                  scale=stats.sem(sample))
-    assert tables.ci95(sample) == pytest.approx((high - low) / 2, rel=1e-12)
+    assert statistics.ci95(sample) == pytest.approx((high - low) / 2, rel=1e-12)
     # by hand: t_{0.975, 2} = 4.302653, s = 0.01, n = 3
-    assert tables.ci95([0.5, 0.51, 0.52]) == pytest.approx(4.302653 * 0.01 / 3**0.5, rel=1e-6)
-    assert np.isnan(tables.ci95([0.5]))
+    assert statistics.ci95([0.5, 0.51, 0.52]) == pytest.approx(4.302653 * 0.01 / 3**0.5, rel=1e-6)
+    assert np.isnan(statistics.ci95([0.5]))
 
 
 def test_welch_p_is_scipys_one_sided_welch_test() -> None:
     best, other = [0.83, 0.84, 0.82, 0.835], [0.80, 0.83, 0.78]
     expected = stats.ttest_ind(other, best, equal_var=False, alternative="less").pvalue
-    assert tables.welch_p_below(best, other) == pytest.approx(expected, rel=1e-10)
+    assert statistics.welch_p_below(best, other) == pytest.approx(expected, rel=1e-10)
     # mode=min: "other is above best"; losses mirror accuracies
-    assert tables.welch_p_below([-v for v in best], [-v for v in other], mode="min") \
+    assert statistics.welch_p_below([-v for v in best], [-v for v in other], mode="min") \
         == pytest.approx(expected, rel=1e-10)
-    assert np.isnan(tables.welch_p_below(best, [0.8]))
-    assert tables.welch_p_below([0.5, 0.5], [0.4, 0.4]) == 0.0  # no spread, lower: below
-    assert tables.welch_p_below([0.5, 0.5], [0.5, 0.5]) == 1.0
+    assert np.isnan(statistics.welch_p_below(best, [0.8]))
+    assert statistics.welch_p_below([0.5, 0.5], [0.4, 0.4]) == 0.0  # no spread, lower: below
+    assert statistics.welch_p_below([0.5, 0.5], [0.5, 0.5]) == 1.0
 
 
 def test_indistinguishable_from_best_marks_the_best_and_its_ties() -> None:
@@ -136,7 +136,7 @@ def test_indistinguishable_from_best_marks_the_best_and_its_ties() -> None:
                     0.4: [0.7]})                # one seed: cannot be tested
     frame.loc[len(frame)] = frame.iloc[0].to_dict() | {"temperature": 0.5, "state": "FAILED",
                                                         "top_1_accuracy": 0.99}
-    cells = tables.indistinguishable_from_best(frame, ["temperature"])
+    cells = statistics.indistinguishable_from_best(frame, ["temperature"])
     assert cells["temperature"].tolist() == [0.1, 0.2, 0.3, 0.4]  # FAILED runs are no cell
     assert cells["n"].tolist() == [3, 3, 3, 1]
     assert cells[tables.TIED].astype(object).fillna("NA").tolist() == [True, True, False, "NA"]
@@ -144,9 +144,9 @@ def test_indistinguishable_from_best_marks_the_best_and_its_ties() -> None:
     assert np.isnan(p[0]) and p[1] > 0.05 and p[2] < 0.05 and np.isnan(p[3])
     assert p[2] == pytest.approx(stats.ttest_ind([0.80, 0.81, 0.79], [0.82, 0.84, 0.83],
                                                  equal_var=False, alternative="less").pvalue)
-    assert cells["ci95"][0] == pytest.approx(tables.ci95([0.82, 0.84, 0.83]))
+    assert cells["ci95"][0] == pytest.approx(statistics.ci95([0.82, 0.84, 0.83]))
     # mode=min (a loss): 0.3 is best, 0.1 significantly above it, 0.2 a tie.
-    low = tables.indistinguishable_from_best(frame[frame["temperature"] < 0.35],
+    low = statistics.indistinguishable_from_best(frame[frame["temperature"] < 0.35],
                                              ["temperature"], mode="min")
     assert low[tables.TIED].tolist() == [False, True, True]
 
@@ -165,7 +165,7 @@ def test_seeded_tables_gain_ci95_and_the_tie_column_single_seeds_do_not() -> Non
         "0.1,0.01,0.0,0.0,0.83,0.01,0.025,0.9,0.0,0.0,100,0 1 2,True",
         "0.2,0.01,0.0,0.0,0.813,0.023,0.056,0.9,0.0,0.0,100,0 1 2,True",
         "0.3,0.01,0.0,0.0,0.8,0.01,0.025,0.9,0.0,0.0,100,0 1 2,False"]
-    tex = tables.appendix_b_latex(summarise(frame, Layout(axes)), caption="c", label="l")
+    tex = latex.appendix_b_latex(summarise(frame, Layout(axes)), caption="c", label="l")
     assert "\\textbf{$0.83 \\pm 0.01$\\textsuperscript{\\dag}}" in tex
     assert "& $0.813 \\pm 0.023$\\textsuperscript{\\dag} &" in tex
     assert "& $0.8 \\pm 0.01$ &" in tex
