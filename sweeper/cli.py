@@ -18,7 +18,6 @@ from sweeper.errors import (
     SweeperError,
 )
 from sweeper.search import summary
-from sweeper.spec.load import load_spec
 
 DESCRIPTION = ("Hyperparameter sweeps of SimCLR and BYOL: run a search space with Ray Tune, "
                "track every trial in MLflow, report the thesis's tables.")
@@ -173,7 +172,9 @@ def _prepare_process(args: argparse.Namespace) -> None:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    spec = load_spec(args.spec, args.overrides)
+    from sweeper.commands import read_user_spec
+
+    spec, _ = read_user_spec(args.spec, args.overrides)
     print(summary(spec))
     return EXIT_OK
 

@@ -36,6 +36,10 @@ MAX_SEED = 2**63 - 1
 MAX_BATCH_SIZE = 65536
 MAX_EPOCHS = 100_000
 MAX_IMAGES = 100_000_000
+# The fewest training images a trial can learn from: a contrastive loss needs a second image
+# as a negative (SimCLR's loss over one image is 0), and the offline probe standardises
+# features by their spread over at least two (over one: NaN, then L-BFGS overflows).
+MIN_TRAIN_IMAGES = 2
 
 
 def between(low: float, high: float, why: str, *, low_open: bool = False

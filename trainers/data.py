@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trainers.config import DatasetConfig
+from trainers.config import MIN_TRAIN_IMAGES, DatasetConfig
 from trainers.dataset_error import DatasetError
 from trainers.image_folder import (
     IMG_EXTENSIONS,
@@ -92,6 +92,7 @@ def load_dataset(cfg: DatasetConfig) -> ImageData:
         raise DatasetError(f"unknown dataset.name {cfg.name!r}")
     if cfg.name != "image_folder":  # image_folder caps before decoding, to skip unused files
         data = _cap_tensors(data, cfg.train_size, cfg.test_size)
+    _check_sizes(cfg, data.train_images.shape[0], data.num_classes)
     logger.info(
         "loaded dataset %s: %d train / %d test images of %dx%d, %d classes, in %.2fs",
         cfg.name,
@@ -103,6 +104,39 @@ def load_dataset(cfg: DatasetConfig) -> ImageData:
         time.perf_counter() - start,
     )
     return data
+
+
+# --- sizes ------------------------------------------------------------------------------------
+
+def _describe(cfg: DatasetConfig) -> str:
+    return f"dataset {cfg.name}" + (f" at {cfg.root}" if cfg.root else "")
+
+
+def _check_sizes(cfg: DatasetConfig, train_images: int, classes: int) -> None:
+    """Refuse a training split too small to train; warn of one class (every probe then
+    scores 1.0, so accuracies compare nothing)."""
+    if train_images < MIN_TRAIN_IMAGES:
+        capped = " (after dataset.train_size)" if cfg.train_size is not None else ""
+        raise DatasetError(
+            f"{_describe(cfg)}: the training split has {train_images} image{capped}; training "
+            f"needs at least {MIN_TRAIN_IMAGES} (a contrastive loss needs another image as a "
+            "negative, and the probe standardises features over at least 2): add images"
+        )
+    if classes < 2:
+        logger.warning("%s has one class: every probe scores 1.0, so accuracies compare "
+                       "nothing (optimise loss, or add a class)", _describe(cfg))
+
+
+def check_batch_size(cfg: DatasetConfig, train_images: int, batch_size: int) -> None:
+    """Refuse a batch larger than the training split: every step would train on a partial
+    batch while the learning rate scales by the stated batch size."""
+    if batch_size > train_images:
+        raise DatasetError(
+            f"train.batch_size {batch_size} is more than the {train_images} training images of "
+            f"{_describe(cfg)}: every step would train on a partial batch of {train_images} "
+            f"while the learning rate scales by {batch_size} / 256; use a batch size of at "
+            f"most {train_images}, or more images"
+        )
 
 
 # --- caps -------------------------------------------------------------------------------------
@@ -183,20 +217,29 @@ def _cifar10_error(root: Path, base: Path, download: bool, exc: Exception) -> Da
 # --- image_folder -----------------------------------------------------------------------------
 
 
-def check_dataset(cfg: DatasetConfig) -> None:
+def check_dataset(cfg: DatasetConfig, batch_size: int | None = None) -> None:
     """A cheap pre-flight before a sweep: the data is there (CIFAR-10 downloaded once,
-    here, rather than by every trial at the same time), or a DatasetError says why.
+    here, rather than by every trial at the same time), large enough to train on (and
+    for `batch_size`, the largest any trial uses), or a DatasetError says why.
 
     For an image folder: both splits, the same classes in each, every class holding
     images, every image's header readable and a sample of each class decoding, after
     the caps (the files trials will decode). cifar10-mini (12k images): ~1 s."""
     if cfg.name == "cifar10":
-        _load_cifar10(cfg)
+        data = _cap_tensors(_load_cifar10(cfg), cfg.train_size, cfg.test_size)
+        train_images, classes = data.train_images.shape[0], data.num_classes
     elif cfg.name == "image_folder":
-        _, classes, train, test = _image_folder_files(cfg)
+        _, names, train, test = _image_folder_files(cfg)
         size = image_size(train[0][0])
         for files, labels in (train, test):
-            check_images(files, labels, len(classes), size)
+            check_images(files, labels, len(names), size)
+        train_images, classes = len(train[0]), len(names)
+    else:
+        train_images = min(cfg.synthetic_train_size, cfg.train_size or cfg.synthetic_train_size)
+        classes = len(SYNTHETIC_CLASSES)
+    _check_sizes(cfg, train_images, classes)
+    if batch_size is not None:
+        check_batch_size(cfg, train_images, batch_size)
 
 
 Split = tuple[list[Path], torch.Tensor]  # image files and their labels
@@ -257,5 +300,5 @@ def _load_synthetic(cfg: DatasetConfig) -> ImageData:
     return ImageData(train_images, train_labels, test_images, test_labels, SYNTHETIC_CLASSES)
 
 
-__all__ = ["IMG_EXTENSIONS", "SYNTHETIC_CLASSES", "DatasetError", "ImageData", "check_dataset",
-           "load_dataset", "make_synthetic"]
+__all__ = ["IMG_EXTENSIONS", "MIN_TRAIN_IMAGES", "SYNTHETIC_CLASSES", "DatasetError", "ImageData",
+           "check_batch_size", "check_dataset", "load_dataset", "make_synthetic"]

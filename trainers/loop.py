@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trainers.config import ModelConfig, TrainConfig, TrialConfig
-from trainers.data import ImageData, load_dataset
+from trainers.data import ImageData, check_batch_size, load_dataset
 from trainers.determinism import deterministic, trial_threads
 from trainers.faults import inject_faults
 from trainers.method import SSLMethod, build_method
@@ -209,6 +209,7 @@ def _fit(
     train, ev = cfg.train, cfg.eval
 
     num_train = data.train_images.shape[0]
+    check_batch_size(cfg.dataset, num_train, train.batch_size)
     per_epoch = steps_per_epoch(num_train, train.batch_size)
     total_steps = train.epochs * per_epoch
     training = build_training(cfg.method, cfg.model, train, data.num_classes, device,

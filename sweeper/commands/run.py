@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sweeper.commands import read_user_spec
 from sweeper.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, SpecError
 from sweeper.search import summary
-from sweeper.spec.load import parse_spec, read_spec_text
 
 if TYPE_CHECKING:
     from sweeper.driver import SweepOutcome
@@ -24,8 +24,8 @@ def run(args: argparse.Namespace) -> int:
     from sweeper.commands.dry_run import dry_run
 
     overrides = list(args.overrides) + ([f"name={args.name}"] if args.name else [])
-    spec_text = read_spec_text(args.spec)  # read once: MLflow records the text that was parsed
-    spec = parse_spec(spec_text, source=args.spec, overrides=overrides)
+    # Read once: MLflow records the text that was parsed.
+    spec, spec_text = read_user_spec(args.spec, overrides)
     if args.dry_run:
         print("\n".join(dry_run(spec)))
         return EXIT_OK

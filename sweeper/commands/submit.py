@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from sweeper.commands import read_user_spec
 from sweeper.errors import EXIT_OK, SpecError
-from sweeper.spec.load import load_spec
 
 
 def submit_command(args: argparse.Namespace) -> int:
@@ -16,7 +16,7 @@ def submit_command(args: argparse.Namespace) -> int:
     from sweeper.search import expand
 
     overrides = list(args.overrides) + ([f"name={args.name}"] if args.name else [])
-    spec = load_spec(args.spec, overrides)  # a bad spec fails here, not on the cluster
+    spec, _ = read_user_spec(args.spec, overrides)  # a bad spec fails here, not on the cluster
     datasets = {trial.config.dataset for trial in expand(spec)}
     if args.dry_run:
         upload = plan(args.spec, datasets)

@@ -9,9 +9,9 @@ import sys
 import time
 from typing import TextIO
 
+from sweeper.commands import read_user_spec
 from sweeper.errors import EXIT_OK, SweeperError
 from sweeper.search import trial_at
-from sweeper.spec.load import load_spec
 from sweeper.spec.trials import Trial
 from trainers.data import DatasetError
 from trainers.loop import (
@@ -78,7 +78,7 @@ def format_epoch(metrics: Metrics, epochs: int, elapsed: float) -> str:
 
 
 def trial_command(args: argparse.Namespace) -> int:
-    spec = load_spec(args.spec)
+    spec, _ = read_user_spec(args.spec)
     trial = trial_at(spec, args.index, args.overrides)
     started = time.perf_counter()
     metrics = run_trial(trial, progress=sys.stderr)

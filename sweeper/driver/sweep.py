@@ -29,6 +29,7 @@ from sweeper.record.ranking import best_trial
 from sweeper.record.writer import SweepTracker
 from sweeper.search import check_runnable, expand, num_trials, summary
 from sweeper.spec.schema import SweepSpec
+from trainers.config import DatasetConfig
 from trainers.data import check_dataset
 
 
@@ -74,8 +75,12 @@ def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
     storage.check_bucket(options.storage)
     folder = storage.sweep_location(options.storage, spec.name)
     if options.address is None:  # on a cluster the workers' filesystems are what matter
-        for dataset in {t.config.dataset for t in expand(spec)}:
-            check_dataset(dataset)
+        largest: dict[DatasetConfig, int] = {}  # the largest batch each dataset must fill
+        for trial in expand(spec):
+            dataset, batch = trial.config.dataset, trial.config.train.batch_size
+            largest[dataset] = max(largest.get(dataset, 0), batch)
+        for dataset, batch in largest.items():
+            check_dataset(dataset, batch)
     tracker = SweepTracker(options.tracking_uri, spec.name)
     tracker.check_available()
     restoring = should_restore(spec, folder, tune.Tuner.can_restore(folder), tracker,

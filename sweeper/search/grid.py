@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from sweeper.record.contract import run_name
-from sweeper.search.kind import KIND_KEY, SearchKind
+from sweeper.search.kind import KIND_KEY, SearchKind, SearchRefused
 from sweeper.spec.messages import short
 from sweeper.spec.schema import MAX_GRID_VALUES, SearchSpec, SweepSpec
 from sweeper.spec.trials import Trial, base_config, with_values
@@ -27,17 +27,21 @@ class GridKind(SearchKind):
     def check(self, search: SearchSpec) -> None:
         for name, values in search.params.items():
             if not isinstance(values, list):
-                raise ValueError(f"grid parameter {name!r} must be a list of values")
+                raise SearchRefused(f"grid parameter {name!r} must be a list of values (a "
+                                    "distribution needs search.type: optuna)", "params", name)
             if not values:
-                raise ValueError(f"grid parameter {name!r} has no values")
+                raise SearchRefused(f"grid parameter {name!r} has no values", "params", name)
             if len(values) > MAX_GRID_VALUES:
-                raise ValueError(f"grid parameter {name!r} has {len(values)} values, more "
-                                 f"than {MAX_GRID_VALUES}: sweep fewer, or use optuna")
+                raise SearchRefused(f"grid parameter {name!r} has {len(values)} values, more "
+                                    f"than {MAX_GRID_VALUES}: sweep fewer, or use optuna",
+                                    "params", name)
             if len({json.dumps(v) for v in values}) != len(values):
-                raise ValueError(f"grid parameter {name!r} repeats a value: {short(values)} "
-                                 "(repeat trials with search.seeds instead)")
+                raise SearchRefused(f"grid parameter {name!r} repeats a value: "
+                                    f"{short(values)} (repeat trials with search.seeds "
+                                    "instead)", "params", name)
         if search.warm_start:
-            raise ValueError("search.warm_start seeds an Optuna sampler: it needs type: optuna")
+            raise SearchRefused("search.warm_start seeds an Optuna sampler: it needs type: "
+                                "optuna", "warm_start")
 
     def num_trials(self, spec: SweepSpec) -> int:
         return math.prod(len(v) for v in _grids(spec)) * len(spec.search.seeds)

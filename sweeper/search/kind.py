@@ -31,12 +31,21 @@ class OptunaPlan:
     rewards: list[float] = field(default_factory=list)
 
 
+class SearchRefused(ValueError):
+    """A kind's refusal of its search section (one line); `loc` is where, below
+    `search`: ("params", NAME) for one axis, () for the section."""
+
+    def __init__(self, message: str, *loc: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
 class SearchKind(ABC):
     name: str
 
     @abstractmethod
     def check(self, search: SearchSpec) -> None:
-        """Refuse (ValueError, one line) a search section this kind cannot run."""
+        """Refuse (SearchRefused, one line) a search section this kind cannot run."""
 
     @abstractmethod
     def num_trials(self, spec: SweepSpec) -> int:

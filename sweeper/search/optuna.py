@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sweeper.search.kind import KIND_KEY, OptunaPlan, SearchKind
+from sweeper.search.kind import KIND_KEY, OptunaPlan, SearchKind, SearchRefused
 from sweeper.spec.schema import MAX_OPTUNA_SEED, OptunaParam, SearchSpec, SweepSpec
 from sweeper.spec.trials import Trial, base_config, resolve_values
 
@@ -22,16 +22,18 @@ class OptunaKind(SearchKind):
     def check(self, search: SearchSpec) -> None:
         for name, param in search.params.items():
             if not isinstance(param, OptunaParam):
-                raise ValueError(f"optuna parameter {name!r} must be a distribution "
-                                 "({type: float|int|categorical, low, high, log, choices})")
+                raise SearchRefused(f"optuna parameter {name!r} must be a distribution "
+                                    "({type: float|int|categorical, low, high, log, choices})",
+                                    "params", name)
         if search.num_samples is None:
-            raise ValueError("an optuna search needs num_samples")
+            raise SearchRefused("an optuna search needs num_samples")
         if len(search.seeds) != 1:
-            raise ValueError("an optuna search takes one seed (Optuna samples every trial "
-                             f"afresh), got seeds {search.seeds}")
+            raise SearchRefused("an optuna search takes one seed (Optuna samples every trial "
+                                f"afresh), got seeds {search.seeds}", "seeds")
         if search.seeds[0] > MAX_OPTUNA_SEED:
-            raise ValueError(f"an optuna seed must be between 0 and 2**32 - 1 (Optuna's "
-                             f"samplers seed numpy's 32-bit RandomState), got {search.seeds[0]}")
+            raise SearchRefused(f"an optuna seed must be between 0 and 2**32 - 1 (Optuna's "
+                                "samplers seed numpy's 32-bit RandomState), got "
+                                f"{search.seeds[0]}", "seeds")
 
     def num_trials(self, spec: SweepSpec) -> int:
         return spec.search.num_samples or 0

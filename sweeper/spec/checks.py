@@ -5,32 +5,14 @@ to its field, and only fields that may vary swept."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
-
-import yaml
 
 from sweeper.errors import SpecError
 from sweeper.spec.fields import MISSING, field_annotation, get_path, is_model, leaf_types
-from sweeper.spec.messages import short, suggest
+from sweeper.spec.messages import Locator, short, suggest
 from sweeper.spec.schema import SAFE_VALUE, SweepSpec
 from sweeper.spec.trials import base_config, param_path, with_values
-from sweeper.spec.yaml_reader import line_of
 from trainers.config import TrainConfig, TrialConfig
-
-
-@dataclass(frozen=True)
-class Locator:
-    """Where a spec's value came from: its YAML line, or --set."""
-
-    source: str
-    root: yaml.Node | None
-    override_paths: list[tuple[str, ...]]
-
-    def at(self, *loc: str) -> str:
-        if any(loc[: len(p)] == p for p in self.override_paths):
-            return f"{self.source} (from --set)"
-        return f"{self.source}{line_of(self.root, loc)}"
 
 
 def check_search_values(spec: SweepSpec, where: Locator) -> None:

@@ -8,16 +8,29 @@ sweeper.spec.yaml_reader (capped, parsed once, aliases bounded).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from sweeper.errors import SpecError
 from sweeper.search import KINDS
-from sweeper.spec.checks import Locator, check_search_values, check_swept_fields
-from sweeper.spec.fields import set_path
-from sweeper.spec.messages import suggest, validate_model
-from sweeper.spec.overrides import parse_override
+from sweeper.search.kind import SearchRefused
+from sweeper.spec.checks import check_search_values, check_swept_fields
+from sweeper.spec.messages import Locator, suggest, validate_model
+from sweeper.spec.overrides import Override, apply_override, parse_override
+from sweeper.spec.rules import check_rules
 from sweeper.spec.schema import SweepSpec
 from sweeper.spec.yaml_reader import MAX_SPEC_BYTES, one_line, parse_yaml
+
+
+@dataclass(frozen=True)
+class UserSpec:
+    """A spec as a user wrote it, checked by its rules too (sweeper.spec.rules): the spec,
+    and one line per warning, each starting where the setting came from. What the
+    commands that read a spec the user wrote get (validate, run, trial, submit); a
+    recorded spec is read with `parse_spec`, as it ran."""
+
+    spec: SweepSpec
+    warnings: list[str]
 
 
 def load_spec(path: str | Path, overrides: list[str] | None = None) -> SweepSpec:
@@ -44,6 +57,20 @@ def read_spec_text(path: str | Path) -> str:
 
 def parse_spec(text: str, source: str = "<spec>", overrides: list[str] | None = None
                ) -> SweepSpec:
+    """A spec's text and overrides into a `SweepSpec`, every value checked."""
+    return _parse(text, source, overrides or [])[0]
+
+
+def parse_user_spec(text: str, source: str = "<spec>", overrides: list[str] | None = None
+                    ) -> UserSpec:
+    """`parse_spec`, then the rules: a SpecError for what can only be a mistake, and the
+    warnings about what does nothing."""
+    spec, where, parsed = _parse(text, source, overrides or [])
+    return UserSpec(spec, check_rules(spec, where, parsed))
+
+
+def _parse(text: str, source: str, overrides: list[str]
+           ) -> tuple[SweepSpec, Locator, list[Override]]:
     if len(text) > MAX_SPEC_BYTES:
         raise SpecError(f"{source}: the spec is larger than {MAX_SPEC_BYTES // 1024} KiB; a "
                         "spec is a page of YAML")
@@ -53,17 +80,15 @@ def parse_spec(text: str, source: str = "<spec>", overrides: list[str] | None = 
     if not isinstance(data, dict):
         raise SpecError(f"{source}: the spec must be a mapping of keys (name, method, ...), "
                         f"not a {type(data).__name__}")
-    parsed = [parse_override(o, SweepSpec) for o in overrides or []]
-    for opath, value in parsed:
-        set_path(data, opath, value)
-    override_paths = [opath for opath, _ in parsed]
-    spec: SweepSpec = validate_model(SweepSpec, data, source=source, root=root,
-                                     override_paths=override_paths)
-    located = Locator(source, root, override_paths)
-    _check_search_kind(spec, located)
-    check_swept_fields(spec, located)
-    check_search_values(spec, located)
-    return spec
+    parsed = [parse_override(o, SweepSpec) for o in overrides]
+    for override in parsed:
+        apply_override(data, override, SweepSpec)
+    where = Locator(source, root, [leaf for o in parsed for leaf in o.leaves(SweepSpec)])
+    spec: SweepSpec = validate_model(SweepSpec, data, where)
+    _check_search_kind(spec, where)
+    check_swept_fields(spec, where)
+    check_search_values(spec, where)
+    return spec, where, parsed
 
 
 def _check_search_kind(spec: SweepSpec, where: Locator) -> None:
@@ -75,5 +100,6 @@ def _check_search_kind(spec: SweepSpec, where: Locator) -> None:
                         f"of {', '.join(KINDS)}")
     try:
         kind.check(spec.search)
-    except ValueError as exc:
-        raise SpecError(f"{where.at('search')}: search: {exc}") from None
+    except SearchRefused as exc:
+        field = ".".join(("search", *exc.loc))
+        raise SpecError(f"{where.at('search', *exc.loc)}: {field}: {exc}") from None

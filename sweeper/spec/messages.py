@@ -6,48 +6,67 @@ from __future__ import annotations
 
 import difflib
 import reprlib
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from sweeper.errors import SpecError
-from sweeper.spec.fields import field_annotation, is_model
+from sweeper.spec.fields import field_annotation, models_in
 from sweeper.spec.yaml_reader import line_of, plain_type
 
 # pydantic's tags for the members of a search parameter's union: not part of a field's name.
 LOC_NOISE = {"grid", "distribution"}
 
 
-def validate_model(schema: type[Any], data: Any, source: str, root: yaml.Node | None = None,
-                   override_paths: list[tuple[str, ...]] | None = None) -> Any:
+@dataclass(frozen=True)
+class Locator:
+    """Where a spec's value came from: its YAML line, or --set. `set_paths` are the
+    paths --set wrote (each leaf of a merged mapping)."""
+
+    source: str
+    root: yaml.Node | None = None
+    set_paths: list[tuple[str, ...]] = field(default_factory=list)
+
+    def from_set(self, loc: tuple[str, ...]) -> bool:
+        """Whether the value at `loc` is, or holds, one --set wrote."""
+        return any(loc[: len(p)] == p or (loc and p[: len(loc)] == loc)
+                   for p in self.set_paths)
+
+    def at(self, *loc: str) -> str:
+        """'s.yaml, line 7' or 's.yaml (from --set)': the start of a message about `loc`."""
+        if self.from_set(loc):
+            return f"{self.source} (from --set)"
+        return f"{self.source}{line_of(self.root, loc)}"
+
+
+def validate_model(schema: type[Any], data: Any, where: Locator) -> Any:
     """`schema.model_validate(data)`, its errors as one SpecError (a line per error)."""
     try:
         return schema.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(_describe(exc, schema, source, root, override_paths or [])) from None
+        raise SpecError(_describe(exc, schema, where)) from None
 
 
-def _describe(exc: ValidationError, schema: type[BaseModel], source: str,
-              root: yaml.Node | None, override_paths: list[tuple[str, ...]]) -> str:
+def _describe(exc: ValidationError, schema: type[BaseModel], where: Locator) -> str:
     lines = []
     for error in exc.errors():
         # Drop pydantic's own loc entries (union tags, "function-after[...]").
         loc = tuple(str(p) for p in error["loc"] if str(p) not in LOC_NOISE
                     and "[" not in str(p))
         field = cut(".".join(loc), 120) or "(spec)"
-        from_override = any(loc[: len(p)] == p for p in override_paths)
-        line = " (from --set)" if from_override else line_of(root, loc)
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden" and loc:
-            parent = field_annotation(schema, loc[:-1]) if len(loc) > 1 else schema
-            options = list(parent.model_fields) if is_model(parent) else []
+            options = [f for m in models_in(field_annotation(schema, loc[:-1]))
+                       for f in m.model_fields]
             message = f"unknown key{suggest(loc[-1], options)}"
-            lines.append(f"{source}{line}: {field}: {message}")
+            lines.append(f"{where.at(*loc)}: {field}: {message}")
             continue
         value = error.get("input")
         shown = "" if isinstance(value, dict) else f" (got {short(value)})"
-        lines.append(f"{source}{line}: {field}: {message}{shown}{_fix(error['type'], value)}")
+        lines.append(f"{where.at(*loc)}: {field}: {message}{shown}"
+                     f"{_fix(error['type'], value)}")
     return "\n".join(lines)
 
 

@@ -26,7 +26,7 @@ from trainers.config import (
     TrainConfig,
     between,
 )
-from trainers.metrics import OPTIMISABLE
+from trainers.metrics import METRICS, OPTIMISABLE
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
 # A swept text value becomes part of run names and trial folders: nothing that could
@@ -155,7 +155,7 @@ class SweepSpec(_SpecModel):
         1, MAX_RUN_TRIALS, "trials running at once")] | None = None
     max_failures: Annotated[int, between(0, 1000, "retries of a trial whose worker died")] = 2
     metric: str = "top_1_accuracy"
-    mode: Literal["max", "min"] = "max"
+    mode: Literal["max", "min"] = "max"  # left out: the metric's direction (_mode_of_metric)
     # Which finished trials keep their final encoder in MLflow (artifact encoder/).
     save_encoders: Literal["best", "all", "none"] = "best"
 
@@ -167,6 +167,18 @@ class SweepSpec(_SpecModel):
             raise ValueError(f"name {short(name)} must match [A-Za-z0-9._-]+ and have at "
                              "most 128 characters (it names a folder and an experiment)")
         return name
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mode_of_metric(cls, data: Any) -> Any:
+        """A spec that leaves `mode` out optimises its metric in the metric's direction
+        (trainers.metrics): `metric: loss` alone minimises the loss."""
+        if isinstance(data, dict) and "mode" not in data:
+            metric = data.get("metric", cls.model_fields["metric"].default)
+            info = METRICS.get(metric) if isinstance(metric, str) else None
+            if info is not None and info.direction is not None:
+                return {**data, "mode": info.direction}
+        return data
 
     @model_validator(mode="after")
     def _asha_needs_per_epoch_metric(self) -> SweepSpec:

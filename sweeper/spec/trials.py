@@ -9,9 +9,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from sweeper.errors import SpecError
 from sweeper.spec.fields import get_path, set_path
-from sweeper.spec.messages import validate_model
-from sweeper.spec.overrides import parse_override
+from sweeper.spec.messages import Locator, validate_model
+from sweeper.spec.overrides import apply_override, parse_override
 from sweeper.spec.schema import SweepSpec
 from trainers.config import TrialConfig
 
@@ -72,7 +73,7 @@ def with_values(base: dict[str, Any], values: dict[str, Any]) -> TrialConfig:
     data = json.loads(json.dumps(base))  # a deep copy of plain data
     for name, value in values.items():
         set_path(data, param_path(name), value)
-    return validate_model(TrialConfig, data, source="search.params")
+    return validate_model(TrialConfig, data, Locator("search.params"))
 
 
 def with_overrides(trial: Trial, overrides: list[str]) -> Trial:
@@ -81,10 +82,15 @@ def with_overrides(trial: Trial, overrides: list[str]) -> Trial:
     if not overrides:
         return trial
     data = trial.config.model_dump()
-    for override in overrides:
-        path, value = parse_override(override, TrialConfig)
-        set_path(data, path, value)
-    config = validate_model(TrialConfig, data, source="--set")
+    for text in overrides:
+        if text.split("=", 1)[0].split(".", 1)[0].strip() in SweepSpec.model_fields.keys() - (
+                TrialConfig.model_fields.keys()):
+            raise SpecError(f"--set {text!r}: sweeper trial --set changes one trial's config, "
+                            "which has no search, scheduler or sweep settings; set the field "
+                            "itself (e.g. train.temperature=0.3), or pick another trial with "
+                            "--index")
+        apply_override(data, parse_override(text, TrialConfig), TrialConfig)
+    config = validate_model(TrialConfig, data, Locator("--set"))
     params = {name: get_path(config.model_dump(), param_path(name)) for name in trial.params
               if name != "seed"}
     return Trial(trial.index, {**params, "seed": config.train.seed}, config)

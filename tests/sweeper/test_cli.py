@@ -18,8 +18,15 @@ train: {{epochs: 2, batch_size: 16, warmup_epochs: 1, optimizer: adamw, learning
 eval: {{protocol: offline_linear, probe_max_iter: 20}}
 search:
   params:
-    temperature: [0.2, 0.5]
+    {axis}: [{values}]
 """
+# Each method sweeps a setting it reads (sweeping the other's would be refused).
+AXES = {"simclr": ("temperature", [0.2, 0.5]), "byol": ("ema_decay", [0.9, 0.99])}
+
+
+def tiny(method: str) -> str:
+    axis, values = AXES[method]
+    return TINY.format(method=method, axis=axis, values=", ".join(map(str, values)))
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -46,12 +53,13 @@ def test_validate_bad_spec_exits_2_with_the_line(
 @pytest.mark.parametrize("method", ["simclr", "byol"])
 def test_trial_json_is_the_last_line(
         method: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    spec = write(tmp_path, TINY.format(method=method))
+    spec = write(tmp_path, tiny(method))
     assert main(["trial", str(spec), "--index", "1", "--json", "--set", "train.epochs=1"]) == 0
     captured = capsys.readouterr()
     result = json.loads(captured.out.strip().splitlines()[-1])
     assert result["trial"] == 1
-    assert result["params"] == {"temperature": 0.5, "seed": 0}
+    axis, values = AXES[method]
+    assert result["params"] == {axis: values[1], "seed": 0}
     assert result["steps"] == 3  # 1 epoch x ceil(40 / 16)
     assert 0 <= result["top_1_accuracy"] <= 1
     assert result["top_1_accuracy"] == result["offline_linear_top_1_accuracy"]
@@ -60,7 +68,7 @@ def test_trial_json_is_the_last_line(
 
 def test_trial_user_mistakes_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    spec = write(tmp_path, TINY.format(method="simclr"))
+    spec = write(tmp_path, tiny("simclr"))
     assert main(["trial", str(spec), "--index", "7"]) == 2
     assert "out of range" in capsys.readouterr().err
     missing = tmp_path / "nowhere"

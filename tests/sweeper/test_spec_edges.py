@@ -290,7 +290,7 @@ def test_an_alias_bomb_in_an_override_is_refused() -> None:
 MEGA = ("name: mega\nsearch:\n  params:\n"
         "    temperature: [" + ", ".join(f"{0.01 * (i + 1):.2f}" for i in range(100)) + "]\n"
         "    color_jitter_strength: [" + ", ".join(f"{0.01 * i:.2f}" for i in range(100)) + "]\n"
-        "    ema_decay: [" + ", ".join(f"{0.001 * i:.3f}" for i in range(100)) + "]\n")
+        "    weight_decay: [" + ", ".join(f"{0.001 * i:.3f}" for i in range(100)) + "]\n")
 
 
 class _Counter:
@@ -313,7 +313,7 @@ def test_a_million_cell_grid_validates_without_building_its_trials(
     built = _Counter(monkeypatch)
     code, out, _ = _cli(tmp_path, capsys, MEGA, "validate")
     assert code == 0
-    assert out == "1000000 trials: grid over temperature × color_jitter_strength × ema_decay\n"
+    assert out == "1000000 trials: grid over temperature × color_jitter_strength × weight_decay\n"
     assert built.calls == 300  # one resolution per grid value, none per cell
 
 
@@ -341,7 +341,7 @@ def test_trial_index_of_a_million_cell_grid_builds_one_trial(
     assert built.calls == 300 + 1
     result = yaml.safe_load(out.splitlines()[-1])
     assert result["params"] == {"temperature": 1.0, "color_jitter_strength": 0.99,
-                                "ema_decay": 0.099, "seed": 0}
+                                "weight_decay": 0.099, "seed": 0}
     code, _, err = _cli(tmp_path, capsys, MEGA, "trial", "--index", "1000000")
     assert code == 2 and "expands to 1000000 trials (0..999999)" in err
 

@@ -61,7 +61,12 @@ overrides = st.lists(st.one_of(
     st.builds(lambda k, v: f"{k}={v}",
               st.sampled_from(["train.epochs", "train.temperature", "name", "dataset.root",
                                "model.width", "train.nope", "search.params.temperature",
-                               "resources.gpu", ".", "a..b", "train"]),
+                               "resources.gpu", ".", "a..b", "train",
+                               # --set into the search space
+                               "search.params", "search.params.model.width",
+                               "search.params.temperature.low",
+                               "search.params.temperature.type", "search.params.x.choices",
+                               "search.num_samples", "search.seeds"]),
               st.text(max_size=10)),
 ), max_size=3)
 
@@ -279,11 +284,24 @@ def test_bad_optuna_ranges_exit_2_naming_the_param_and_line(
     _assert_one_line_naming(err, f"search.params.{name}", "line 6")
 
 
+def _keeps_a_section(override: str) -> bool:
+    """`train=null` (the default section) and `train={}` (nothing merged) are valid."""
+    key, _, value = override.partition("=")
+    if key != "train" or not value.strip():
+        return False
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return False
+    return parsed is None or parsed == {}
+
+
 malformed_overrides = st.one_of(
     st.text(max_size=20).filter(lambda t: "=" not in t),
     st.builds(lambda k, v: f"{k}={v}", st.sampled_from(
         ["train.nope", "model.depth", "a..b", ".", "train", "search.params.temperature",
-         "train.temperature.x", "=", " "]), st.text(max_size=10)),
+         "train.temperature.x", "=", " "]), st.text(max_size=10)
+    ).filter(lambda override: not _keeps_a_section(override)),
     st.builds(lambda m: f"{m[0]}={_scalar(m[1])}", st.one_of(coercions(), non_finite, absurd)),
 )
 

@@ -43,7 +43,8 @@ def project_with_secrets(workdir: Path, root: str = "data") -> None:
 
     (workdir / "spec.yaml").write_text(
         tiny_sweep("ship", "search:\n  params:\n    seed: [0]\n")
-        .replace("{name: synthetic,", f"{{name: image_folder, root: {root},"))
+        .replace("{name: synthetic, synthetic_train_size: 48, synthetic_test_size: 24}",
+                 f"{{name: image_folder, root: {root}}}"))
     for split in ("train", "test"):
         (workdir / "data" / split / "cat").mkdir(parents=True)
         Image.new("RGB", (8, 8), (1, 2, 3)).save(workdir / "data" / split / "cat" / "0.png")
