@@ -6,8 +6,8 @@ The store is made, not run: a real spec (an Optuna search with ASHA) is parsed w
 the driver's trainable does, and the runs are written with `sweeper.tracking`'s names
 (the parent through `SweepTracker.open_sweep`, `log_summary` and `end_sweep`; each trial's
 run through `SweepTracker.trial_run` and `end_trial`), so that they follow the tracking
-contract. Only the per-epoch metrics differ in delivery: one `log_batch` per run instead of
-one per epoch, for speed; the points are the same.
+contract. Only the delivery differs, for speed: each run's metrics (every epoch) and worker
+tags go in one `log_batch` instead of one per epoch; the points and tags are the same.
 
 Each measured command runs in a subprocess of its own; its wall time and peak resident
 memory (`os.wait4`'s rusage of that child alone) are the figures.
@@ -258,8 +258,8 @@ def make_store(tracking_uri: str, trials: int, epochs: int, artifacts: Path | No
     if artifacts is not None and tracker.client.get_experiment_by_name(spec.name) is None:
         # Artifacts beside the store, not in ./mlruns of wherever the bench was started.
         tracker.client.create_experiment(spec.name, artifact_location=artifacts.as_uri())
-    text = SCALE_SPEC
-    tracker.open_sweep(text, summary(spec), num_trials(spec), params={"warm_start_trials": "0"},
+    tracker.open_sweep(SCALE_SPEC, summary(spec), num_trials(spec),
+                       params={"warm_start_trials": "0"},
                        overrides=scale_overrides(trials, epochs))
     rng = random.Random(SEED)
     rungs = asha_rungs(spec, epochs)
