@@ -7,6 +7,8 @@ Each benchmark is a function returning a plain dict of figures (the CLI only pri
 - step.py     `measure_step`: training images/s of the trainer's own step;
 - flops.py    its FLOP floor and the GPU peak table;
 - sweep.py    `measure_sweep`: the per-trial cost of Ray Tune + MLflow over a plain loop;
+- scale.py    `measure_scale`: `sweeper status` and `report` on a sweep of N trials against
+              MLflow's own listing of its runs;
 - timing.py   shared helpers: device, threads, timed rounds and their medians;
 - format.py   the printed table of a result;
 - errors.py   BenchError (exit 2) and BenchFailed (exit 1).
@@ -26,7 +28,7 @@ _HOMES = {
     "BenchError": "errors", "BenchFailed": "errors",
     "forward_flops": "flops", "peak_tflops": "flops", "training_flops_per_image": "flops",
     "Result": "format", "format_result": "format",
-    "measure_step": "step", "measure_sweep": "sweep",
+    "measure_step": "step", "measure_sweep": "sweep", "measure_scale": "scale",
     "resolve_device": "timing", "torch_threads": "timing",
 }
 
@@ -45,6 +47,7 @@ __all__ = [
     "forward_flops",
     "load_images",
     "measure_augment",
+    "measure_scale",
     "measure_step",
     "measure_sweep",
     "peak_tflops",

@@ -11,6 +11,7 @@ import json
 import math
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from sweeper.errors import EXIT_OK
 from trainers.methods import method_names
@@ -46,8 +47,9 @@ def _positive_float(text: str) -> float:
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    """`sweeper bench augment|step|sweep` and their options."""
-    benches = parser.add_subparsers(dest="bench", required=True, metavar="{augment,step,sweep}",
+    """`sweeper bench augment|step|sweep|scale` and their options."""
+    benches = parser.add_subparsers(dest="bench", required=True,
+                                    metavar="{augment,step,sweep,scale}",
                                     parser_class=type(parser))
 
     def common(sub: argparse.ArgumentParser, batch_size: int) -> None:
@@ -100,6 +102,23 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     sweep.add_argument("--json", action="store_true",
                        help="also print the result as one JSON object on the last line")
 
+    scale = benches.add_parser(
+        "scale", help="sweeper status and report on a sweep of N trials, against MLflow's "
+                      "own listing of its runs")
+    scale.add_argument("--trials", type=_positive_int, required=True,
+                       help="trial runs in the synthetic sweep (e.g. 10000)")
+    scale.add_argument("--epochs", type=_positive_int, default=11,
+                       help="epochs per trial: metric steps 0..EPOCHS (default 11)")
+    scale.add_argument("--tracking-uri",
+                       help="the store to write and read (default: an SQLite file in --keep "
+                            "or a temporary folder); http://... for a tracking server")
+    scale.add_argument("--keep", type=Path, metavar="DIR",
+                       help="keep the SQLite store, the report and the commands' output in "
+                            "DIR; a later run with the same DIR, --trials and --epochs reuses "
+                            "the store")
+    scale.add_argument("--json", action="store_true",
+                       help="also print the result as one JSON object on the last line")
+
 
 def run_bench(args: argparse.Namespace) -> int:
     """Run the chosen benchmark, print its table (and JSON line); the exit code."""
@@ -110,6 +129,7 @@ def run_bench(args: argparse.Namespace) -> int:
         format_result,
         load_images,
         measure_augment,
+        measure_scale,
         measure_step,
         measure_sweep,
         resolve_device,
@@ -131,8 +151,11 @@ def run_bench(args: argparse.Namespace) -> int:
                 args.width, args.steps, args.warmup, args.precision, args.peak_tflops,
                 threads=args.threads, progress=sys.stderr, compile_=args.compile,
                 deterministic=args.deterministic)
-        else:
+        elif args.bench == "sweep":
             result = measure_sweep(args.trials, progress=sys.stderr)
+        else:
+            result = measure_scale(args.trials, args.epochs, args.tracking_uri, args.keep,
+                                   progress=sys.stderr)
     except torch.OutOfMemoryError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "out of memory"
         raise BenchFailed(f"out of memory at batch size {args.batch_size}: {first}") from None

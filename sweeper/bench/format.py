@@ -84,4 +84,26 @@ def _sweep_rows(result: Result) -> list[tuple[str, str]]:
     ]
 
 
-_ROWS = {"augment": _augment_rows, "step": _step_rows, "sweep": _sweep_rows}
+def _scale_rows(result: Result) -> list[tuple[str, str]]:
+    def verdict(name: str) -> str:
+        return (f"{'meets' if result[f'{name}_meets_target'] else 'misses'} "
+                f"<= {result['ratio_targets'][name]:g}x, <= {result['peak_mb_target']:,.0f} MB")
+
+    created = (number(result["store_seconds"], 0, " s") + f" ({result['metric_points']:,} "
+               "metric points)" if result["store_created"] else "reused (--keep)")
+    rows = [(f"scale: {result['trials']:,} trials x {result['epochs']} epochs, "
+             f"{result['store']} store", ""),
+            ("writing the store (not timed below)", created),
+            ("floor: MLflow search_runs, paginated",
+             number(result["floor_seconds"], 1, " s") + ", "
+             + number(result["floor_peak_mb"], 0, " MB"))]
+    for name in ("status", "report"):
+        rows.append((f"sweeper {name}",
+                     number(result[f"{name}_seconds"], 1, " s") + " ("
+                     + number(result[f"{name}_ratio"], 1, "x") + " floor), "
+                     + number(result[f"{name}_peak_mb"], 0, " MB") + ": " + verdict(name)))
+    return rows
+
+
+_ROWS = {"augment": _augment_rows, "step": _step_rows, "sweep": _sweep_rows,
+         "scale": _scale_rows}

@@ -43,6 +43,10 @@ def prepare(send_token: bool = False) -> None:
         use_token_if_available()
     os.environ.update(TUNE_ENVIRONMENT)
     logging.getLogger("mlflow").setLevel(logging.WARNING)
+    # MLflow's client prints two "View run ... at: URL" lines on stdout, and fetches the
+    # run once more to make them, each time a run on a tracking server ends: the driver
+    # prints its own progress, and the fetch is one request per trial for nothing.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     for name in _TUNE_LOGGERS:
         logger = logging.getLogger(name)
         if _quiet_tune not in logger.filters:

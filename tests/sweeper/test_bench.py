@@ -26,6 +26,7 @@ from sweeper.bench import (
     resolve_device,
     training_flops_per_image,
 )
+from sweeper.bench import scale as bench_scale
 from sweeper.bench import sweep as bench_sweep
 from sweeper.bench.sweep import SweepTiming, TrialTiming, sweep_figures, trial_records
 from sweeper.bench.timing import Timing, time_rounds
@@ -199,7 +200,7 @@ def test_trial_records_read_ends_and_epoch_seconds_from_mlflow(tmp_path: Path) -
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
 
-    from sweeper.record.writer import KIND_TAG, PARENT_TAG
+    from sweeper.record.contract import KIND_TAG, PARENT_TAG
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
@@ -470,3 +471,234 @@ def test_rates_are_medians_over_rounds() -> None:
 
     rounds = time_rounds(run, CPU, seconds=0.0, min_rounds=3, calls_per_round=2)
     assert len(rounds.rates) == 3 and rounds.images == 24 and len(calls) == 6
+
+
+# --- scale ------------------------------------------------------------------------------------
+
+SCALE_TRIALS, SCALE_EPOCHS = 6, 2
+
+
+@pytest.fixture(scope="module")
+def scale_store(tmp_path_factory: pytest.TempPathFactory) -> bench_scale.Store:
+    folder = tmp_path_factory.mktemp("scale")
+    return bench_scale.make_store(f"sqlite:///{folder / 'mlflow.db'}", SCALE_TRIALS,
+                                  SCALE_EPOCHS, folder / "artifacts", threads=2)
+
+
+def test_scale_store_parent_run_follows_the_tracking_contract(
+        scale_store: bench_scale.Store) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from sweeper.record.read_model import find_parent
+    from sweeper.record.recorded_spec import recorded_spec
+    from sweeper.search import summary
+
+    client = MlflowClient(scale_store.tracking_uri)
+    experiment = client.get_experiment(scale_store.experiment_id)
+    assert experiment.name == scale_store.name == "bench-scale-6x2"
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert experiment.artifact_location.endswith("/artifacts")  # beside the store
+    parent = client.get_run(scale_store.parent_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["sweeper.kind"] == "sweep"
+    assert json.loads(parent.data.tags["sweeper.overrides"]) == [
+        "name=bench-scale-6x2", "search.num_samples=6", "train.epochs=2"]
+    # the recorded spec.yaml with those overrides is the spec the trials came from
+    spec = recorded_spec(client, find_parent(client, scale_store.name))  # type: ignore[arg-type]
+    assert (spec.name, spec.search.type, spec.search.num_samples, spec.train.epochs) == (
+        "bench-scale-6x2", "optuna", 6, 2)
+    assert {getattr(p, "type", None) for p in spec.search.params.values()} == {
+        "float", "categorical"}
+    assert parent.data.params == {"num_trials": "6", "search": summary(spec),
+                                  "warm_start_trials": "0"}
+    # the sweep's summary, as run_sweep leaves it
+    assert parent.data.metrics["trials_finished"] + parent.data.metrics["trials_failed"] == 6
+    assert "best_top_1_accuracy" in parent.data.metrics
+
+
+def test_scale_store_trial_runs_follow_the_tracking_contract(
+        scale_store: bench_scale.Store) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from sweeper.record.contract import run_name, trial_params
+    from sweeper.record.read_model import find_parent
+    from sweeper.record.recorded_spec import recorded_spec
+    from sweeper.spec.trials import base_config, resolve_values
+
+    client = MlflowClient(scale_store.tracking_uri)
+    spec = recorded_spec(client, find_parent(client, scale_store.name))  # type: ignore[arg-type]
+    runs = client.search_runs([scale_store.experiment_id],
+                              f"tags.`mlflow.parentRunId` = '{scale_store.parent_id}'")
+    assert len(runs) == SCALE_TRIALS
+    assert sorted(int(r.data.tags["sweeper.trial_index"]) for r in runs) == list(range(6))
+    assert len({r.data.tags["sweeper.trial_id"] for r in runs}) == 6
+    stopped = 0
+    points = 0
+    for run in runs:
+        tags, params = run.data.tags, run.data.params
+        assert tags["sweeper.kind"] == "trial"
+        # the swept values resolve, over the recorded spec, to the run's config and params
+        values = {"temperature": float(params["temperature"]),
+                  "learning_rate": float(params["learning_rate"]),
+                  "color_jitter_strength": float(params["color_jitter_strength"]),
+                  "batch_size": int(params["batch_size"]), "seed": int(params["seed"])}
+        trial = resolve_values(base_config(spec), values)
+        assert tags["sweeper.config_hash"] == trial.config_hash
+        assert params == trial_params(trial)
+        assert run.info.run_name == run_name(trial.params, with_seed=False)
+        assert json.loads(tags["mlflow.note.content"])["train"]["epochs"] == 2
+        assert {"sweeper.node", "sweeper.node_ip", "sweeper.worker"} <= set(tags)
+        # one point per step, steps 0..the last epoch it reached
+        reached = int(tags.get("sweeper.stopped_at_epoch", SCALE_EPOCHS))
+        stopped += "sweeper.stopped_at_epoch" in tags
+        if run.info.status == "FINISHED":
+            assert run.data.metrics["epoch"] == reached
+        else:
+            assert run.info.status == "FAILED" and tags["sweeper.error"]
+            reached = int(run.data.metrics["epoch"])
+        steps = list(range(reached + 1))
+        for key in ("top_1_accuracy", "top_5_accuracy", "knn_top_1_accuracy", "epoch",
+                    "device_seconds", "baseline_top_1_accuracy"):
+            assert [p.step for p in client.get_metric_history(run.info.run_id, key)] == steps
+        for key in ("loss", "learning_rate", "epoch_seconds", "online_linear_top_1_accuracy"):
+            assert [p.step for p in client.get_metric_history(run.info.run_id, key)] == steps[1:]
+        assert [p.step for p in client.get_metric_history(
+            run.info.run_id, "offline_linear_top_1_accuracy")] == [0]
+        assert run.data.metrics["steps"] == reached * math.ceil(50_000 / values["batch_size"])
+        points += 13 + 17 * reached  # the keys at step 0, and at each epoch
+    assert 0 < stopped < SCALE_TRIALS  # ASHA stopped some at its rung (epoch 1), not all
+    assert scale_store.metric_points == points and scale_store.created
+
+
+def test_scale_writes_a_failed_trial_as_a_failed_run(scale_store: bench_scale.Store) -> None:
+    import random
+
+    from sweeper.record.writer import SweepTracker
+
+    tracker = SweepTracker(scale_store.tracking_uri, scale_store.name)
+    tracker.experiment_id, tracker.parent_id = scale_store.experiment_id, scale_store.parent_id
+    spec = bench_scale.scale_spec(SCALE_TRIALS, SCALE_EPOCHS)
+    trial = next(bench_scale.sampled_trials(spec, random.Random(1)))
+    trial = type(trial)(99, trial.params, trial.config)
+    outcome = bench_scale.Outcome("FAILED", 1, False, "TrainingDiverged: loss became NaN")
+    rng = random.Random(2)
+    written = bench_scale.write_trial(tracker, trial, outcome,
+                                      bench_scale.trial_metrics(trial, outcome, rng, 0))
+    run = tracker.client.search_runs([scale_store.experiment_id],
+                                     "tags.`sweeper.trial_index` = '99'")[0]
+    assert run.info.status == "FAILED" and written == 13 + 17
+    assert run.data.tags["sweeper.error"] == "TrainingDiverged: loss became NaN"
+    assert "sweeper.stopped_at_epoch" not in run.data.tags
+    assert run.data.metrics["epoch"] == 1
+    tracker.client.delete_run(run.info.run_id)  # the module's store stays as made
+
+
+def test_scale_reuses_the_store_a_kept_folder_holds(scale_store: bench_scale.Store) -> None:
+    folder = Path(scale_store.tracking_uri.removeprefix("sqlite:///")).parent
+    again = bench_scale.make_store(scale_store.tracking_uri, SCALE_TRIALS, SCALE_EPOCHS,
+                                   folder / "artifacts", threads=1)
+    assert (again.parent_id, again.created, again.metric_points) == (
+        scale_store.parent_id, False, 0)
+
+
+def test_asha_rungs_and_trial_outcomes() -> None:
+    import random
+
+    spec = bench_scale.scale_spec(10, 11)  # grace period 1, reduction factor 3
+    assert bench_scale.asha_rungs(spec, 11) == [1, 3, 9]
+    assert bench_scale.asha_rungs(spec, 1) == []
+    rng = random.Random(0)
+    outcomes = [bench_scale.trial_outcome(rng, 11, [1, 3, 9]) for _ in range(2000)]
+    stopped = [o for o in outcomes if o.stopped]
+    failed = [o for o in outcomes if o.status == "FAILED"]
+    assert {o.reached for o in stopped} == {1, 3, 9}
+    assert all(o.error and 0 <= o.reached < 11 for o in failed)
+    assert all(o.reached == 11 for o in outcomes if o.status == "FINISHED" and not o.stopped)
+    # the shares, within a few standard errors of 2,000 draws
+    assert abs(len(failed) / 2000 - bench_scale.FAILED_SHARE) < 0.01
+    assert abs(len(stopped) / 2000 - bench_scale.STOP_SHARE) < 0.05
+
+
+def _measured(seconds: float, peak_mb: float, output: str = "") -> bench_scale.Measured:
+    return bench_scale.Measured(seconds, peak_mb, 0, output)
+
+
+def test_scale_figures_arithmetic_and_verdicts() -> None:
+    store = bench_scale.Store("sqlite:////x/mlflow.db", "s", "1", "p", True, 12.5, 4000)
+    result = bench_scale.scale_figures(100, 11, store, _measured(8.0, 200.0),
+                                       _measured(10.0, 900.0), _measured(40.0, 1600.0))
+    assert result["store"] == "sqlite" and result["store_seconds"] == 12.5
+    assert result["status_ratio"] == 1.25 and result["status_meets_target"] is True
+    # 5x the floor, and over the memory target: missed on both counts
+    assert result["report_ratio"] == 5.0 and result["report_meets_target"] is False
+    memory_only = bench_scale.scale_figures(100, 11, store, _measured(8.0, 200.0),
+                                            _measured(12.0, 1500.1), _measured(32.0, 100.0))
+    assert memory_only["status_meets_target"] is False  # 1.5x: on target, but 1,500.1 MB
+    assert memory_only["report_meets_target"] is True  # exactly 4x
+    server = bench_scale.Store("http://127.0.0.1:5000", "s", "1", "p", False, 0.0, 0)
+    assert bench_scale.scale_figures(1, 1, server, _measured(1, 1), _measured(1, 1),
+                                     _measured(1, 1))["store"] == "server"
+
+
+def test_timed_command_measures_the_commands_own_peak_memory(tmp_path: Path) -> None:
+    import os
+    import sys
+
+    # This process has torch and MLflow loaded (far above 300 MB): the command's peak
+    # must be its own 200 MB, not this process's size.
+    measured = bench_scale.timed_command(
+        [sys.executable, "-c", "x = bytearray(200_000_000); print('made'); raise SystemExit(3)"],
+        tmp_path / "cmd.log", dict(os.environ))
+    assert measured.returncode == 3 and measured.output.strip() == "made"
+    assert 200 < measured.peak_mb < 300
+    assert positive_finite(measured.seconds)
+
+
+def test_bench_scale_prints_figures_and_json(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    # The store is made for real (3 trials, 1 epoch); the three commands' timings are given.
+    given = {"floor": _measured(4.0, 250.0, "3\n"), "status": _measured(5.0, 400.0),
+             "report": _measured(20.0, 700.0)}
+    ran: list[list[str]] = []
+
+    def timed(argv: list[str], log: Path, env: dict[str, str]) -> bench_scale.Measured:
+        ran.append(argv)
+        assert log.parent == tmp_path / "kept"
+        return given[log.stem]
+
+    monkeypatch.setattr(bench_scale, "timed_command", timed)
+    assert main(["bench", "scale", "--trials", "3", "--epochs", "1", "--keep",
+                 str(tmp_path / "kept"), "--json"]) == 0
+    out, err = capsys.readouterr()
+    uri = f"sqlite:///{tmp_path / 'kept' / 'mlflow.db'}"
+    assert [argv[3:] for argv in ran[1:]] == [
+        ["status", "bench-scale-3x1", "--tracking-uri", uri],
+        ["report", "bench-scale-3x1", "--tracking-uri", uri, "--out",
+         str(tmp_path / "kept" / "report")]]
+    assert ran[0][-3] == uri  # the floor lists the same store
+    result = json_last_line(out)
+    assert (result["trials"], result["epochs"], result["store"]) == (3, 1, "sqlite")
+    assert (result["status_ratio"], result["report_ratio"]) == (1.25, 5.0)
+    assert (result["status_meets_target"], result["report_meets_target"]) == (True, False)
+    assert result["store_created"] and positive_finite(result["store_seconds"])
+    assert "sweeper status  " in out and "1.2x floor" in out and "misses <= 4x" in out
+    assert "scale: timing report" in err
+
+    # a second run with the same folder reuses the store; a failing command exits 1
+    given["report"] = bench_scale.Measured(3.0, 100.0, 2, "sweeper: something broke")
+    assert main(["bench", "scale", "--trials", "3", "--epochs", "1", "--keep",
+                 str(tmp_path / "kept")]) == 1
+    out, err = capsys.readouterr()
+    assert "reused" not in out and "using the sweep 'bench-scale-3x1' already" in err
+    assert "report exited 2:\nsweeper: something broke" in err
+
+
+@pytest.mark.slow
+def test_bench_scale_times_status_and_report_end_to_end(tmp_path: Path) -> None:
+    result = bench.measure_scale(3, 1, keep=tmp_path, progress=io.StringIO())
+    for name in ("floor", "status", "report"):
+        assert positive_finite(result[f"{name}_seconds"]), name
+        assert positive_finite(result[f"{name}_peak_mb"]), name
+    assert result["status_ratio"] == result["status_seconds"] / result["floor_seconds"]
+    assert (tmp_path / "report" / "report.html").is_file()
+    assert "3 finished, 0 running" in (tmp_path / "status.log").read_text()
