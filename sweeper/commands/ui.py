@@ -4,6 +4,7 @@ first opened where there is a graphical browser."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import os
@@ -96,7 +97,11 @@ def serve(tracking_uri: str, name: str | None, host: str, port: int,
     warning = exposure_warning(host, port)
     if warning:
         print(warning, file=err or sys.stderr, flush=True)
-    process = subprocess.Popen(mlflow_ui_command(tracking_uri, host, port))
+    # In a session of its own: a terminal's Ctrl-C reaches this process only, which stops
+    # the server and every process it started, at once and quietly (the server's own
+    # children print tracebacks when interrupted mid-import).
+    process = subprocess.Popen(mlflow_ui_command(tracking_uri, host, port),
+                               env=_server_environment(), start_new_session=True)
     # A terminated `sweeper ui` must take its server down with it, not orphan it.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
@@ -106,12 +111,30 @@ def serve(tracking_uri: str, name: str | None, host: str, port: int,
     except KeyboardInterrupt:
         return 0
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_server(process)
+
+
+def _server_environment() -> dict[str, str]:
+    """MLflow's UI server without its job runner and job workers (seven processes, about
+    250 MB each, for GenAI jobs a sweep's UI never runs), unless the user asks for them."""
+    return {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
+
+
+def stop_server(process: subprocess.Popen[bytes], patience_s: float = 0.5) -> None:
+    """Stop the server's whole process group: SIGTERM, then SIGKILL after `patience_s`
+    (uvicorn's graceful shutdown takes about 5 s, and a UI over a database has nothing
+    to save: its writes are transactions). A second Ctrl-C or SIGTERM while it stops is
+    ignored, so that it ends quietly."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=patience_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def announce(tracking_uri: str, base: str, glance: Glance | None, out: TextIO,

@@ -489,3 +489,28 @@ def test_printed_report_link_shows_report_html_in_chromium(
                 for run in api["runs"].values()}
     assert shown == expected
     screenshot(page, "report.png")
+
+
+def test_ctrl_c_stops_the_ui_and_every_server_process_quietly(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C (SIGINT to the foreground group), twice: exit 0, no
+    traceback from the server's processes, none of them left behind."""
+    import signal
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    open_client(uri)  # an empty store
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "sweeper.cli", "ui", "--port", str(port), "--tracking-uri", uri,
+         "--no-browser"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert server.stdout is not None
+    while "Ctrl-C to stop" not in (line := server.stdout.readline()):
+        assert line, "sweeper ui exited before serving"
+    os.killpg(server.pid, signal.SIGINT)
+    os.killpg(server.pid, signal.SIGINT)  # impatient: the second one too must end quietly
+    _, err = server.communicate(timeout=60)
+    assert server.returncode == 0, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    left = subprocess.run(["pgrep", "-f", f"--port {port}"], capture_output=True, text=True)
+    assert left.stdout == "", left.stdout
