@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from mlflow.tracking import MlflowClient
 
 from sweeper.errors import SweeperError
+from sweeper.record.contract import NUM_TRIALS
 from sweeper.record.read_model import (
     ExperimentDeleted,
     ParentRecord,
@@ -81,9 +82,18 @@ class SweepRecord:
 
     @property
     def expected_trials(self) -> int | None:
-        """How many trials the sweep was opened with (the parent's num_trials)."""
-        text = self.parent.params.get("num_trials", "")
-        return int(text) if text.isdigit() else None
+        """How many trials the sweep has: its latest growth's total (the parent's metric
+        num_trials), else the total it was opened with (its param)."""
+        return expected_trials(self.parent)
+
+
+def expected_trials(parent: ParentRecord) -> int | None:
+    """The sweep's trials as its parent run records them (SweepRecord.expected_trials)."""
+    grown = parent.metrics.get(NUM_TRIALS)
+    if grown is not None and float(grown).is_integer():
+        return int(grown)
+    text = parent.params.get(NUM_TRIALS, "")
+    return int(text) if text.isdigit() else None
 
 
 def read_sweep(tracking_uri: str, name: str, client: MlflowClient, with_spec: bool = True,
