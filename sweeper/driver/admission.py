@@ -17,10 +17,9 @@ from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 from sweeper.cluster import storage
 from sweeper.errors import SweeperError
 from sweeper.record.contract import DRIVER_TAG, OVERRIDES_TAG, STORAGE_TAG
-from sweeper.record.growth import GrowthEntry, growth_entries, growth_tag
+from sweeper.record.growth import GrowthEntry, growth_entries, has_room
 from sweeper.record.read_model import ExperimentDeleted, ParentRecord
 from sweeper.record.recorded_spec import RecordedSpecUnusable, recorded_spec
-from sweeper.record.sweeps import expected_trials
 from sweeper.record.writer import SweepTracker
 from sweeper.search import Growth, growth, num_trials
 from sweeper.search.kind import changes
@@ -164,9 +163,7 @@ def check_extension(spec: SweepSpec, folder: str, restorable: bool, tracker: Swe
             f", {ended}): add grid values, seeds or Optuna samples to extend it"
             + ("" if parent.status == "FINISHED" else "; --resume continues it"))
     growths = growth_entries(parent.tags)
-    entry = GrowthEntry(len(growths) + 1, "2026-01-01T00:00:00Z",  # as long as the real one
-                        grown.added, (expected_trials(parent) or 0) + grown.added)
-    if growth_tag([*growths, entry]) is None:
+    if not has_room(growths, grown.added, num_trials(spec)):
         raise SweepExists(f"--extend: sweep {name!r} has grown {len(growths)} times, as "
                           "many as its parent run's tag sweeper.growth can record: start a "
                           "new sweep with --name")

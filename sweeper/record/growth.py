@@ -42,6 +42,12 @@ def growth_tag(entries: list[GrowthEntry]) -> str | None:
     return text if len(text) <= MAX_TAG_VAL_LENGTH else None
 
 
+def has_room(entries: list[GrowthEntry], added: int, num_trials: int) -> bool:
+    """Whether the tag can record one more growth (a timestamp is always this long)."""
+    return growth_tag([*entries, GrowthEntry(len(entries) + 1, "2026-01-01T00:00:00Z",
+                                             added, num_trials)]) is not None
+
+
 def spec_artifact(growth: int) -> str:
     """Where the spec file of growth `growth` is kept on the parent run."""
     return f"{GROWTH_ARTIFACTS}/{growth}/{SPEC_ARTIFACT}"

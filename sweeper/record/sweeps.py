@@ -84,16 +84,11 @@ class SweepRecord:
     def expected_trials(self) -> int | None:
         """How many trials the sweep has: its latest growth's total (the parent's metric
         num_trials), else the total it was opened with (its param)."""
-        return expected_trials(self.parent)
-
-
-def expected_trials(parent: ParentRecord) -> int | None:
-    """The sweep's trials as its parent run records them (SweepRecord.expected_trials)."""
-    grown = parent.metrics.get(NUM_TRIALS)
-    if grown is not None and float(grown).is_integer():
-        return int(grown)
-    text = parent.params.get(NUM_TRIALS, "")
-    return int(text) if text.isdigit() else None
+        grown = self.parent.metrics.get(NUM_TRIALS)
+        if grown is not None and float(grown).is_integer():
+            return int(grown)
+        text = self.parent.params.get(NUM_TRIALS, "")
+        return int(text) if text.isdigit() else None
 
 
 def read_sweep(tracking_uri: str, name: str, client: MlflowClient, with_spec: bool = True,

@@ -229,13 +229,13 @@ def test_an_extension_that_adds_nothing_says_so(tracker: SweepTracker, tmp_path:
     parent = tracker.existing_sweep()
     assert parent is not None
     tracker.client.set_terminated(parent.run_id, "KILLED")
-    with pytest.raises(SweepExists, match="ended it KILLED.*--resume continues it"):
+    with pytest.raises(SweepExists, match=r"ended it KILLED.*--resume continues it"):
         extension(tracker, FIRST, tmp_path)
 
 
 def test_an_extension_needs_the_sweep_its_storage_and_its_record(
         tracker: SweepTracker, tmp_path: Path) -> None:
-    with pytest.raises(SweepExists, match="holds no state of sweep 'g'.*--storage"):
+    with pytest.raises(SweepExists, match=r"holds no state of sweep 'g'.*--storage"):
         extension(tracker, GROWN, tmp_path, restorable=False)
     other = SweepTracker(tracker.tracking_uri, "nothing")
     with pytest.raises(SweepExists, match="has no sweep 'nothing' to extend"):
