@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
 from sweeper.record.contract import run_name
@@ -81,7 +81,7 @@ class GridKind(SearchKind):
     def growth_space(self, spec: SweepSpec, growth: Growth) -> dict[str, Any]:
         return self._space(growth.trials)
 
-    def _space(self, trials: Iterator[Trial] | Sequence[Trial]) -> dict[str, Any]:
+    def _space(self, trials: Iterable[Trial]) -> dict[str, Any]:
         # Tune's grid_search is this dict; writing it out keeps Ray out of this module.
         entries = [{"index": t.index, "params": t.params,
                     "config": t.config.model_dump(mode="json")} for t in trials]
@@ -101,8 +101,8 @@ class GridKind(SearchKind):
         else:
             refused += [reason for name in new if (reason := _kept(
                 f"search.params.{name}", _listed(old[name]), _listed(new[name])))]
-        refused += [reason for reason in [_kept("search.seeds", before.search.seeds,
-                                                after.search.seeds)] if reason]
+        if reason := _kept("search.seeds", before.search.seeds, after.search.seeds):
+            refused.append(reason)
         if refused:
             return Growth(refused=tuple(refused))
         axes = [*_grids(after), after.search.seeds]  # the seeds: the innermost axis

@@ -144,10 +144,11 @@ def test_an_optuna_sweep_grows_by_samples_seeded_with_its_finished_trials(
 
 
 @pytest.mark.slow
-def test_an_interrupted_extension_resumes_like_any_sweep(workdir: Path) -> None:
-    (workdir / "first.yaml").write_text(grid("[0.1]", epochs=2, concurrent=1))
+def test_an_interrupted_extension_resumes_like_any_sweep(local_ray: None,
+                                                          workdir: Path) -> None:
+    first = grid("[0.1]", epochs=2, concurrent=1)
+    run_sweep(parse_spec(first), first, options(workdir), progress=io.StringIO())
     (workdir / "grown.yaml").write_text(grid("[0.1, 0.5, 0.9]", epochs=2, concurrent=1))
-    assert cli(workdir, "run", "first.yaml").returncode == 0
     uri = f"sqlite:///{workdir / 'mlflow.db'}"
     (kept,) = trial_runs(uri, "grows")
     before = snapshot(uri, kept)

@@ -293,13 +293,17 @@ def test_an_interrupted_extension_is_resumed_with_resume(monkeypatch: pytest.Mon
 
 
 def test_submit_passes_extend_to_the_job(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sweeper.cluster.access as access
     import sweeper.cluster.submit as job_client
-    from sweeper.cli import main
+    from sweeper.cli import build_parser
+    from sweeper.commands.submit import submit_command
 
     sent: list[list[str]] = []
     monkeypatch.setattr(job_client, "submit", lambda address, spec, run_args, wait, datasets:
                         sent.append(run_args) or 0)
+    monkeypatch.setattr(access, "use_token_if_available", lambda: None)  # Ray's settings
     (workdir / "spec.yaml").write_text(GROWN)
-    assert main(["submit", "spec.yaml", "--address", "http://h:8265", "--extend",
-                 "--retry-failed"]) == 0
+    args = build_parser().parse_args(["submit", "spec.yaml", "--address", "http://h:8265",
+                                      "--extend", "--retry-failed"])
+    assert submit_command(args) == 0
     assert sent == [["--storage", "results", "--retry-failed", "--extend"]]
