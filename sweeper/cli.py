@@ -66,7 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true",
                      help="continue an interrupted sweep: finished trials are kept")
     run.add_argument("--retry-failed", action="store_true",
-                     help="with --resume, also re-run trials that failed")
+                     help="with --resume or --extend, also re-run trials that failed")
+    run.add_argument("--extend", action="store_true",
+                     help="grow the sweep of this name to the spec: new grid values or seeds, "
+                     "a larger num_samples; only the new trials run, under the same parent")
     _add_location_options(run)
     run.add_argument("--address", help="an existing Ray cluster (default: a local instance)")
 
@@ -83,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--name")
     submit.add_argument("--resume", action="store_true")
     submit.add_argument("--retry-failed", action="store_true")
+    submit.add_argument("--extend", action="store_true")
     _add_location_options(submit)
 
     status = commands.add_parser("status", help="the trials of a sweep and their metrics")

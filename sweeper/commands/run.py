@@ -29,8 +29,8 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print("\n".join(dry_run(spec)))
         return EXIT_OK
-    if args.retry_failed and not args.resume:
-        raise SpecError("--retry-failed only applies with --resume")
+    if args.retry_failed and not (args.resume or args.extend):
+        raise SpecError("--retry-failed only applies with --resume or --extend")
     # Before Ray is imported: it reads some of these settings once, at import.
     driver_process.prepare(send_token=bool(args.address or os.environ.get("RAY_ADDRESS")))
     from sweeper.cluster.storage import sweep_location
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     options = SweepOptions(storage=args.storage,
                            tracking_uri=resolve_tracking_uri(args.tracking_uri),
                            address=args.address, resume=args.resume,
-                           retry_failed=args.retry_failed)
+                           retry_failed=args.retry_failed, extend=args.extend)
     print(f"sweep {spec.name!r}: {summary(spec)}", file=sys.stderr)
     outcome = run_sweep(spec, spec_text, options, overrides=overrides)
     print(format_outcome(outcome, spec.metric), file=sys.stderr)
@@ -57,8 +57,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def resume_command(argv: Sequence[str]) -> str:
-    """The command that resumes this run: every option as given, quoted for the shell."""
-    words = [word for word in argv if word != "--dry-run"]
+    """The command that resumes this run: every option as given, quoted for the shell
+    (an interrupted --extend has recorded its growth: it resumes like any sweep)."""
+    words = [word for word in argv if word not in ("--dry-run", "--extend")]
     if "--resume" not in words:
         words.append("--resume")
     program = sys.argv[0]

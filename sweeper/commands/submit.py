@@ -33,7 +33,8 @@ def submit_command(args: argparse.Namespace) -> int:
             run_args += [flag, value]
     run_args += ["--storage", args.storage]
     run_args += [flag for flag, on in (("--resume", args.resume),
-                                       ("--retry-failed", args.retry_failed)) if on]
+                                       ("--retry-failed", args.retry_failed),
+                                       ("--extend", args.extend)) if on]
     if not args.tracking_uri:
         print("sweeper: note: no --tracking-uri: the job's runs go to $MLFLOW_TRACKING_URI on "
               "the cluster, else to a SQLite file in the job's temporary folder",

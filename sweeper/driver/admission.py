@@ -4,17 +4,25 @@ exists (whatever --storage says); the storage says whether it can be restored.""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TextIO
+
+from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 
 from sweeper.cluster import storage
 from sweeper.errors import SweeperError
-from sweeper.record.contract import DRIVER_TAG, OVERRIDES_TAG, STORAGE_TAG, flatten
+from sweeper.record.contract import DRIVER_TAG, OVERRIDES_TAG, STORAGE_TAG
+from sweeper.record.growth import GrowthEntry, growth_entries, has_room
 from sweeper.record.read_model import ExperimentDeleted, ParentRecord
 from sweeper.record.recorded_spec import RecordedSpecUnusable, recorded_spec
 from sweeper.record.writer import SweepTracker
+from sweeper.search import Growth, growth, num_trials
+from sweeper.search.kind import changes
 from sweeper.spec.schema import SweepSpec
 
 # What a resumed sweep may change: how its trials are run, not which trials it has or
@@ -83,18 +91,95 @@ def _refuse_another_spec(parent: ParentRecord, spec: SweepSpec, tracker: SweepTr
         recorded = recorded_spec(tracker.client, parent)
     except RecordedSpecUnusable:
         return
-    then = flatten(recorded.model_dump(mode="json", exclude=RESUMABLE_CHANGES))
-    now = flatten(spec.model_dump(mode="json", exclude=RESUMABLE_CHANGES))
-    changed = sorted(key for key in then.keys() | now.keys() if then.get(key) != now.get(key))
+    changed = changes(recorded.model_dump(mode="json", exclude=RESUMABLE_CHANGES),
+                      spec.model_dump(mode="json", exclude=RESUMABLE_CHANGES))
     if not changed:
         return
-    shown = "; ".join(f"{key}: {then.get(key)!r} then, {now.get(key)!r} now"
-                      for key in changed[:3]) + ("; ..." if len(changed) > 3 else "")
+    grown = growth(recorded, spec, RESUMABLE_CHANGES)
+    if not grown.refused:
+        raise SweepExists(
+            f"--resume: the spec adds {_trials(grown.added)} to sweep {spec.name!r} (it has "
+            f"{num_trials(recorded)}): pass --extend to run them with the sweep's, or resume "
+            "it with the spec file and --set it ran with")
     raise SweepExists(
-        f"--resume: sweep {spec.name!r} ran with another spec ({shown}); resume it with "
+        f"--resume: sweep {spec.name!r} ran with another spec ({_shown(changed)}); resume it with "
         "the spec file and --set it ran with (its spec.yaml and tag sweeper.overrides in "
         "MLflow), or pass --name to start a new sweep. A resume may change only "
         + ", ".join(sorted(RESUMABLE_CHANGES)))
+
+
+@dataclass(frozen=True)
+class Extension:
+    """What `run --extend` found: the sweep's parent, the spec it ran and its growths so
+    far, and what the grown spec adds."""
+
+    parent: ParentRecord
+    recorded: SweepSpec
+    growths: list[GrowthEntry]
+    growth: Growth
+
+
+def check_extension(spec: SweepSpec, folder: str, restorable: bool, tracker: SweepTracker,
+                    overrides: Sequence[str]) -> Extension:
+    """Whether `spec` may extend the recorded sweep of its name (`run --extend`): the
+    sweep is in MLflow, its stored state in `folder`, its recorded spec readable, and
+    `spec` differs from it only by a growth (its kind's: new grid values or seeds, more
+    Optuna samples) and in how trials run, and the record can take the growth (with the
+    `overrides` `spec` was loaded with). SweepExists, naming the fields, otherwise."""
+    name = spec.name
+    try:
+        parent = tracker.existing_sweep()
+    except ExperimentDeleted as exc:
+        raise SweepExists(str(exc)) from None
+    where = f"MLflow {tracker.tracking_uri} (experiment {name!r})"
+    if parent is None:
+        raise SweepExists(f"--extend: {where} has no sweep {name!r} to extend: run it "
+                          "without --extend")
+    _refuse_a_second_driver(parent, name)
+    if not restorable:
+        raise SweepExists(
+            f"--extend: {folder} holds no state of sweep {name!r}, but {where} has it, with "
+            f"its results in {parent.tags.get(STORAGE_TAG, 'an unrecorded location')}: pass "
+            "the --storage it ran with")
+    if OVERRIDES_TAG not in parent.tags:
+        raise SweepExists(f"--extend: sweep {name!r} has no record of its --set overrides "
+                          f"(tag {OVERRIDES_TAG}), so what it ran is unknown: start a new "
+                          "sweep with --name")
+    try:
+        recorded = recorded_spec(tracker.client, parent)
+    except RecordedSpecUnusable as exc:
+        raise SweepExists(f"--extend: the spec sweep {name!r} ran cannot be compared with "
+                          f"this one ({exc}): start a new sweep with --name") from None
+    grown = growth(recorded, spec, RESUMABLE_CHANGES)
+    if grown.refused:
+        raise SweepExists(
+            f"--extend: sweep {name!r} ran with another spec ({_shown(list(grown.refused))}); "
+            "an extension may only add grid values, seeds or Optuna samples, and change "
+            + ", ".join(sorted(RESUMABLE_CHANGES)) + "; pass --name to start a new sweep")
+    if not grown.added:
+        ended = f"its last driver ended it {parent.status}"
+        raise SweepExists(
+            f"--extend: the spec adds no trial to sweep {name!r} ({_trials(num_trials(spec))}"
+            f", {ended}): add grid values, seeds or Optuna samples to extend it"
+            + ("" if parent.status == "FINISHED" else "; --resume continues it"))
+    growths = growth_entries(parent.tags)
+    if not has_room(growths, grown.added, num_trials(spec)):
+        raise SweepExists(f"--extend: sweep {name!r} has grown {len(growths)} times, as "
+                          "many as its parent run's tag sweeper.growth can record: start a "
+                          "new sweep with --name")
+    if len(json.dumps(list(overrides))) > MAX_TAG_VAL_LENGTH:
+        raise SweepExists("--extend: the --set overrides do not fit in MLflow's tag "
+                          f"{OVERRIDES_TAG}, so the grown sweep's record could not say what "
+                          "it runs: put them in the spec file")
+    return Extension(parent, recorded, growths, grown)
+
+
+def _trials(count: int) -> str:
+    return f"{count} trial{'s' * (count != 1)}"
+
+
+def _shown(changed: list[str]) -> str:
+    return "; ".join(changed[:3]) + ("; ..." if len(changed) > 3 else "")
 
 
 def _storage_root(location: str, name: str) -> str:

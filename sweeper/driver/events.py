@@ -59,6 +59,11 @@ class SweepSession:
         self.latest: dict[str, float] = {}  # Ray trial id -> its latest metric
         self.trial_seconds = 0.0
         self.trials: list[RayTrial] = []
+        # A grown sweep's stages run one at a time (sweeper.driver.stages): the Ray trials
+        # of those this process ran before the current one, and, by Ray trial id, the Ray
+        # status that stands for each run found in MLflow, until its stage runs again.
+        self.earlier: list[RayTrial] = []
+        self.recorded_status: dict[str, str] = {}
         self.errors: dict[str, str] = {}
         self.workers: dict[str, str] = {}  # Ray trial id -> "host:pid" of its latest worker
 
@@ -158,8 +163,12 @@ class SweepSession:
         """One progress line; `settled` is a trial whose new status Tune sets only
         after the callback returns."""
         self.trials = trials
-        statuses = [settled[1] if settled and t is settled[0] else t.status for t in trials]
-        total = max(len(trials), num_trials(self.spec))
+        every = [*self.earlier, *trials]
+        statuses = [settled[1] if settled and t is settled[0] else t.status for t in every]
+        if self.recorded_status:
+            seen = {t.trial_id for t in every}
+            statuses += [s for key, s in self.recorded_status.items() if key not in seen]
+        total = max(len(statuses), num_trials(self.spec))
         done, running, failed = (statuses.count(s) for s in
                                  (RayTrial.TERMINATED, RayTrial.RUNNING, RayTrial.ERROR))
         pending = total - done - running - failed

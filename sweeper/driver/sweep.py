@@ -20,11 +20,13 @@ from ray.tune.experiment import Trial as RayTrial
 
 from sweeper.cluster import storage
 from sweeper.cluster.access import probe_address
-from sweeper.driver.admission import should_restore
+from sweeper.driver.admission import Extension, check_extension, should_restore
 from sweeper.driver.events import SweepSession, bound, error_text
 from sweeper.driver.ray_instance import check_resources, init_ray
-from sweeper.driver.tuner import new_tuner, restored_tuner
-from sweeper.driver.warm_start import WarmStart, collect
+from sweeper.driver.stages import Stage, next_stage, recorded_stages
+from sweeper.driver.tuner import growth_tuner, new_tuner, restored_tuner
+from sweeper.driver.warm_start import WarmStart, collect, of_this_sweep
+from sweeper.record.growth import growth_entries
 from sweeper.record.ranking import best_trial
 from sweeper.record.writer import SweepTracker
 from sweeper.search import check_runnable, expand, num_trials, summary
@@ -40,6 +42,7 @@ class SweepOptions:
     address: str | None = None
     resume: bool = False
     retry_failed: bool = False
+    extend: bool = False  # grow the recorded sweep to the spec (sweeper.driver.stages)
 
 
 @dataclass
@@ -83,15 +86,20 @@ def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
             check_dataset(dataset, batch)
     tracker = SweepTracker(options.tracking_uri, spec.name)
     tracker.check_available()
-    restoring = should_restore(spec, folder, tune.Tuner.can_restore(folder), tracker,
-                                     options.resume, progress)
+    restorable = tune.Tuner.can_restore(folder)
+    extension = (check_extension(spec, folder, restorable, tracker, overrides)
+                 if options.extend else None)
+    restoring = extension is not None or should_restore(spec, folder, restorable, tracker,
+                                                        options.resume, progress)
+    stages = _recorded_stages(folder, tracker, extension) if restoring else []
     warm = WarmStart() if restoring else collect(spec, options.tracking_uri)
     _say_warm_start(warm, progress)
     init_ray(options.address)
     check_resources(spec)
     # Restoring only reads the stored state (and may refuse it); a new Tuner writes its
     # own, so it is built once the sweep is opened.
-    restored = restored_tuner(spec, folder, options.retry_failed) if restoring else None
+    restored = [(stage, restored_tuner(spec, stage.folder, options.retry_failed))
+                for stage in stages]
     tracker.open_sweep(spec_text, summary(spec), num_trials(spec), storage=folder,
                        params={"warm_start_trials": str(len(warm.points))},
                        overrides=overrides)
@@ -99,11 +107,21 @@ def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
                    else len(warm.points))
     session = SweepSession(spec, tracker, progress, warm_trials)
     try:
-        if restored is not None:
-            print(f"resuming sweep {spec.name!r} from {folder}", file=progress, flush=True)
-        tuner = restored or new_tuner(spec, storage.resolve(options.storage), warm)
+        # Each stage: its Tuner, the number of its first Optuna trial, what to say first.
+        # A growth's trials run first, so that an interrupt at any point after its record
+        # leaves every stage stored (a Tuner never fitted holds nothing to restore).
+        runs: list[tuple[tune.Tuner, int, str]] = []
+        if extension is not None:
+            runs.append(_growth(spec, spec_text, overrides, extension, folder, stages,
+                                tracker, options.tracking_uri, progress))
+        runs += [(tuner, stage.first_number,
+                  f"resuming {_stage_label(stage.number, spec.name)} from {stage.folder}")
+                 for stage, tuner in restored]
+        if not restoring:
+            runs.append((new_tuner(spec, storage.resolve(options.storage), warm), warm_trials,
+                         ""))
         with _sigterm_as_interrupt(), bound(session):
-            tuner.fit()
+            _fit_stages(runs, session, progress)
         outcome = _outcome(spec, session, tracker, time.perf_counter() - started)
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
@@ -123,6 +141,60 @@ def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
     tracker.end_sweep("KILLED" if outcome.interrupted
                       else "FAILED" if outcome.failed else "FINISHED")
     return outcome
+
+
+def _recorded_stages(folder: str, tracker: SweepTracker,
+                     extension: Extension | None) -> list[Stage]:
+    if extension is not None:
+        return recorded_stages(folder, extension.parent, extension.growths)
+    parent = tracker.existing_sweep()
+    return recorded_stages(folder, parent, growth_entries(parent.tags)) if parent else []
+
+
+def _growth(spec: SweepSpec, spec_text: str, overrides: Sequence[str], extension: Extension,
+            folder: str, stages: list[Stage], tracker: SweepTracker, tracking_uri: str,
+            progress: TextIO) -> tuple[tune.Tuner, int, str]:
+    """The growth's stage: its Tuner (stored before the growth is recorded, so that a
+    recorded growth can always be restored), then its record in MLflow."""
+    added, total = extension.growth.added, num_trials(spec)
+    stage = next_stage(folder, stages, total - added)
+    warm = collect(spec, tracking_uri)
+    _say_warm_start(warm, progress)
+    own = of_this_sweep(spec, tracker.recorded_trials())
+    if own.points:
+        print(f"extension: {len(own.points)} finished trial(s) of {spec.name!r} seed the "
+              "sampler", file=progress, flush=True)
+    warm = WarmStart(warm.points + own.points, warm.rewards + own.rewards)
+    tuner = growth_tuner(spec, folder, stage.number, extension.growth, warm)
+    tracker.record_growth(spec_text, overrides, summary(spec), added, total)
+    return (tuner, stage.first_number,
+            f"extending sweep {spec.name!r} by {added} trial{'s' * (added != 1)} to {total} "
+            f"({_stage_label(stage.number, spec.name)}, in {stage.folder})")
+
+
+# A run's MLflow status as the Ray trial status it stands for in the progress line.
+_SETTLED = {"FINISHED": RayTrial.TERMINATED, "FAILED": RayTrial.ERROR}
+
+
+def _stage_label(number: int, name: str) -> str:
+    return f"sweep {name!r}" if number == 0 else f"growth {number} of sweep {name!r}"
+
+
+def _fit_stages(runs: list[tuple[tune.Tuner, int, str]], session: SweepSession,
+                progress: TextIO) -> None:
+    """Run each stage to its end, one after the other; the session then holds the Ray
+    trials of them all."""
+    done: list[RayTrial] = []
+    if len(runs) > 1:
+        session.recorded_status = {r.trial_id: _SETTLED.get(r.status, RayTrial.PENDING)
+                                   for r in session.tracker.recorded_trials()}
+    for tuner, first_number, line in runs:
+        if line:
+            print(line, file=progress, flush=True)
+        session.warm_trials, session.trials, session.earlier = first_number, [], list(done)
+        tuner.fit()
+        done += session.trials
+    session.trials = done
 
 
 def _say_warm_start(warm: WarmStart, progress: TextIO) -> None:

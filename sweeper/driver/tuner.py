@@ -17,7 +17,7 @@ from sweeper.driver.events import TrackingCallback, trial_name
 from sweeper.driver.warm_start import WarmStart
 from sweeper.driver.worker import ray_trainable
 from sweeper.errors import SweeperError
-from sweeper.search import kind_of, max_epochs, num_trials
+from sweeper.search import Growth, kind_of, max_epochs, num_trials
 from sweeper.spec.schema import SweepSpec
 
 
@@ -27,16 +27,34 @@ class SweepStateUnreadable(SweeperError):
 
 
 def new_tuner(spec: SweepSpec, storage_path: str, warm: WarmStart) -> tune.Tuner:
+    return _tuner(spec, storage_path, spec.name, kind_of(spec).param_space(spec),
+                  num_trials(spec), _search_alg(spec, warm))
+
+
+def growth_tuner(spec: SweepSpec, folder: str, stage: int, growth: Growth,
+                 warm: WarmStart) -> tune.Tuner:
+    """The trials growth `stage` adds, as a Tune experiment of its own inside the sweep's
+    `folder` (a sampler's seeded with `warm`: the sweep's finished trials)."""
+    return _tuner(spec, folder, stage_name(stage), kind_of(spec).growth_space(spec, growth),
+                  growth.added, _search_alg(spec, warm, stage))
+
+
+def stage_name(stage: int) -> str:
+    """The folder of growth `stage` in the sweep's (stage 0: the sweep's own)."""
+    return f"growth-{stage}"
+
+
+def _tuner(spec: SweepSpec, storage_path: str, name: str, param_space: dict[str, Any],
+           samples: int, search_alg: Searcher | None) -> tune.Tuner:
     with_seed = len(spec.search.seeds) > 1
-    search_alg = _search_alg(spec, warm)
     return tune.Tuner(
         _with_resources(spec),
-        param_space=kind_of(spec).param_space(spec),
+        param_space=param_space,
         tune_config=tune.TuneConfig(
             metric=spec.metric, mode=spec.mode,
             search_alg=search_alg, scheduler=_scheduler(spec),
-            # A searcher proposes num_trials trials; a grid's param space holds them all.
-            num_samples=num_trials(spec) if search_alg is not None else 1,
+            # A searcher proposes `samples` trials; a grid's param space holds them all.
+            num_samples=samples if search_alg is not None else 1,
             # A searcher's concurrency is its ConcurrencyLimiter's.
             max_concurrent_trials=None if search_alg is not None
             else spec.max_concurrent_trials,
@@ -47,7 +65,7 @@ def new_tuner(spec: SweepSpec, storage_path: str, warm: WarmStart) -> tune.Tuner
             trial_dirname_creator=lambda t: f"{trial_name(t, with_seed)}-{t.trial_id}",
         ),
         run_config=tune.RunConfig(
-            name=spec.name,
+            name=name,
             storage_path=storage_path,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
@@ -81,8 +99,8 @@ def _with_resources(spec: SweepSpec) -> Any:
                                                "gpu": spec.resources.gpu})
 
 
-def _search_alg(spec: SweepSpec, warm: WarmStart) -> Searcher | None:
-    plan = kind_of(spec).searcher(spec, warm.points, warm.rewards)
+def _search_alg(spec: SweepSpec, warm: WarmStart, stage: int = 0) -> Searcher | None:
+    plan = kind_of(spec).searcher(spec, warm.points, warm.rewards, stage)
     if plan is None:
         return None
     # Earlier sweeps' results enter the study as evaluated trials.

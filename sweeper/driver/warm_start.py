@@ -34,9 +34,7 @@ def collect(spec: SweepSpec, tracking_uri: str) -> WarmStart:
     warm = WarmStart()
     if not spec.search.warm_start:
         return warm
-    ours = trial_params(expand(spec)[0])
-    swept = {name: param for name, param in spec.search.params.items()
-             if isinstance(param, OptunaParam)}
+    ours, swept = trial_params(expand(spec)[0]), _swept(spec)
     client = open_client(tracking_uri)
     for name in spec.search.warm_start:
         if name == spec.name:
@@ -46,33 +44,53 @@ def collect(spec: SweepSpec, tracking_uri: str) -> WarmStart:
         except SweepNotFound:
             raise SpecError(f"search.warm_start: no sweep named {name!r} in "
                             f"{tracking_uri}") from None
-        skipped: dict[str, int] = {}
-        differs: dict[str, set[str]] = {}  # fixed setting -> their values, where not ours
-        for run in source.trials:
-            params, metrics = run.params, run.metrics
-            reason = _unusable(run, spec)
-            point: dict[str, Any] = {}
-            for param_name, param in swept.items():
-                if reason:
-                    break
-                value, reason = _fit(_recorded(params, param_name), param, param_name)
-                point[param_name] = value
-            if reason:
-                skipped[reason] = skipped.get(reason, 0) + 1
-                continue
-            warm.points.append(point)
-            warm.rewards.append(float(metrics[spec.metric]))
-            warm.used[name] = warm.used.get(name, 0) + 1
-            for key, value in ours.items():
-                if key not in swept and key != "train.seed" and params.get(key, value) != value:
-                    differs.setdefault(key, set()).add(params[key])
-        warm.notes += [f"{name}: {count} trial(s) skipped: {reason}"
-                       for reason, count in sorted(skipped.items())]
-        if differs:
-            warm.notes.append(f"{name}: its trials differ from this sweep in "
-                              + ", ".join(f"{key} ({_short(theirs)} there, {ours[key]} here)"
-                                          for key, theirs in sorted(differs.items())))
+        _take(warm, name, source.trials, spec, swept, ours)
     return warm
+
+
+def of_this_sweep(spec: SweepSpec, records: list[TrialRecord]) -> WarmStart:
+    """This sweep's own finished trials as Optuna points: what the sampler of a growth
+    (`run --extend`) starts from."""
+    warm, swept = WarmStart(), _swept(spec)
+    if swept:  # a grid has no sampler to seed
+        _take(warm, spec.name, records, spec, swept, trial_params(expand(spec)[0]))
+    return warm
+
+
+def _swept(spec: SweepSpec) -> dict[str, OptunaParam]:
+    return {name: param for name, param in spec.search.params.items()
+            if isinstance(param, OptunaParam)}
+
+
+def _take(warm: WarmStart, name: str, runs: list[TrialRecord], spec: SweepSpec,
+          swept: dict[str, OptunaParam], ours: dict[str, str]) -> None:
+    """Add the usable trials among `runs` of sweep `name` to `warm`, and notes on the rest."""
+    skipped: dict[str, int] = {}
+    differs: dict[str, set[str]] = {}  # fixed setting -> their values, where not ours
+    for run in runs:
+        params, metrics = run.params, run.metrics
+        reason = _unusable(run, spec)
+        point: dict[str, Any] = {}
+        for param_name, param in swept.items():
+            if reason:
+                break
+            value, reason = _fit(_recorded(params, param_name), param, param_name)
+            point[param_name] = value
+        if reason:
+            skipped[reason] = skipped.get(reason, 0) + 1
+            continue
+        warm.points.append(point)
+        warm.rewards.append(float(metrics[spec.metric]))
+        warm.used[name] = warm.used.get(name, 0) + 1
+        for key, value in ours.items():
+            if key not in swept and key != "train.seed" and params.get(key, value) != value:
+                differs.setdefault(key, set()).add(params[key])
+    warm.notes += [f"{name}: {count} trial(s) skipped: {reason}"
+                   for reason, count in sorted(skipped.items())]
+    if differs:
+        warm.notes.append(f"{name}: its trials differ from this sweep in "
+                          + ", ".join(f"{key} ({_short(theirs)} there, {ours[key]} here)"
+                                      for key, theirs in sorted(differs.items())))
 
 
 def _short(values: set[str]) -> str:

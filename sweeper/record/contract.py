@@ -5,7 +5,9 @@ both take them from here.
 - experiment name = the sweep's name; experiment tag mlflow.experimentKind =
   custom_model_development, so MLflow 3's UI opens it on its training runs;
 - parent run: tag sweeper.kind=sweep, the spec file as the artifact spec.yaml and
-  the `--set` overrides applied to it as tag sweeper.overrides (a JSON list);
+  the `--set` overrides applied to it as tag sweeper.overrides (a JSON list); param
+  num_trials; a grown sweep's growths as tag sweeper.growth, metric num_trials and
+  artifacts growth/<k>/spec.yaml (sweeper.record.growth);
 - child run: tags mlflow.parentRunId, sweeper.kind=trial, sweeper.config_hash;
   params: the swept hyperparameters under their own names plus the fixed
   settings flattened with dots; metrics per epoch (step = epoch).
@@ -33,6 +35,12 @@ NODE_TAGS = ("sweeper.node", "sweeper.node_ip", "sweeper.worker")
 OVERRIDES_TAG = "sweeper.overrides"
 DESCRIPTION_TAG = "mlflow.note.content"  # a run's description: a trial's full config (JSON)
 SPEC_ARTIFACT = "spec.yaml"
+# A sweep's size: the parent's param (as it was opened) and, once it has grown, its
+# metric (one point per growth: sweeper.record.growth).
+NUM_TRIALS = "num_trials"
+# The growths of a sweep (`run --extend`): a JSON list on the parent, and the folder of
+# each growth's spec file among its artifacts (sweeper.record.growth).
+GROWTH_TAG, GROWTH_ARTIFACTS = "sweeper.growth", "growth"
 ENCODER_ARTIFACTS = "encoder"  # a trial run's artifact folder holding its final encoder
 # Summarised on the parent run as best_<name> (the best trial's values).
 HEADLINE_METRICS = HEADLINE

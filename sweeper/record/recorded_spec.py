@@ -14,7 +14,8 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 
 from sweeper.errors import SpecError
-from sweeper.record.contract import OVERRIDES_TAG, SPEC_ARTIFACT
+from sweeper.record.contract import OVERRIDES_TAG
+from sweeper.record.growth import current_spec_artifact
 from sweeper.record.read_model import ParentRecord
 from sweeper.spec.load import parse_spec
 from sweeper.spec.schema import SweepSpec
@@ -40,24 +41,30 @@ def overrides_tag(overrides: Sequence[str]) -> dict[str, str]:
 
 
 def recorded_spec(client: MlflowClient, parent: ParentRecord) -> SweepSpec:
-    """The spec a sweep ran: the spec.yaml on its parent run with the overrides in tag
-    sweeper.overrides applied, parsed as `sweeper run` parsed it (a sweep recorded
-    without the tag: spec.yaml alone). RecordedSpecUnusable saying why when spec.yaml is
-    absent or unreadable, or the spec no longer validates."""
+    """The spec a sweep ran: the spec.yaml on its parent run (a grown sweep: its latest
+    growth's spec file) with the overrides in tag sweeper.overrides applied, parsed as
+    `sweeper run` parsed it (a sweep recorded without the tag: the file alone).
+    RecordedSpecUnusable saying why when the file is absent or unreadable, or the spec
+    no longer validates."""
     overrides = recorded_overrides(parent.tags.get(OVERRIDES_TAG))
-    with tempfile.TemporaryDirectory() as folder:
-        try:
-            text = Path(client.download_artifacts(parent.run_id, SPEC_ARTIFACT, folder)
-                        ).read_text()
-        except (MlflowException, OSError, UnicodeDecodeError) as exc:  # absent, unreadable
-            raise RecordedSpecUnusable(
-                f"no usable spec.yaml on the sweep's parent run ({exc})") from None
+    artifact = current_spec_artifact(parent.tags)
+    try:
+        text = recorded_text(client, parent.run_id, artifact)
+    except (MlflowException, OSError, UnicodeDecodeError) as exc:  # absent, unreadable
+        raise RecordedSpecUnusable(
+            f"no usable {artifact} on the sweep's parent run ({exc})") from None
     try:
         return parse_spec(text, source="spec.yaml of the sweep", overrides=overrides)
     except SpecError as exc:
         reason = "; ".join(str(exc).splitlines())
         raise RecordedSpecUnusable(f"the sweep's recorded spec does not validate: {reason}"
                                    ) from None
+
+
+def recorded_text(client: MlflowClient, run_id: str, artifact: str) -> str:
+    """A text artifact of a run."""
+    with tempfile.TemporaryDirectory() as folder:
+        return Path(client.download_artifacts(run_id, artifact, folder)).read_text()
 
 
 def recorded_overrides(tag: str | None) -> list[str]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from mlflow.tracking import MlflowClient
 
 from sweeper.errors import SweeperError
+from sweeper.record.contract import NUM_TRIALS
 from sweeper.record.read_model import (
     ExperimentDeleted,
     ParentRecord,
@@ -81,8 +82,12 @@ class SweepRecord:
 
     @property
     def expected_trials(self) -> int | None:
-        """How many trials the sweep was opened with (the parent's num_trials)."""
-        text = self.parent.params.get("num_trials", "")
+        """How many trials the sweep has: its latest growth's total (the parent's metric
+        num_trials), else the total it was opened with (its param)."""
+        grown = self.parent.metrics.get(NUM_TRIALS)
+        if grown is not None and float(grown).is_integer():
+            return int(grown)
+        text = self.parent.params.get(NUM_TRIALS, "")
         return int(text) if text.isdigit() else None
 
 

@@ -36,11 +36,14 @@ from sweeper.record.contract import (
     ENCODER_ARTIFACTS,
     ERROR_TAG,
     EXPERIMENT_KIND,
+    GROWTH_TAG,
     HASH_TAG,
     HEADLINE_METRICS,
     INDEX_TAG,
     KIND_TAG,
     NODE_TAGS,
+    NUM_TRIALS,
+    OVERRIDES_TAG,
     PARENT_TAG,
     PREVIOUS_ERROR_TAG,
     REPEAT_TAG,
@@ -54,9 +57,10 @@ from sweeper.record.contract import (
     trial_params,
 )
 from sweeper.record.delivery import Delivery
+from sweeper.record.growth import GrowthEntry, growth_entries, growth_tag, spec_artifact
 from sweeper.record.ranking import best_trial
 from sweeper.record.read_model import ParentRecord, TrialRecord, find_parent, trial_records
-from sweeper.record.recorded_spec import overrides_tag
+from sweeper.record.recorded_spec import overrides_tag, recorded_text
 from sweeper.record.store import (
     TrackingUnavailable,
     check_available,
@@ -129,7 +133,7 @@ class SweepTracker:
             self.parent_id = run.info.run_id
             self.client.log_batch(self.parent_id, params=[
                 Param(k, v) for k, v in
-                {"num_trials": str(num_trials), "search": summary, **(params or {})}.items()])
+                {NUM_TRIALS: str(num_trials), "search": summary, **(params or {})}.items()])
             self.client.log_text(self.parent_id, spec_text, SPEC_ARTIFACT)
         for record in self.trial_runs():  # oldest first: a key's first run is its run
             key = record.trial_id
@@ -139,6 +143,38 @@ class SweepTracker:
             self._status[record.run_id] = record.status
             self._last_step[record.run_id] = int(record.metrics.get("epoch", -1))
         return self.parent_id
+
+    def record_growth(self, spec_text: str, overrides: Sequence[str], summary: str,
+                      added: int, num_trials: int) -> GrowthEntry:
+        """Record a growth of the opened sweep (sweeper.record.growth): the grown spec
+        file kept as growth/<k>/spec.yaml (at the first growth the original as
+        growth/0/spec.yaml), then in one write its entry in tag sweeper.growth, the
+        overrides, the description and num_trials, which commits it; then spec.yaml.
+        Finished trial runs are not touched."""
+        parent = self.client.get_run(self.parent_id)
+        entries = growth_entries(parent.data.tags)
+        entry = GrowthEntry(growth=len(entries) + 1,
+                            at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                            trials=added, num_trials=num_trials)
+        tag = growth_tag([*entries, entry])
+        new_overrides = overrides_tag(overrides)
+        if tag is None or not new_overrides:  # admission has refused such a growth
+            raise ValueError("the growth does not fit in the parent run's tags")
+        now = int(time.time() * 1000)
+        metrics = [Metric(NUM_TRIALS, float(num_trials), now, entry.growth)]
+        if not entries:  # the sweep's size as first run, at its start
+            metrics.insert(0, Metric(NUM_TRIALS, float(parent.data.params[NUM_TRIALS]),
+                                     parent.info.start_time, 0))
+            self.client.log_text(self.parent_id, recorded_text(
+                self.client, self.parent_id, SPEC_ARTIFACT), spec_artifact(0))
+        self.client.log_text(self.parent_id, spec_text, spec_artifact(entry.growth))
+        self.client.log_batch(self.parent_id, metrics=metrics, tags=[
+            RunTag(GROWTH_TAG, tag), RunTag(OVERRIDES_TAG, new_overrides[OVERRIDES_TAG]),
+            RunTag(DESCRIPTION_TAG, summary)])
+        self.client.log_text(self.parent_id, spec_text, SPEC_ARTIFACT)
+        self.client.set_experiment_tag(self.experiment_id, DESCRIPTION_TAG,
+                                       f"sweeper sweep: {summary}")
+        return entry
 
     def trial_run(self, trial: Trial, with_seed: bool, key: str | None = None,
                   patience_s: float = 120.0) -> str:

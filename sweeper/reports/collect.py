@@ -50,7 +50,7 @@ class Sweep:
     search_type: str  # grid | optuna
     metric: str  # what "best" means (the spec's metric)
     mode: str  # max | min
-    expected_trials: int | None  # the parent's num_trials param
+    expected_trials: int | None  # the parent's num_trials (SweepRecord.expected_trials)
     # One row per trial run: run_id, run_name, trial_index, state, error, seed,
     # every axis, batch_size (swept or fixed), the final value of each metric and
     # <metric>_init: the spec's metric at step 0 (the random-init baseline), NaN

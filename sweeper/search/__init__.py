@@ -7,12 +7,12 @@ Adding a kind: a module with a `SearchKind` subclass, and a line in `KINDS`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from sweeper.errors import SpecError
 from sweeper.search.grid import GridKind
-from sweeper.search.kind import KIND_KEY, SearchKind
+from sweeper.search.kind import KIND_KEY, Growth, SearchKind
 from sweeper.search.optuna import OptunaKind
 from sweeper.spec.schema import MAX_RUN_TRIALS, SweepSpec
 from sweeper.spec.trials import Trial, with_overrides
@@ -36,6 +36,15 @@ def kind_of_ray_config(config: dict[str, Any]) -> SearchKind:
 
 def num_trials(spec: SweepSpec) -> int:
     return kind_of(spec).num_trials(spec)
+
+
+def growth(before: SweepSpec, after: SweepSpec, may_change: Collection[str] = ()) -> Growth:
+    """What `after` adds to a sweep that ran `before` (SearchKind.growth); another search
+    type is no growth."""
+    if before.search.type != after.search.type:
+        return Growth(refused=(f"search.type: {before.search.type!r} then, "
+                               f"{after.search.type!r} now",))
+    return kind_of(after).growth(before, after, may_change)
 
 
 def summary(spec: SweepSpec) -> str:

@@ -7,11 +7,11 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
 from sweeper.record.contract import run_name
-from sweeper.search.kind import KIND_KEY, SearchKind, SearchRefused
+from sweeper.search.kind import KIND_KEY, Growth, SearchKind, SearchRefused, fixed_changes
 from sweeper.spec.messages import short
 from sweeper.spec.schema import MAX_GRID_VALUES, SearchSpec, SweepSpec
 from sweeper.spec.trials import Trial, base_config, with_values
@@ -80,15 +80,66 @@ class GridKind(SearchKind):
         return lines
 
     def param_space(self, spec: SweepSpec) -> dict[str, Any]:
+        return self._space(self.iter_trials(spec))
+
+    def growth_space(self, spec: SweepSpec, growth: Growth) -> dict[str, Any]:
+        return self._space(growth.trials)
+
+    def _space(self, trials: Iterable[Trial]) -> dict[str, Any]:
         # Tune's grid_search is this dict; writing it out keeps Ray out of this module.
         entries = [{"index": t.index, "params": t.params,
-                    "config": t.config.model_dump(mode="json")} for t in self.iter_trials(spec)]
+                    "config": t.config.model_dump(mode="json")} for t in trials]
         return {KIND_KEY: self.name, ENTRY_KEY: {"grid_search": entries}}
+
+    def growth(self, before: SweepSpec, after: SweepSpec, may_change: Collection[str] = ()
+               ) -> Growth:
+        """A grid grows by values on its axes and by seeds: each axis (and the seeds)
+        keeps every value it had, in their order, and may take new ones anywhere. The
+        new cells are the grown grid's cells holding a new value, in the grown grid's
+        order, indexed after the sweep's trials (which keep theirs)."""
+        refused = fixed_changes(before, after, may_change, ("params", "seeds"))
+        old, new = before.search.params, after.search.params
+        if list(old) != list(new):
+            refused.append(f"search.params: axes {list(old)} then, {list(new)} now (a "
+                           "growth keeps the axes, in their order)")
+        else:
+            refused += [reason for name in new if (reason := _kept(
+                f"search.params.{name}", _listed(old[name]), _listed(new[name])))]
+        if reason := _kept("search.seeds", before.search.seeds, after.search.seeds):
+            refused.append(reason)
+        if refused:
+            return Growth(refused=tuple(refused))
+        axes = [*_grids(after), after.search.seeds]  # the seeds: the innermost axis
+        fresh = [[value not in then for value in now]
+                 for now, then in zip(axes, [*_grids(before), before.search.seeds],
+                                      strict=True)]
+        cells = (picks for picks in itertools.product(*(range(len(v)) for v in axes))
+                 if any(new[i] for new, i in zip(fresh, picks, strict=True)))
+        base, names = base_config(after), list(after.search.params)
+        first = self.num_trials(before)
+        trials = tuple(_trial(base, first + number, names,
+                              tuple(v[i] for v, i in zip(axes[:-1], picks[:-1], strict=True)),
+                              axes[-1][picks[-1]])
+                       for number, picks in enumerate(cells))
+        return Growth(added=len(trials), trials=trials)
 
     def decode(self, config: dict[str, Any], number: int | None) -> Trial:
         entry = config[ENTRY_KEY]
         return Trial(int(entry["index"]), dict(entry["params"]),
                      TrialConfig.model_validate(entry["config"]))
+
+
+def _listed(values: Any) -> list[Any]:
+    return values if isinstance(values, list) else [values]
+
+
+def _kept(field: str, then: list[Any], now: list[Any]) -> str:
+    """Why `now` does not grow `then` ("" when it keeps every value, in their order)."""
+    kept = [value for value in now if value in then]
+    if kept == then:
+        return ""
+    return (f"{field}: {then!r} then, {now!r} now (a growth keeps every value, in their "
+            "order, and may add new ones)")
 
 
 def _grids(spec: SweepSpec) -> list[list[Any]]:

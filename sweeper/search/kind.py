@@ -7,10 +7,11 @@ line in sweeper.search.KINDS."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from sweeper.record.contract import flatten
 from sweeper.spec.schema import SearchSpec, SweepSpec
 from sweeper.spec.trials import Trial
 
@@ -38,6 +39,17 @@ class SearchRefused(ValueError):
     def __init__(self, message: str, *loc: str) -> None:
         super().__init__(message)
         self.loc = loc
+
+
+@dataclass(frozen=True)
+class Growth:
+    """What a grown spec adds to a sweep: `added` trials, those known before they run
+    (a grid's new cells, each indexed after the sweep's existing trials), or, when the
+    spec changed in a way a growth cannot take, one "field: X then, Y now" per change."""
+
+    added: int = 0
+    trials: tuple[Trial, ...] = ()
+    refused: tuple[str, ...] = ()
 
 
 class SearchKind(ABC):
@@ -77,10 +89,11 @@ class SearchKind(ABC):
         """Ray Tune's param_space, in plain data (a grid: {"grid_search": [...]})."""
 
     def searcher(self, spec: SweepSpec, points: list[dict[str, Any]],
-                 rewards: list[float]) -> OptunaPlan | None:
+                 rewards: list[float], stage: int = 0) -> OptunaPlan | None:
         """The sampler that proposes trials during the sweep, seeded with evaluated
         `points` (swept name -> value) and their `rewards`; None: Tune runs the
-        param_space as it is."""
+        param_space as it is. `stage`: the growth it proposes for (0: the sweep as first
+        run), which draws from a random stream of its own."""
         return None
 
     @abstractmethod
@@ -88,3 +101,34 @@ class SearchKind(ABC):
         """The sweep's Trial behind a Ray trial's config. `number`: the trial's number in
         the order its sampler proposed it (warm-start points first), when the driver
         knows it; a kind whose configs carry their index ignores it."""
+
+    @abstractmethod
+    def growth(self, before: SweepSpec, after: SweepSpec, may_change: Collection[str] = ()
+               ) -> Growth:
+        """What `after` adds to a sweep that ran `before` (a spec of this kind): only the
+        kind's own growths are taken; any other change is refused, except in the top-level
+        sections `may_change` (how trials run, not what they compute)."""
+
+    def growth_space(self, spec: SweepSpec, growth: Growth) -> dict[str, Any]:
+        """Ray Tune's param_space of the trials a growth adds (a sampler's: the spec's)."""
+        return self.param_space(spec)
+
+
+def changes(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> list[str]:
+    """Each differing setting of two specs' plain data, flattened with dots, as
+    "key: X then, Y now", in key order."""
+    then, now = flatten(before, prefix), flatten(after, prefix)
+    return [f"{key}: {then.get(key)!r} then, {now.get(key)!r} now"
+            for key in sorted(then.keys() | now.keys()) if then.get(key) != now.get(key)]
+
+
+def fixed_changes(before: SweepSpec, after: SweepSpec, may_change: Collection[str],
+                  search_fields: Collection[str]) -> list[str]:
+    """The changes of everything but `search_fields` of the search section (which the
+    kind compares itself) and the top-level sections `may_change`."""
+    exclude = set(may_change) | {"search"}
+    keep = set(SearchSpec.model_fields) - set(search_fields)
+    return (changes(before.model_dump(mode="json", exclude=exclude),
+                    after.model_dump(mode="json", exclude=exclude))
+            + changes(before.search.model_dump(mode="json", include=keep),
+                      after.search.model_dump(mode="json", include=keep), "search."))

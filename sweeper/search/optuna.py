@@ -4,10 +4,18 @@ the spec's base values. Before the sweep runs it expands to those base values.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Collection, Iterator
 from typing import Any
 
-from sweeper.search.kind import KIND_KEY, OptunaPlan, SearchKind, SearchRefused
+from sweeper.search.kind import (
+    KIND_KEY,
+    Growth,
+    OptunaPlan,
+    SearchKind,
+    SearchRefused,
+    fixed_changes,
+)
 from sweeper.spec.schema import MAX_OPTUNA_SEED, OptunaParam, SearchSpec, SweepSpec
 from sweeper.spec.trials import Trial, base_config, resolve_values
 
@@ -59,7 +67,7 @@ class OptunaKind(SearchKind):
         return {KIND_KEY: self.name, BASE_KEY: base_config(spec), SEED_KEY: spec.search.seeds[0]}
 
     def searcher(self, spec: SweepSpec, points: list[dict[str, Any]],
-                 rewards: list[float]) -> OptunaPlan:
+                 rewards: list[float], stage: int = 0) -> OptunaPlan:
         import optuna
 
         samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
@@ -67,14 +75,37 @@ class OptunaKind(SearchKind):
         space = {f"{SAMPLED_KEY}/{name}": distribution(param)
                  for name, param in spec.search.params.items() if isinstance(param, OptunaParam)}
         return OptunaPlan(
-            sampler=samplers[spec.search.sampler](seed=spec.search.seeds[0]), space=space,
+            sampler=samplers[spec.search.sampler](seed=stage_seed(spec.search.seeds[0], stage)),
+            space=space,
             points=[{f"{SAMPLED_KEY}/{name}": value for name, value in point.items()}
                     for point in points],
             rewards=list(rewards))
 
+    def growth(self, before: SweepSpec, after: SweepSpec, may_change: Collection[str] = ()
+               ) -> Growth:
+        """An Optuna search grows by samples only: a larger num_samples, the same
+        distributions, sampler, seed and warm start. Its new trials are sampled as they
+        run (by a sampler that knows the sweep's finished trials)."""
+        refused = fixed_changes(before, after, may_change, ("num_samples",))
+        old, new = self.num_trials(before), self.num_trials(after)
+        if new < old:
+            refused.append(f"search.num_samples: {old} then, {new} now (a growth may only "
+                           "raise it)")
+        return Growth(refused=tuple(refused)) if refused else Growth(added=new - old)
+
     def decode(self, config: dict[str, Any], number: int | None) -> Trial:
         values = {**config[SAMPLED_KEY], "seed": config[SEED_KEY]}
         return resolve_values(config[BASE_KEY], values, -1 if number is None else number)
+
+
+def stage_seed(seed: int, stage: int) -> int:
+    """The sampler's seed for a stage of the sweep: the spec's for the sweep as first run;
+    for a growth, one derived from it, since a sampler seeded alike would draw the
+    earlier stage's first proposals again (its random start-up ignores the points)."""
+    if stage == 0:
+        return seed
+    digest = hashlib.sha256(f"{seed}/growth-{stage}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")  # numpy's RandomState takes 32 bits
 
 
 def distribution(param: OptunaParam) -> Any:
