@@ -27,6 +27,12 @@ class MetricInfo:
     # A column of the thesis's Table 3 (appendix_b.csv), in this order.
     in_table: bool = False
     what: str = ""
+    # Its column heading where space is short (`status`, `sweeper trial`'s lines).
+    label: str = ""
+
+    @property
+    def short(self) -> str:
+        return self.label or self.name
 
     @property
     def optimisable(self) -> bool:
@@ -40,13 +46,14 @@ CATALOGUE: tuple[MetricInfo, ...] = (
     MetricInfo("regularization_loss", "min", decimals=4, in_table=True,
                what="the probe's L2 penalty, weight decay x ||W||^2 / 2"),
     MetricInfo("top_1_accuracy", "max", headline=True, decimals=3, in_table=True,
-               what=f"the protocol's linear probe: {_ACCURACY}"),
+               what=f"the protocol's linear probe: {_ACCURACY}", label="top_1"),
     MetricInfo("top_5_accuracy", "max", headline=True, decimals=3, in_table=True,
-               what=f"the protocol's linear probe, top-5: {_ACCURACY} among its 5 best"),
+               what=f"the protocol's linear probe, top-5: {_ACCURACY} among its 5 best",
+               label="top_5"),
     MetricInfo("steps", None, decimals=0, in_table=True, what="optimisation steps so far"),
     # --- evaluation -------------------------------------------------------------------
     MetricInfo("knn_top_1_accuracy", "max", headline=True, decimals=3,
-               what="weighted kNN monitor on frozen features"),
+               what="weighted kNN monitor on frozen features", label="knn_1"),
     MetricInfo("online_linear_top_1_accuracy", "max", decimals=3,
                what="the online (stop-gradient) head"),
     MetricInfo("online_linear_top_5_accuracy", "max", decimals=3,
@@ -77,6 +84,12 @@ OPTIMISABLE: tuple[str, ...] = tuple(m.name for m in CATALOGUE if m.optimisable)
 HEADLINE: tuple[str, ...] = tuple(m.name for m in CATALOGUE if m.headline)
 TABLE_COLUMNS: tuple[str, ...] = tuple(m.name for m in CATALOGUE if m.in_table)
 DEFAULT_DECIMALS = 4
+
+
+def short(name: str) -> str:
+    """A metric's short column heading (its name when it has none, or is unknown)."""
+    info = METRICS.get(name)
+    return info.short if info is not None else name
 
 
 def decimals(name: str) -> int:

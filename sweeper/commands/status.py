@@ -13,11 +13,10 @@ from sweeper.record.read_model import TrialRecord
 from sweeper.record.store import check_readable
 from sweeper.record.sweeps import SweepRecord, read_sweep
 from sweeper.search import num_trials, summary
-from trainers.metrics import HEADLINE
+from trainers.metrics import HEADLINE, short
 
 BEST_SHOWN = 20  # rows of the best-trials table by default
 FAILED_SHOWN = 5  # failed trials named with their error by default
-_SHORT = {"top_1_accuracy": "top_1", "top_5_accuracy": "top_5", "knn_top_1_accuracy": "knn_1"}
 
 
 def status_lines(tracking_uri: str, name: str, best: int = BEST_SHOWN,
@@ -49,7 +48,7 @@ def status_lines(tracking_uri: str, name: str, best: int = BEST_SHOWN,
 
 def _table(records: Sequence[TrialRecord], columns: list[str]) -> list[str]:
     head = f"{'trial':<32} {'status':<9} {'epoch':>5} " + " ".join(
-        f"{_SHORT.get(c, c)[:9]:>9}" for c in columns) + "  note"
+        f"{short(c)[:9]:>9}" for c in columns) + "  note"
     rows = [head]
     for record in records:
         values = " ".join(f"{_number(record.metrics.get(c)):>9}" for c in columns)

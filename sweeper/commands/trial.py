@@ -24,6 +24,7 @@ from trainers.loop import (
     fit,
 )
 from trainers.memory import retain_freed_memory
+from trainers.metrics import HEADLINE, TABLE_COLUMNS, short
 
 
 class TrialFailed(SweeperError):
@@ -68,8 +69,7 @@ def format_epoch(metrics: Metrics, epochs: int, elapsed: float) -> str:
     parts = [f"epoch {int(metrics['epoch'])}/{epochs}", f"step {int(metrics['steps'])}"]
     if "loss" in metrics:
         parts.append(f"loss {metrics['loss']:.4f}")
-    if "top_1_accuracy" in metrics:
-        parts.append(f"top-1 {metrics['top_1_accuracy']:.3f} top-5 {metrics['top_5_accuracy']:.3f}")
+    parts += [f"{short(name)} {metrics[name]:.3f}" for name in HEADLINE if name in metrics]
     if "images_per_sec" in metrics:
         parts.append(f"{metrics['images_per_sec']:.0f} img/s")
     parts.append(f"{elapsed:.0f} s")
@@ -97,5 +97,5 @@ def trial_command(args: argparse.Namespace) -> int:
 
 
 def format_final(result: dict[str, object]) -> str:
-    keys = ("top_1_accuracy", "top_5_accuracy", "regularization_loss", "steps", "wall_seconds")
+    keys = dict.fromkeys((*HEADLINE, *TABLE_COLUMNS, "wall_seconds"))
     return "final: " + "  ".join(f"{k}={result[k]}" for k in keys if k in result)
