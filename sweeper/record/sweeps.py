@@ -20,6 +20,7 @@ from sweeper.record.read_model import (
     trial_records,
 )
 from sweeper.record.recorded_spec import RecordedSpecUnusable, recorded_spec
+from sweeper.search import kind_of
 from sweeper.spec.schema import OptunaParam, SweepSpec
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,12 @@ class SweepRecord:
     @property
     def search_type(self) -> str:
         return self.spec.search.type if self.spec is not None else "grid"
+
+    @property
+    def enumerated(self) -> bool:
+        """Its trials were known before it ran (a grid; a sweep without a usable spec is
+        read as one): see sweeper.search.kind.SearchKind.enumerated."""
+        return kind_of(self.spec).enumerated if self.spec is not None else True
 
     @property
     def axes(self) -> list[str]:

@@ -48,6 +48,7 @@ class Sweep:
     parent_id: str
     axes: list[str]  # the swept params (MLflow names), in the spec's declared order
     search_type: str  # grid | optuna
+    enumerated: bool  # the trials were known before it ran (a grid): sweeper.search.kind
     metric: str  # what "best" means (the spec's metric)
     mode: str  # max | min
     expected_trials: int | None  # the parent's num_trials (SweepRecord.expected_trials)
@@ -81,12 +82,13 @@ def load_sweep(tracking_uri: str, name: str,
         check_axes(axes, metric)
     trials = _trials_frame(record.trials, axes, metric)
     expected = record.expected_trials
-    if spec is not None and spec.search.params and record.search_type == "grid":
+    if spec is not None and spec.search.params and record.enumerated:
         trials = _with_missing_cells(trials, axes, spec, expected)
     history = _history(client, trials)
     trials = _with_init(client, trials, history, metric)
     return Sweep(name=name, parent_id=record.parent_id, axes=axes,
-                 search_type=record.search_type, metric=metric, mode=record.mode,
+                 search_type=record.search_type, enumerated=record.enumerated,
+                 metric=metric, mode=record.mode,
                  expected_trials=expected, trials=trials, history=history,
                  distributions=record.distributions)
 

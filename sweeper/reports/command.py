@@ -98,7 +98,7 @@ def run_report(args: argparse.Namespace) -> int:
 
 def importance_of(sweep: Sweep) -> Importance | None:
     """Optuna sweeps: the importance of each sampled parameter (or why there is none)."""
-    if sweep.search_type != "optuna":
+    if not sweep.distributions:
         return None
     from sweeper.reports.importance import param_importance
 
@@ -136,7 +136,7 @@ def _write_files(sweep: Sweep, folder: Path, reference: pd.DataFrame | None,
     from sweeper.reports.collect import CURVE_METRIC
     from sweeper.reports.cost import sweep_cost
 
-    layout = tables.Layout(axes=tuple(sweep.axes), grid=sweep.search_type == "grid",
+    layout = tables.Layout(axes=tuple(sweep.axes), grid=sweep.enumerated,
                            metric=sweep.metric, mode=sweep.mode)
     summary = tables.summarise(sweep.trials, layout)
     comparison = tables.compare(summary, reference) if reference is not None else None

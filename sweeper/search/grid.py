@@ -23,6 +23,7 @@ ENTRY_KEY = "trial"
 
 class GridKind(SearchKind):
     name = "grid"
+    enumerated = True
 
     def check(self, search: SearchSpec) -> None:
         for name, values in search.params.items():

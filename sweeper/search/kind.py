@@ -54,6 +54,10 @@ class Growth:
 
 class SearchKind(ABC):
     name: str
+    # Whether its trials are all known before the sweep runs (a grid's cells): reports then
+    # map them by their values and list the cells that never started; a sampler's trials
+    # are ranked by the metric instead.
+    enumerated: bool
 
     @abstractmethod
     def check(self, search: SearchSpec) -> None:

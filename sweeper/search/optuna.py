@@ -26,6 +26,7 @@ BASE_KEY, SEED_KEY, SAMPLED_KEY = "base", "seed", "sampled"
 
 class OptunaKind(SearchKind):
     name = "optuna"
+    enumerated = False
 
     def check(self, search: SearchSpec) -> None:
         for name, param in search.params.items():

@@ -82,5 +82,6 @@ def _sweep(name: str, search_type: str, axes: list[str], params: pd.DataFrame,
         "state": trials["state"].to_numpy()[run], "step": step,
         "value": 0.1 + (top_1[run] - 0.1) * step / EPOCHS})
     return Sweep(name=name, parent_id="parent", axes=axes, search_type=search_type,
+                 enumerated=search_type == "grid",
                  metric="top_1_accuracy", mode="max", expected_trials=n, trials=trials,
                  history=history, distributions=distributions)
