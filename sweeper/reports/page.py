@@ -31,8 +31,8 @@ caption { caption-side: top; text-align: left; color: #555; padding-bottom: 0.3e
 th, td { padding: 0.2em 0.6em; border-bottom: 1px solid #e4e4e4; white-space: nowrap; }
 th { border-bottom: 2px solid #888; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr.best td { font-weight: bold; }
-tr.unfinished td { color: #a33; }
+td.best { font-weight: bold; }
+td.unfinished { color: #a33; }
 p.note, dl { color: #444; font-size: 13px; }
 dt { font-weight: bold; float: left; clear: left; width: 14em; }
 dd { margin-left: 15em; }
@@ -226,26 +226,30 @@ def _agreement(result: dict[str, Any]) -> str:
 
 def _table(frame: pd.DataFrame, ident: str, *, best: Any = None, unfinished: Any = None,
            mark: pd.Series | None = None, marked: str = "", caption: str = "") -> str:
-    head = "".join(f"<th>{_e(str(c))}</th>" for c in frame.columns)
-    lines = [f'<table id="{ident}">']
+    """`frame` as an HTML table through pandas' Styler (as latex.py writes the LaTeX):
+    numbers right-aligned, the `best` rows bold, the `unfinished` ones red, a dagger
+    after `marked`'s value where `mark` is true."""
+    text = frame.map(_text)
+    if mark is not None and marked in text:
+        marks = mark.to_numpy(dtype=bool)
+        text.loc[marks, marked] = text.loc[marks, marked] + DAGGER
+    numeric = frame.map(lambda v: pd.api.types.is_number(v) and not pd.api.types.is_bool(v))
+    classes = pd.DataFrame(numeric.to_numpy(), index=frame.index, columns=frame.columns
+                           ).replace({True: "num", False: ""}).astype(str)
+    for name, flags in (("best", best), ("unfinished", unfinished)):
+        if flags is not None:
+            rows = np.asarray(flags, dtype=bool)
+            classes.loc[rows] = (classes.loc[rows] + f" {name}").map(str.strip)
+    styler = (text.style.hide(axis="index").format(escape="html")
+              .format_index(escape="html", axis="columns")
+              .set_td_classes(classes))
     if caption:
-        lines.append(f"<caption>{_e(caption)}</caption>")
-    lines.append(f"<thead><tr>{head}</tr></thead><tbody>")
-    for i, row in enumerate(frame.itertuples(index=False)):
-        classes = [name for name, flags in (("best", best), ("unfinished", unfinished))
-                   if flags is not None and flags[i]]
-        cells = []
-        for column, value in zip(frame.columns, row, strict=True):
-            text = _text(value)
-            if mark is not None and column == marked and mark.iloc[i]:
-                text += DAGGER
-            numeric = pd.api.types.is_number(value) and not pd.api.types.is_bool(value)
-            cells.append(f'<td class="num">{_e(text)}</td>' if numeric
-                         else f"<td>{_e(text)}</td>")
-        attribute = f' class="{" ".join(classes)}"' if classes else ""
-        lines.append(f"<tr{attribute}>{''.join(cells)}</tr>")
-    lines.append("</tbody></table>")
-    return "\n".join(lines)
+        styler = styler.set_caption(html.escape(caption))
+    page = styler.to_html(table_uuid=ident, cell_ids=False, exclude_styles=False)
+    # Styler names the table T_<uuid>: keep the plain id readers link to; the page's one
+    # stylesheet styles every table (Styler's own block is empty).
+    page = page.replace('<style type="text/css">\n</style>\n', "", 1)
+    return page.replace(f'id="T_{ident}"', f'id="{ident}"', 1)
 
 
 def _picture(name: str, data: bytes, embedded: bool) -> str:
