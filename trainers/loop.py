@@ -9,6 +9,7 @@ complete checkpoint state to `report`. It imports neither Ray nor MLflow.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -193,8 +194,11 @@ def _out_of_memory(cfg: TrialConfig, exc: BaseException) -> str:
 
 def devices_held(cfg: TrialConfig) -> float:
     """The devices a trial holds, as its resources ask: its GPU share when it has one
-    (fractional when trials share a GPU), else its CPUs."""
-    return cfg.resources.gpu if cfg.resources.gpu > 0 else cfg.resources.cpu
+    (fractional when trials share a GPU), else its CPUs, at most the machine's (a spec
+    written for an 8-core node, run by `sweeper trial` on a laptop, holds the laptop's)."""
+    if cfg.resources.gpu > 0:
+        return cfg.resources.gpu
+    return min(cfg.resources.cpu, float(os.cpu_count() or cfg.resources.cpu))
 
 
 def _fit(

@@ -87,15 +87,20 @@ def test_epoch_0_is_the_untrained_encoder_through_the_offline_probe_and_knn(
     assert epoch1["baseline_top_1_accuracy"] == baseline["top_1_accuracy"]
 
 
-def test_devices_held_is_the_gpu_share_or_else_the_cpus() -> None:
+def test_devices_held_is_the_gpu_share_or_else_the_cpus(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(trainers.loop.os, "cpu_count", lambda: 4)
     cfg = tiny()
     assert trainers.loop.devices_held(cfg) == 1  # ResourcesConfig(cpu=1, gpu=0)
-    for cpu, gpu, held in ((4, 0, 4), (4, 0.25, 0.25), (8, 1, 1)):
+    # A trial asking for more CPUs than the machine has holds the machine's.
+    for cpu, gpu, held in ((4, 0, 4), (8, 0, 4), (4, 0.25, 0.25), (8, 1, 1)):
         resources = cfg.resources.model_copy(update={"cpu": cpu, "gpu": gpu})
         assert trainers.loop.devices_held(cfg.model_copy(update={"resources": resources})) == held
 
 
-def test_device_seconds_grow_with_wall_time_and_survive_a_resume(tmp_path: Path) -> None:
+def test_device_seconds_grow_with_wall_time_and_survive_a_resume(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(trainers.loop.os, "cpu_count", lambda: 8)  # 3 CPUs are held
     cfg = tiny(epochs=2, optimizer="adamw")
     cfg = cfg.model_copy(update={"resources": cfg.resources.model_copy(update={"cpu": 3})})
     data = load_dataset(cfg.dataset)
