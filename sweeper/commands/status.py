@@ -68,7 +68,7 @@ def _note(record: TrialRecord) -> str:
     if record.stopped_at is not None:
         notes.append(f"stopped early at epoch {record.stopped_at} by the scheduler")
     if record.repeat_of:
-        notes.append(f"repeats the configuration of run {record.repeat_of}")
+        notes.append(f"repeats run {record.repeat_of} (not trained)")
     if record.error:
         notes.append(record.error.splitlines()[0])
     return "; ".join(notes)
@@ -82,7 +82,8 @@ def _counts(sweep: SweepRecord) -> str:
             + f", {states['RUNNING']} running, {states['FAILED']} failed, "
             f"{states['KILLED']} interrupted")
     if repeats:
-        line += f"; {repeats} repeat{'s' * (repeats != 1)} of an earlier configuration"
+        line += (f"; {repeats} repeat{'s' * (repeats != 1)} of a finished configuration "
+                 "(not trained)")
     expected = num_trials(sweep.spec) if sweep.spec is not None else 0
     if expected > len(sweep.trials):
         line += f"; {expected - len(sweep.trials)} of {expected} trials not started"

@@ -24,7 +24,7 @@ from sweeper.driver.admission import should_restore
 from sweeper.driver.events import SweepSession, bound, error_text
 from sweeper.driver.ray_instance import check_resources, init_ray
 from sweeper.driver.tuner import new_tuner, restored_tuner
-from sweeper.driver.warm_start import WarmStart, collect
+from sweeper.driver.warm_start import WarmStart, collect, finished_in_sources
 from sweeper.record.ranking import best_trial
 from sweeper.record.writer import SweepTracker
 from sweeper.search import check_runnable, expand, num_trials, summary
@@ -85,7 +85,8 @@ def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
     tracker.check_available()
     restoring = should_restore(spec, folder, tune.Tuner.can_restore(folder), tracker,
                                      options.resume, progress)
-    warm = WarmStart() if restoring else collect(spec, options.tracking_uri)
+    warm = (finished_in_sources(spec, options.tracking_uri) if restoring
+            else collect(spec, options.tracking_uri))
     _say_warm_start(warm, progress)
     init_ray(options.address)
     check_resources(spec)
@@ -97,7 +98,7 @@ def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
                        overrides=overrides)
     warm_trials = (int(tracker.parent_param("warm_start_trials") or 0) if restoring
                    else len(warm.points))
-    session = SweepSession(spec, tracker, progress, warm_trials)
+    session = SweepSession(spec, tracker, progress, warm_trials, known=warm.finished)
     try:
         if restored is not None:
             print(f"resuming sweep {spec.name!r} from {folder}", file=progress, flush=True)
