@@ -13,10 +13,15 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sweeper.commands.trial import TrialFailed, describe, run_trial
+from sweeper.commands.trial import TrialFailed, run_trial
 from sweeper.errors import EXIT_OK
 from sweeper.record.contract import CODE_VERSION_TAG, flatten
-from sweeper.record.provenance import code_version, differences, trial_provenance
+from sweeper.record.provenance import (
+    code_version,
+    differences,
+    provenance_of,
+    trial_provenance,
+)
 from sweeper.record.reruns import RecordedTrial, RerunRecorder, read_trial_run
 from sweeper.record.store import check_readable, resolve_tracking_uri
 from sweeper.spec.trials import Trial, computation_hash, with_overrides
@@ -58,7 +63,7 @@ class Comparison:
         if not self.differing:
             return "every metric but the timings reproduced exactly"
         count = len(self.differing)
-        why = ("see the differences above" if self.config_changes or self.provenance else
+        why = ("see above" if self.config_changes or self.provenance or self.notes else
                "although nothing recorded of the config, code, data or device differs")
         return f"{count} metric{'s' * (count != 1)} differ{'s' * (count == 1)}: {why}"
 
@@ -76,19 +81,23 @@ def rerun_command(args: argparse.Namespace) -> int:
     trial = with_overrides(recorded.trial, args.overrides, command="sweeper rerun",
                            elsewhere="")
     print(f"rerun of run {recorded.record.run_id} ({recorded.record.name}) of sweep "
-          f"{recorded.experiment!r}", file=sys.stderr, flush=True)
+          f"{recorded.experiment!r}", file=sys.stderr, flush=True)  # then run_trial's lines
     provenance = {CODE_VERSION_TAG: code_version()}
     recorder = RerunRecorder(client, recorded, trial, provenance)
+    # The latest value of each metric, as a run shows them (one of epoch 0 only included):
+    # what the recorded run's metrics are too.
+    latest: Metrics = {}
 
     def on_epoch(metrics: Metrics) -> None:
         if len(provenance) == 1:  # measured inside the trial: its threads are set
             provenance.update(trial_provenance(trial.config))
             recorder.tag(provenance)
         recorder.log(metrics, step=int(metrics.get("epoch", 0)))
+        latest.update(metrics)
 
     started = time.perf_counter()
     try:
-        final = run_trial(trial, progress=sys.stderr, on_epoch=on_epoch)
+        run_trial(trial, progress=sys.stderr, on_epoch=on_epoch)
     except TrialFailed as exc:
         recorder.end("FAILED", str(exc))
         raise
@@ -99,7 +108,7 @@ def rerun_command(args: argparse.Namespace) -> int:
         recorder.end("FAILED", f"{type(exc).__name__}: {exc}")
         raise
     recorder.end("FINISHED")
-    comparison = compare(recorded, trial, final, provenance)
+    comparison = compare(recorded, trial, latest, provenance)
     if args.json:
         print(json.dumps({"run_id": recorder.run_id, "rerun_of": recorded.record.run_id,
                           "deterministic": comparison.deterministic,
@@ -112,17 +121,20 @@ def rerun_command(args: argparse.Namespace) -> int:
                           "wall_seconds": round(time.perf_counter() - started, 3)},
                          sort_keys=True))
     else:
-        print("\n".join([f"rerun logged as run {recorder.run_id} (sweeper.rerun_of "
-                         f"{recorded.record.run_id}); {describe(trial)}",
-                         *format_comparison(comparison)]))
+        print("\n".join([f"rerun of run {recorded.record.run_id} ({recorded.record.name}), "
+                         f"logged as run {recorder.run_id}:", *format_comparison(comparison)]))
     return EXIT_OK
 
 
 def compare(recorded: RecordedTrial, trial: Trial, final: Metrics,
             provenance: Mapping[str, str]) -> Comparison:
-    """The rerun of `recorded` (as `trial`, which --set may have changed) against it."""
+    """The rerun of `recorded` (as `trial`, which --set may have changed, with the latest
+    value of each metric `final` and its `provenance`) against it."""
     record = recorded.record
     notes = []
+    if not provenance_of(record.tags):
+        notes.append("the recorded run has no provenance (sweeper did not keep it then): "
+                     "what it ran on cannot be compared")
     if record.repeat_of:
         notes.append(f"run {record.run_id} repeats run {record.repeat_of} (it was not "
                      "trained): its metrics are that run's")
@@ -159,7 +171,8 @@ def format_comparison(comparison: Comparison) -> list[str]:
     rows = [("metric", "recorded", "rerun", "")]
     for name in comparison.compared:
         then, now = comparison.recorded.get(name), comparison.rerun.get(name)
-        if name in TIMING_METRICS:
+        timing = name in TIMING_METRICS  # never the same: a few digits say enough
+        if timing:
             note = "timing"
         elif _same(then, now):
             note = "same"
@@ -167,7 +180,7 @@ def format_comparison(comparison: Comparison) -> list[str]:
             note = "only one"
         else:
             note = f"{now - then:+.3g}"
-        rows.append((name, _number(then), _number(now), note))
+        rows.append((name, _number(then, timing), _number(now, timing), note))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = [f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}  {row[3]}"
              .rstrip() for row in rows]
@@ -181,5 +194,8 @@ def format_comparison(comparison: Comparison) -> list[str]:
     return lines
 
 
-def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.7g}"
+def _number(value: float | None, timing: bool = False) -> str:
+    """Every digit that tells the value apart (Python's shortest round-trip form)."""
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if timing else repr(value).removesuffix(".0")

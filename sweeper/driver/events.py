@@ -56,10 +56,15 @@ class SweepSession:
         # Ray trial id -> (final metric, trial index, name) of each trial that finished every
         # epoch: the progress line's best is the best of these, by the rule every "best"
         # follows (sweeper.record.ranking). Trials finished before a --resume count too.
+        recorded = tracker.recorded_trials()
         self.finished: dict[str, tuple[float, int | None, str]] = {
-            r.trial_id: (value, r.index, r.name) for r in tracker.recorded_trials()
+            r.trial_id: (value, r.index, r.name) for r in recorded
             if r.finished_in_full and (value := r.value(spec.metric)) is not None}
         self.latest: dict[str, float] = {}  # Ray trial id -> its latest metric
+        # Ray trial id -> the latest value of each metric of a trial not finished yet, as its
+        # run shows them (a metric of epoch 0 only included): what a repeat of it copies.
+        self.values: dict[str, dict[str, Any]] = {
+            r.trial_id: dict(r.metrics) for r in recorded if r.status != "FINISHED"}
         self.trial_seconds = 0.0
         self.trials: list[RayTrial] = []
         self.errors: dict[str, str] = {}
@@ -127,6 +132,7 @@ class SweepSession:
             self.tracker.set_worker(run_id, str(result.get(NODE_KEY, "?")),
                                     str(result.get("node_ip", "?")), worker, tags=provenance)
         self.tracker.log_metrics(run_id, metrics, step=int(metrics.get("epoch", 0)))
+        self.values.setdefault(trial.trial_id, {}).update(metrics)
         self.trial_seconds += float(result.get("time_this_iter_s", 0.0))
         value = metrics.get(self.spec.metric)
         name = self.names[trial.trial_id]
@@ -137,6 +143,7 @@ class SweepSession:
                             + (f" {self.spec.metric} {value:.4f}" if value is not None else ""))
 
     def on_complete(self, trials: list[RayTrial], trial: RayTrial) -> None:
+        values = self.values.pop(trial.trial_id, {})
         epochs = self.trial(trial).config.train.epochs
         reached = int((trial.last_result or {}).get("epoch", epochs))
         if reached < epochs:  # a scheduler (ASHA) stopped it: say so wherever it is shown
@@ -157,11 +164,11 @@ class SweepSession:
                                 "not trained, its final metrics copied",
                         (trial, RayTrial.TERMINATED))
             return
-        metrics = final_metrics(trial.last_result or {})
+        metrics = final_metrics(values)
         if self.spec.metric in metrics:  # what a later proposal of its config repeats
             self.finished_here.setdefault(computation_hash(self.trial(trial).config), Repeat(
                 self.run_for(trial), metrics,
-                {CODE_VERSION_TAG: self.code_version, **self.provenance.get(trial.trial_id, {})}))
+                {**self.provenance.get(trial.trial_id, {}), CODE_VERSION_TAG: self.code_version}))
         if self.spec.save_encoders == "all":
             self.keep_encoder(trial)
         self._print(trials, f"{self.names[trial.trial_id]} finished", (trial, RayTrial.TERMINATED))

@@ -141,11 +141,11 @@ def provenance_of(tags: Mapping[str, str]) -> dict[str, str]:
 
 def differences(then: Mapping[str, str], now: Mapping[str, str]) -> list[str]:
     """How the provenance `now` differs from `then`, one phrase each, e.g.
-    "torch 2.14.1 then, 2.15.0 now", "dataset fingerprint differs"."""
+    "torch 2.14.1 then, 2.15.0 now", "dataset fingerprint differs"; nothing when `then`
+    has no provenance at all (a run recorded before sweeper kept it)."""
     then, now = provenance_of(then), provenance_of(now)
     if not then:
-        return ["the recorded run has no provenance (written by a sweeper that did not "
-                "record it): nothing to compare"]
+        return []
     lines = []
     for key in sorted(then.keys() | now.keys(), key=_order):
         before, after = then.get(key, "(none)"), now.get(key, "(none)")
