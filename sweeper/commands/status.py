@@ -104,7 +104,8 @@ def _failures(records: Sequence[TrialRecord]) -> list[str]:
 def _ties(sweep: SweepRecord) -> list[str]:
     """With several seeds per cell: the cells not significantly worse than the best."""
     axes = sweep.axes
-    finished = [r for r in sweep.trials if r.status == "FINISHED"]
+    # A repeat holds another run's numbers: not a measurement of its own.
+    finished = [r for r in sweep.trials if r.status == "FINISHED" and not r.repeat_of]
     cells = Counter(tuple(r.params.get(a) for a in axes) for r in finished)
     if not axes or not cells or max(cells.values()) < 2:
         return []

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
+import math
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -164,8 +165,8 @@ class SweepSession:
                                 "not trained, its final metrics copied",
                         (trial, RayTrial.TERMINATED))
             return
-        metrics = final_metrics(values)
-        if self.spec.metric in metrics:  # what a later proposal of its config repeats
+        metrics = final_metrics(values)  # what a later proposal of its configuration repeats
+        if math.isfinite(metrics.get(self.spec.metric, math.nan)):
             self.finished_here.setdefault(computation_hash(self.trial(trial).config), Repeat(
                 self.run_for(trial), metrics,
                 {**self.provenance.get(trial.trial_id, {}), CODE_VERSION_TAG: self.code_version}))
@@ -174,6 +175,7 @@ class SweepSession:
         self._print(trials, f"{self.names[trial.trial_id]} finished", (trial, RayTrial.TERMINATED))
 
     def on_error(self, trials: list[RayTrial], trial: RayTrial) -> None:
+        self.values.pop(trial.trial_id, None)
         error = self.errors.get(trial.trial_id) or error_text(trial)
         self.errors[trial.trial_id] = error
         self.tracker.end_trial(self.run_for(trial), "FAILED", error)

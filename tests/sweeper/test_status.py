@@ -96,6 +96,8 @@ def test_an_optuna_status_counts_repeats_and_early_stops_and_weighs_the_paramete
     assert ("9 finished (1 stopped early), 0 running, 0 failed, 0 interrupted; 1 repeat of a "
             "finished configuration (not trained)") in lines
     assert any(line.endswith(f"repeats run {first} (not trained)") for line in lines)
+    # A repeat holds another run's numbers: no cell has two measurements to compare.
+    assert not any(line.startswith("indistinguishable") for line in lines)
     (importance,) = [line for line in lines if "importance of" in line]
     assert importance.startswith("importance of top_1_accuracy (mean decrease impurity over 8 "
                                  "finished trials): temperature ")
