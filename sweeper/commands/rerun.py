@@ -26,7 +26,8 @@ from sweeper.record.reruns import RecordedTrial, RerunRecorder, read_trial_run
 from sweeper.record.store import check_readable, resolve_tracking_uri
 from sweeper.spec.trials import Trial, computation_hash, with_overrides
 from trainers.config import TrialConfig
-from trainers.loop import TIMING_METRICS, Metrics
+from trainers.data import check_dataset
+from trainers.loop import TIMING_METRICS, DeviceUnavailable, Metrics, select_device
 from trainers.metrics import METRICS
 
 
@@ -80,6 +81,12 @@ def rerun_command(args: argparse.Namespace) -> int:
     recorded = read_trial_run(client, tracking_uri, args.run_id)
     trial = with_overrides(recorded.trial, args.overrides, command="sweeper rerun",
                            elsewhere="")
+    # What would stop the trial at once is refused before its rerun run is created.
+    try:
+        select_device(trial.config.resources.gpu)
+    except DeviceUnavailable as exc:
+        raise TrialFailed(str(exc), exit_code=2) from None
+    check_dataset(trial.config.dataset, trial.config.train.batch_size)
     print(f"rerun of run {recorded.record.run_id} ({recorded.record.name}) of sweep "
           f"{recorded.experiment!r}", file=sys.stderr, flush=True)  # then run_trial's lines
     provenance = {CODE_VERSION_TAG: code_version()}

@@ -83,13 +83,16 @@ def recorded_hash(record: TrialRecord) -> str | None:
 
 def finished_configs(records: Iterable[TrialRecord], metric: str) -> dict[str, Repeat]:
     """Computation hash -> the first of `records` that finished it in full with a value of
-    `metric`; repeats themselves are left out (a repeat names the run it copies)."""
-    found: dict[str, Repeat] = {}
+    `metric`. A repeat among them stands for the run it copies (which may be in another
+    sweep), when no run of `records` trained that configuration."""
+    trained: dict[str, Repeat] = {}
+    copied: dict[str, Repeat] = {}
     for record in records:
-        if not record.finished_in_full or record.repeat_of or record.value(metric) is None:
+        if not record.finished_in_full or record.value(metric) is None:
             continue
         key = recorded_hash(record)
-        if key is not None and key not in found:
-            found[key] = Repeat(record.run_id, final_metrics(record.metrics),
-                                provenance_of(record.tags))
-    return found
+        if key is not None:
+            (copied if record.repeat_of else trained).setdefault(key, Repeat(
+                record.repeat_of or record.run_id, final_metrics(record.metrics),
+                provenance_of(record.tags)))
+    return {**copied, **trained}

@@ -84,13 +84,15 @@ def test_only_runs_finished_in_full_with_the_metric_can_be_repeated() -> None:
     runs = [record("failed", 0.2, status="FAILED"),
             record("stopped", 0.2, tags={"sweeper.stopped_at_epoch": "1"}),
             record("no-metric", 0.2, metrics={"loss": 1.0}),
+            record("repeats-first", 0.5, tags={"sweeper.repeat_of": "first"}),
             record("first", 0.5), record("second", 0.5),
-            record("a-repeat", 0.2, tags={"sweeper.repeat_of": "first"})]
+            # A repeat of a run the records do not hold (a warm start's source's).
+            record("a-repeat", 0.2, tags={"sweeper.repeat_of": "elsewhere"})]
     found = finished_configs(runs, "top_1_accuracy")
     assert {key: r.run_id for key, r in found.items()} == {
-        computation_hash(config_of(0.5)): "first"}
-    (repeat,) = found.values()
-    assert repeat.tags == PROVENANCE
+        computation_hash(config_of(0.5)): "first",
+        computation_hash(config_of(0.2)): "elsewhere"}
+    assert {repeat.tags == PROVENANCE for repeat in found.values()} == {True}
 
 
 def test_a_repeat_copies_the_final_metrics_but_the_timings_and_costs_nothing() -> None:

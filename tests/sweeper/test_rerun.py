@@ -8,6 +8,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+import torch
 
 from sweeper.cli import main
 from sweeper.commands.rerun import Comparison, format_comparison, rerun_command
@@ -59,6 +60,24 @@ def test_a_run_that_is_not_a_trial_is_refused_in_one_line(
     assert capsys.readouterr().err == (
         f"sweeper: run {parent.info.run_id} is not a trial run (sweeper.kind=sweep): "
         "sweeper rerun retrains one trial of a sweep\n")
+
+
+def test_a_rerun_that_cannot_start_logs_no_run(
+        workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    run_id = recorded_sweep(uri, tiny_sweep("one", GRID).replace(
+        "{name: synthetic,", "{name: image_folder, root: gone,"))
+    capsys.readouterr()
+    assert main(["rerun", run_id, "--tracking-uri", uri]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("sweeper: ") and "gone" in line
+    if not torch.cuda.is_available():
+        assert main(["rerun", run_id, "--tracking-uri", uri, "--set",
+                     "dataset.name=synthetic", "--set", "resources.gpu=1"]) == 2
+        assert "no CUDA device" in capsys.readouterr().err
+    client = mlflow.MlflowClient(uri)
+    assert client.search_runs([client.get_experiment_by_name("one").experiment_id],
+                              "tags.`sweeper.kind` = 'rerun'") == []
 
 
 def test_a_rerun_is_logged_beside_the_trial_and_counted_by_no_reader_of_the_sweep(
