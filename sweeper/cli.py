@@ -26,6 +26,7 @@ EPILOG = """examples:
   sweeper run search_spaces/demo.yaml              # then: sweeper status demo
   sweeper ui demo                                  # MLflow, opened on the sweep's trials
   sweeper report demo --reference thesis          # compared with the thesis's Table 3
+  sweeper rerun RUN_ID                             # retrain one trial, compare its metrics
 
 exit status: 0 done, 1 some trial or work failed, 2 a mistake in the input
 (spec, option, data, location), 130 interrupted (the output says how to resume),
@@ -57,6 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
     trial.add_argument("--set", dest="overrides", **overrides)  # type: ignore[arg-type]
     trial.add_argument("--json", action="store_true",
                        help="print the final metrics as one JSON object on the last line")
+
+    rerun = commands.add_parser(
+        "rerun", help="retrain one trial from its MLflow run, in the foreground, no Ray; "
+        "compare its final metrics and provenance with the recorded ones")
+    rerun.add_argument("run_id", metavar="RUN_ID", help="the trial's MLflow run id")
+    rerun.add_argument("--tracking-uri", help="MLflow tracking URI (default: "
+                       "$MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in this folder)")
+    rerun.add_argument("--set", dest="overrides", **overrides)  # type: ignore[arg-type]
+    rerun.add_argument("--json", action="store_true",
+                       help="print the comparison as one JSON object on the last line")
 
     run = commands.add_parser("run", help="run a sweep with Ray Tune, tracked in MLflow")
     run.add_argument("spec", help="path to a sweep spec (YAML)")
@@ -136,8 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv
     _prepare_process(args)
-    handler = {"validate": _validate, "trial": _trial, "run": _run, "status": _status,
-               "report": _report, "bench": _bench, "ui": _ui, "submit": _submit}[args.command]
+    handler = {"validate": _validate, "trial": _trial, "rerun": _rerun, "run": _run,
+               "status": _status, "report": _report, "bench": _bench, "ui": _ui,
+               "submit": _submit}[args.command]
     from trainers.dataset_error import DatasetError
 
     try:
@@ -172,7 +184,7 @@ def _prepare_process(args: argparse.Namespace) -> None:
     # MLflow's usage telemetry costs every command seconds where the network is closed (it
     # waits on its upload at exit): 3.5 s of a `status` here. The user may turn it on.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    if args.command in ("status", "ui", "report"):  # they read a store that may not answer
+    if args.command in ("status", "ui", "report", "rerun"):  # a store that may not answer
         from sweeper.record.store import bound_http_retries
 
         bound_http_retries()
@@ -190,6 +202,12 @@ def _trial(args: argparse.Namespace) -> int:
     from sweeper.commands.trial import trial_command  # torch: only when a trial runs
 
     return trial_command(args)
+
+
+def _rerun(args: argparse.Namespace) -> int:
+    from sweeper.commands.rerun import rerun_command  # torch: only when a trial runs
+
+    return rerun_command(args)
 
 
 def _run(args: argparse.Namespace) -> int:

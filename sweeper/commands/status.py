@@ -67,7 +67,7 @@ def _note(record: TrialRecord) -> str:
     if record.stopped_at is not None:
         notes.append(f"stopped early at epoch {record.stopped_at} by the scheduler")
     if record.repeat_of:
-        notes.append(f"repeats the configuration of run {record.repeat_of}")
+        notes.append(f"repeats run {record.repeat_of} (not trained)")
     if record.error:
         notes.append(record.error.splitlines()[0])
     return "; ".join(notes)
@@ -81,7 +81,8 @@ def _counts(sweep: SweepRecord) -> str:
             + f", {states['RUNNING']} running, {states['FAILED']} failed, "
             f"{states['KILLED']} interrupted")
     if repeats:
-        line += f"; {repeats} repeat{'s' * (repeats != 1)} of an earlier configuration"
+        line += (f"; {repeats} repeat{'s' * (repeats != 1)} of a finished configuration "
+                 "(not trained)")
     expected = num_trials(sweep.spec) if sweep.spec is not None else 0
     if expected > len(sweep.trials):
         line += f"; {expected - len(sweep.trials)} of {expected} trials not started"
@@ -102,7 +103,8 @@ def _failures(records: Sequence[TrialRecord]) -> list[str]:
 def _ties(sweep: SweepRecord) -> list[str]:
     """With several seeds per cell: the cells not significantly worse than the best."""
     axes = sweep.axes
-    finished = [r for r in sweep.trials if r.status == "FINISHED"]
+    # A repeat holds another run's numbers: not a measurement of its own.
+    finished = [r for r in sweep.trials if r.status == "FINISHED" and not r.repeat_of]
     cells = Counter(tuple(r.params.get(a) for a in axes) for r in finished)
     if not axes or not cells or max(cells.values()) < 2:
         return []

@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 from sweeper.commands import read_user_spec
@@ -35,12 +36,16 @@ class TrialFailed(SweeperError):
         self.exit_code = exit_code
 
 
-def run_trial(trial: Trial, progress: TextIO | None = None) -> Metrics:
-    """Train `trial` to the end; per-epoch progress goes to `progress`."""
+def run_trial(trial: Trial, progress: TextIO | None = None,
+              on_epoch: Callable[[Metrics], None] | None = None) -> Metrics:
+    """Train `trial` to the end; per-epoch progress goes to `progress`, and each epoch's
+    metrics to `on_epoch` (called inside the trial: its settings, e.g. its threads, hold)."""
     cfg = trial.config
     started = time.perf_counter()
 
     def report(metrics: Metrics, _state: CheckpointState) -> None:
+        if on_epoch is not None:
+            on_epoch(metrics)
         if progress is not None:
             print(format_epoch(metrics, cfg.train.epochs, time.perf_counter() - started),
                   file=progress, flush=True)

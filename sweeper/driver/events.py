@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import json
+import math
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -21,19 +23,21 @@ from ray import tune
 from ray.tune.experiment import Trial as RayTrial
 from ray.tune.result import AUTO_RESULT_KEYS
 
+from sweeper.driver.repeats import Repeat, final_metrics, finished_configs, repeat_in
 from sweeper.driver.trainable import STATE_FILE, trial_from_ray_config
-from sweeper.driver.worker import FAILURE_KEY, NODE_KEY
-from sweeper.record.contract import STOPPED_TAG, run_name
+from sweeper.driver.worker import FAILURE_KEY, NODE_KEY, PROVENANCE_KEY
+from sweeper.record.contract import CODE_VERSION_TAG, REPEAT_TAG, STOPPED_TAG, run_name
 from sweeper.record.encoders import export_encoder
+from sweeper.record.provenance import code_version
 from sweeper.record.ranking import best_of
 from sweeper.record.writer import SweepTracker
-from sweeper.search import num_trials
+from sweeper.search import kind_of, num_trials
 from sweeper.spec.schema import SweepSpec
-from sweeper.spec.trials import Trial
+from sweeper.spec.trials import Trial, computation_hash
 
 # Tune's own keys in a result, and ours that are not metrics: none reaches MLflow.
 _NOT_METRICS = set(AUTO_RESULT_KEYS) | {"done", "trial_id", "experiment_tag",
-                                        "should_checkpoint", NODE_KEY}
+                                        "should_checkpoint", NODE_KEY, PROVENANCE_KEY}
 
 
 class SweepSession:
@@ -41,7 +45,7 @@ class SweepSession:
     what it has learned of each trial."""
 
     def __init__(self, spec: SweepSpec, tracker: SweepTracker, progress: TextIO,
-                 warm_trials: int = 0) -> None:
+                 warm_trials: int = 0, known: Mapping[str, Repeat] | None = None) -> None:
         self.spec = spec
         self.warm_trials = warm_trials  # Optuna trials a warm start put in the study first
         self.tracker = tracker
@@ -53,10 +57,15 @@ class SweepSession:
         # Ray trial id -> (final metric, trial index, name) of each trial that finished every
         # epoch: the progress line's best is the best of these, by the rule every "best"
         # follows (sweeper.record.ranking). Trials finished before a --resume count too.
+        recorded = tracker.recorded_trials()
         self.finished: dict[str, tuple[float, int | None, str]] = {
-            r.trial_id: (value, r.index, r.name) for r in tracker.recorded_trials()
+            r.trial_id: (value, r.index, r.name) for r in recorded
             if r.finished_in_full and (value := r.value(spec.metric)) is not None}
         self.latest: dict[str, float] = {}  # Ray trial id -> its latest metric
+        # Ray trial id -> the latest value of each metric of a trial not finished yet, as its
+        # run shows them (a metric of epoch 0 only included): what a repeat of it copies.
+        self.values: dict[str, dict[str, Any]] = {
+            r.trial_id: dict(r.metrics) for r in recorded if r.status != "FINISHED"}
         self.trial_seconds = 0.0
         self.trials: list[RayTrial] = []
         # A grown sweep's stages run one at a time (sweeper.driver.stages): the Ray trials
@@ -66,6 +75,14 @@ class SweepSession:
         self.recorded_status: dict[str, str] = {}
         self.errors: dict[str, str] = {}
         self.workers: dict[str, str] = {}  # Ray trial id -> "host:pid" of its latest worker
+        self.code_version = code_version()  # the driver's checkout: the code workers run
+        self.provenance: dict[str, dict[str, str]] = {}  # Ray trial id -> its worker's
+        # What a proposal may repeat (sweeper.driver.repeats), by computation hash: the
+        # trials finished in this session; this sweep's recorded and the warm start's
+        # sources' (`known`) finished runs, read when a searcher first asks.
+        self.finished_here: dict[str, Repeat] = {}
+        self.known = dict(known or {})
+        self._recorded_finished: dict[str, Repeat] | None = None
 
     def trial(self, trial: RayTrial) -> Trial:
         """The sweep's Trial behind a Ray trial, decoded once."""
@@ -73,11 +90,25 @@ class SweepSession:
             self.resolved[trial.trial_id] = trial_of(trial, self.warm_trials)
         return self.resolved[trial.trial_id]
 
+    def repeat_for(self, proposal: dict[str, Any]) -> Repeat | None:
+        """The finished run a searcher's proposal (its part of a Ray config) repeats."""
+        if self._recorded_finished is None:
+            self._recorded_finished = {**self.known, **finished_configs(
+                self.tracker.recorded_trials(), self.spec.metric)}
+        kind = kind_of(self.spec)
+        key = computation_hash(kind.decode({**kind.param_space(self.spec), **proposal},
+                                           None).config)
+        return self.finished_here.get(key) or self._recorded_finished.get(key)
+
     def run_for(self, trial: RayTrial) -> str:
         if trial.trial_id not in self.runs:
             resolved = self.trial(trial)
+            repeat = repeat_in(trial.config)
+            # A repeat's metrics are the run's it repeats: so is its provenance.
+            tags = ({REPEAT_TAG: repeat.run_id, **repeat.tags} if repeat is not None
+                    else {CODE_VERSION_TAG: self.code_version})
             self.runs[trial.trial_id] = self.tracker.trial_run(resolved, self.with_seed,
-                                                               key=trial.trial_id)
+                                                               key=trial.trial_id, tags=tags)
             self.names[trial.trial_id] = run_name(resolved.params, self.with_seed)
         return self.runs[trial.trial_id]
 
@@ -100,9 +131,14 @@ class SweepSession:
         worker = f"{result.get('hostname', '?')}:{result.get('pid', '?')}"
         if self.workers.get(trial.trial_id) != worker:  # first result, or after a retry
             self.workers[trial.trial_id] = worker
+            # What the trial runs on, measured by its worker (sweeper.record.provenance).
+            provenance = json.loads(str(result.get(PROVENANCE_KEY) or "{}"))
+            if provenance:
+                self.provenance[trial.trial_id] = provenance
             self.tracker.set_worker(run_id, str(result.get(NODE_KEY, "?")),
-                                    str(result.get("node_ip", "?")), worker)
+                                    str(result.get("node_ip", "?")), worker, tags=provenance)
         self.tracker.log_metrics(run_id, metrics, step=int(metrics.get("epoch", 0)))
+        self.values.setdefault(trial.trial_id, {}).update(metrics)
         self.trial_seconds += float(result.get("time_this_iter_s", 0.0))
         value = metrics.get(self.spec.metric)
         name = self.names[trial.trial_id]
@@ -113,6 +149,7 @@ class SweepSession:
                             + (f" {self.spec.metric} {value:.4f}" if value is not None else ""))
 
     def on_complete(self, trials: list[RayTrial], trial: RayTrial) -> None:
+        values = self.values.pop(trial.trial_id, {})
         epochs = self.trial(trial).config.train.epochs
         reached = int((trial.last_result or {}).get("epoch", epochs))
         if reached < epochs:  # a scheduler (ASHA) stopped it: say so wherever it is shown
@@ -127,11 +164,23 @@ class SweepSession:
             self.finished[trial.trial_id] = (self.latest[trial.trial_id],
                                              self.trial(trial).index,
                                              self.names[trial.trial_id])
+        repeat = repeat_in(trial.config)
+        if repeat is not None:
+            self._print(trials, f"{self.names[trial.trial_id]} repeats run {repeat.run_id}: "
+                                "not trained, its final metrics copied",
+                        (trial, RayTrial.TERMINATED))
+            return
+        metrics = final_metrics(values)  # what a later proposal of its configuration repeats
+        if math.isfinite(metrics.get(self.spec.metric, math.nan)):
+            self.finished_here.setdefault(computation_hash(self.trial(trial).config), Repeat(
+                self.run_for(trial), metrics,
+                {**self.provenance.get(trial.trial_id, {}), CODE_VERSION_TAG: self.code_version}))
         if self.spec.save_encoders == "all":
             self.keep_encoder(trial)
         self._print(trials, f"{self.names[trial.trial_id]} finished", (trial, RayTrial.TERMINATED))
 
     def on_error(self, trials: list[RayTrial], trial: RayTrial) -> None:
+        self.values.pop(trial.trial_id, None)
         error = self.errors.get(trial.trial_id) or error_text(trial)
         self.errors[trial.trial_id] = error
         self.tracker.end_trial(self.run_for(trial), "FAILED", error)
@@ -182,6 +231,11 @@ class SweepSession:
 
 _ACTIVE: contextvars.ContextVar[SweepSession | None] = contextvars.ContextVar(
     "sweeper_sweep_session", default=None)
+
+
+def active_session() -> SweepSession | None:
+    """The session bound to this thread (the one running `Tuner.fit`), if any."""
+    return _ACTIVE.get()
 
 
 @contextlib.contextmanager

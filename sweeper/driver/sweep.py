@@ -25,7 +25,7 @@ from sweeper.driver.events import SweepSession, bound, error_text
 from sweeper.driver.ray_instance import check_resources, init_ray
 from sweeper.driver.stages import Stage, next_stage, recorded_stages
 from sweeper.driver.tuner import growth_tuner, new_tuner, restored_tuner
-from sweeper.driver.warm_start import WarmStart, collect, of_this_sweep
+from sweeper.driver.warm_start import WarmStart, collect, finished_in_sources, of_this_sweep
 from sweeper.record.growth import growth_entries
 from sweeper.record.ranking import best_trial
 from sweeper.record.writer import SweepTracker
@@ -92,7 +92,8 @@ def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
     restoring = extension is not None or should_restore(spec, folder, restorable, tracker,
                                                         options.resume, progress)
     stages = _recorded_stages(folder, tracker, extension) if restoring else []
-    warm = WarmStart() if restoring else collect(spec, options.tracking_uri)
+    warm = (finished_in_sources(spec, options.tracking_uri) if restoring
+            else collect(spec, options.tracking_uri))
     _say_warm_start(warm, progress)
     init_ray(options.address)
     check_resources(spec)
@@ -105,7 +106,7 @@ def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
                        overrides=overrides)
     warm_trials = (int(tracker.parent_param("warm_start_trials") or 0) if restoring
                    else len(warm.points))
-    session = SweepSession(spec, tracker, progress, warm_trials)
+    session = SweepSession(spec, tracker, progress, warm_trials, known=warm.finished)
     try:
         # Each stage: its Tuner, the number of its first Optuna trial, what to say first.
         # A growth's trials run first, so that an interrupt at any point after its record

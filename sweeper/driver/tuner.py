@@ -14,6 +14,7 @@ from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from sweeper.driver.events import TrackingCallback, trial_name
+from sweeper.driver.repeat_search import RepeatSearch
 from sweeper.driver.warm_start import WarmStart
 from sweeper.driver.worker import ray_trainable
 from sweeper.errors import SweeperError
@@ -103,10 +104,11 @@ def _search_alg(spec: SweepSpec, warm: WarmStart, stage: int = 0) -> Searcher | 
     plan = kind_of(spec).searcher(spec, warm.points, warm.rewards, stage)
     if plan is None:
         return None
-    # Earlier sweeps' results enter the study as evaluated trials.
-    search: Searcher = OptunaSearch(space=plan.space, sampler=plan.sampler, metric=spec.metric,
-                                    mode=spec.mode, points_to_evaluate=plan.points or None,
-                                    evaluated_rewards=plan.rewards or None)
+    # Earlier sweeps' results enter the study as evaluated trials; a proposal of a
+    # configuration already finished is a repeat, not trained (sweeper.driver.repeats).
+    search: Searcher = RepeatSearch(OptunaSearch(
+        space=plan.space, sampler=plan.sampler, metric=spec.metric, mode=spec.mode,
+        points_to_evaluate=plan.points or None, evaluated_rewards=plan.rewards or None))
     if spec.max_concurrent_trials:
         search = ConcurrencyLimiter(search, max_concurrent=spec.max_concurrent_trials)
     return search

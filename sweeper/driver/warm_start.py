@@ -3,7 +3,9 @@ store measured (`search.warm_start: [names]`). Each finished trial of those swee
 (same method, the spec's metric logged, not stopped early) whose swept values fit
 this spec's distributions becomes an evaluated point for the sampler. Values that
 do not fit are reported, never guessed; fixed settings that differ are reported too,
-since they make the earlier metric a different experiment."""
+since they make the earlier metric a different experiment. The sources' finished
+configurations are also what a proposal may repeat without training
+(sweeper.driver.repeats), on --resume too."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sweeper.driver.repeats import Repeat, finished_configs
 from sweeper.errors import SpecError
 from sweeper.record.contract import trial_params
 from sweeper.record.read_model import TrialRecord
@@ -27,6 +30,8 @@ class WarmStart:
     rewards: list[float] = field(default_factory=list)  # the spec's metric at each point
     used: dict[str, int] = field(default_factory=dict)  # sweep name -> trials taken from it
     notes: list[str] = field(default_factory=list)  # what was skipped or differs, and why
+    # computation hash -> the sources' finished run of that configuration
+    finished: dict[str, Repeat] = field(default_factory=dict)
 
 
 def collect(spec: SweepSpec, tracking_uri: str) -> WarmStart:
@@ -44,7 +49,26 @@ def collect(spec: SweepSpec, tracking_uri: str) -> WarmStart:
         except SweepNotFound:
             raise SpecError(f"search.warm_start: no sweep named {name!r} in "
                             f"{tracking_uri}") from None
+        for key, repeat in finished_configs(source.trials, spec.metric).items():
+            warm.finished.setdefault(key, repeat)
         _take(warm, name, source.trials, spec, swept, ours)
+    return warm
+
+
+def finished_in_sources(spec: SweepSpec, tracking_uri: str) -> WarmStart:
+    """For a resumed sweep, whose sampler already holds its warm start: only the sources'
+    finished configurations (a source deleted since is left out)."""
+    warm = WarmStart()
+    if not spec.search.warm_start:
+        return warm
+    client = open_client(tracking_uri)
+    for name in spec.search.warm_start:
+        try:
+            source = read_sweep(tracking_uri, name, client, with_spec=False)
+        except SweepNotFound:
+            continue
+        for key, repeat in finished_configs(source.trials, spec.metric).items():
+            warm.finished.setdefault(key, repeat)
     return warm
 
 

@@ -10,7 +10,10 @@ both take them from here.
   artifacts growth/<k>/spec.yaml (sweeper.record.growth);
 - child run: tags mlflow.parentRunId, sweeper.kind=trial, sweeper.config_hash;
   params: the swept hyperparameters under their own names plus the fixed
-  settings flattened with dots; metrics per epoch (step = epoch).
+  settings flattened with dots; metrics per epoch (step = epoch); what it ran on
+  (the provenance tags below);
+- a rerun (`sweeper rerun RUN_ID`): a child of the trial run it retrains, tags
+  sweeper.kind=rerun, sweeper.rerun_of=RUN_ID, and its own provenance.
 """
 
 from __future__ import annotations
@@ -21,11 +24,17 @@ from sweeper.spec.trials import Trial
 from trainers.metrics import HEADLINE
 
 KIND_TAG, HASH_TAG, PARENT_TAG = "sweeper.kind", "sweeper.config_hash", "mlflow.parentRunId"
-SWEEP_KIND, TRIAL_KIND = "sweep", "trial"  # values of KIND_TAG
+SWEEP_KIND, TRIAL_KIND, RERUN_KIND = "sweep", "trial", "rerun"  # values of KIND_TAG
 ERROR_TAG = "sweeper.error"
 TRIAL_ID_TAG, INDEX_TAG, REPEAT_TAG = "sweeper.trial_id", "sweeper.trial_index", "sweeper.repeat_of"
 RETRIES_TAG, STOPPED_TAG = "sweeper.retries", "sweeper.stopped_at_epoch"
 PREVIOUS_ERROR_TAG = "sweeper.previous_error"
+RERUN_TAG = "sweeper.rerun_of"  # a rerun's: the trial run it retrained
+# Provenance, on every trial run and rerun (sweeper.record.provenance): the driver's code,
+# and the worker's dataset, device (sweeper.device and sweeper.device.<what>) and library
+# versions (sweeper.version.<library>).
+CODE_VERSION_TAG, DATASET_TAG = "sweeper.code_version", "sweeper.dataset_fingerprint"
+DEVICE_TAG, VERSION_TAG_PREFIX = "sweeper.device", "sweeper.version."
 STORAGE_TAG, DRIVER_TAG = "sweeper.storage", "sweeper.driver"
 BEST_TAG = "sweeper.best_trial"
 BEST_RUN_TAG = f"{BEST_TAG}_run_id"

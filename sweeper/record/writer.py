@@ -5,7 +5,8 @@ read model (sweeper.record.read_model).
 
 A trial's identity is the Ray trial id (tag sweeper.trial_id), not its config:
 an Optuna sampler may propose one configuration twice, and each proposal is a
-trial with a run of its own (tagged sweeper.repeat_of the first). Each run's
+trial with a run of its own (a repeat of a finished run is tagged sweeper.repeat_of
+by its caller: sweeper.driver.repeats). Each run's
 metric history has one point per step: a step already logged (a trial replayed
 after a driver was killed) is not logged again, and a FINISHED run is never
 written to again. Writes the store cannot take during an outage are held and
@@ -19,7 +20,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,6 @@ from sweeper.record.contract import (
     OVERRIDES_TAG,
     PARENT_TAG,
     PREVIOUS_ERROR_TAG,
-    REPEAT_TAG,
     RETRIES_TAG,
     SPEC_ARTIFACT,
     STORAGE_TAG,
@@ -83,7 +83,6 @@ class SweepTracker:
         self.experiment_id = ""
         self.parent_id = ""
         self._runs: dict[str, str] = {}  # trial key (Ray trial id) -> run id
-        self._first_of_config: dict[str, str] = {}  # config hash -> its first run id
         self._status: dict[str, str] = {}  # run id -> its status in MLflow
         self._last_step: dict[str, int] = {}  # run id -> the last step it has metrics for
         self._attached: set[str] = set()  # runs this driver set RUNNING
@@ -139,7 +138,6 @@ class SweepTracker:
             key = record.trial_id
             self._runs.setdefault(key, record.run_id)
             self._recorded.setdefault(key, record)
-            self._first_of_config.setdefault(record.config_hash, record.run_id)
             self._status[record.run_id] = record.status
             self._last_step[record.run_id] = int(record.metrics.get("epoch", -1))
         return self.parent_id
@@ -177,15 +175,15 @@ class SweepTracker:
         return entry
 
     def trial_run(self, trial: Trial, with_seed: bool, key: str | None = None,
-                  patience_s: float = 120.0) -> str:
+                  patience_s: float = 120.0, tags: Mapping[str, str] | None = None) -> str:
         """The run of the trial Ray knows as `key` (default: its config hash): found
-        again, else created, exactly once.
+        again, else created, exactly once (with `tags` besides the contract's own).
 
         Creating needs the store (it assigns the run id): through an outage this waits
         up to `patience_s`, then raises TrackingUnavailable (resume the sweep later)."""
         def attempt() -> str:
             self._delivery.flush()
-            return self._trial_run(trial, with_seed, key or trial.config_hash)
+            return self._trial_run(trial, with_seed, key or trial.config_hash, tags or {})
 
         try:
             return Retrying(retry=retry_if_exception(is_outage), wait=wait_fixed(5),
@@ -201,7 +199,8 @@ class SweepTracker:
                 "the sweep stopped — resume it with --resume when the store is back"
             ) from exc
 
-    def _trial_run(self, trial: Trial, with_seed: bool, key: str) -> str:
+    def _trial_run(self, trial: Trial, with_seed: bool, key: str,
+                   extra: Mapping[str, str]) -> str:
         if key in self._runs:
             run_id = self._runs[key]
             if self._status.get(run_id) not in ("FINISHED", "RUNNING"):
@@ -209,9 +208,8 @@ class SweepTracker:
             return run_id
         tags = {PARENT_TAG: self.parent_id, KIND_TAG: TRIAL_KIND, HASH_TAG: trial.config_hash,
                 TRIAL_ID_TAG: key, INDEX_TAG: str(trial.index),
-                DESCRIPTION_TAG: json.dumps(trial.config.model_dump(mode="json"), indent=1)}
-        if trial.config_hash in self._first_of_config:
-            tags[REPEAT_TAG] = self._first_of_config[trial.config_hash]
+                DESCRIPTION_TAG: json.dumps(trial.config.model_dump(mode="json"), indent=1),
+                **extra}
         run = self.client.create_run(self.experiment_id, run_name=run_name(trial.params,
                                                                            with_seed), tags=tags)
         run_id = run.info.run_id
@@ -219,7 +217,6 @@ class SweepTracker:
         for start in range(0, len(params), 100):  # MLflow's batch limit
             self.client.log_batch(run_id, params=params[start : start + 100])
         self._runs[key] = run_id
-        self._first_of_config.setdefault(trial.config_hash, run_id)
         self._status[run_id] = "RUNNING"
         self._last_step[run_id] = -1
         self._attached.add(run_id)
@@ -268,14 +265,16 @@ class SweepTracker:
             lambda: self.client.log_artifacts(run_id, str(folder), ENCODER_ARTIFACTS),
             "an encoder")
 
-    def set_worker(self, run_id: str, node_id: str, node_ip: str, worker: str) -> None:
+    def set_worker(self, run_id: str, node_id: str, node_ip: str, worker: str,
+                   tags: Mapping[str, str] | None = None) -> None:
         """Where the trial runs now: tags sweeper.node (Ray node id), sweeper.node_ip and
-        sweeper.worker (host:pid)."""
+        sweeper.worker (host:pid), with the worker's other `tags` (its provenance)."""
         if self._status.get(run_id) == "FINISHED":
             return
-        tags = [RunTag(k, v) for k, v in zip(NODE_TAGS, (node_id, node_ip, worker),
-                                             strict=True)]
-        self._delivery.write(lambda: self.client.log_batch(run_id, tags=tags), "tags")
+        batch = [RunTag(k, v) for k, v in zip(NODE_TAGS, (node_id, node_ip, worker),
+                                              strict=True)]
+        batch += [RunTag(k, v) for k, v in (tags or {}).items()]
+        self._delivery.write(lambda: self.client.log_batch(run_id, tags=batch), "tags")
 
     def log_metrics(self, run_id: str, metrics: dict[str, Any], step: int) -> bool:
         """Log one step's metrics, unless the run is FINISHED or already has that step

@@ -62,6 +62,9 @@ class Sweep:
     # Optuna sweeps: each axis's distribution as the spec declares it (the scatter's
     # axis scales, the parameter importance); empty for grids or without a spec.
     distributions: dict[str, OptunaParam] = field(default_factory=dict)
+    # Trial runs that repeat a finished configuration (tag sweeper.repeat_of): not
+    # trained, their metrics copied (sweeper.driver.repeats).
+    repeats: int = 0
 
 
 def load_sweep(tracking_uri: str, name: str,
@@ -90,7 +93,8 @@ def load_sweep(tracking_uri: str, name: str,
                  search_type=record.search_type, enumerated=record.enumerated,
                  metric=metric, mode=record.mode,
                  expected_trials=expected, trials=trials, history=history,
-                 distributions=record.distributions)
+                 distributions=record.distributions,
+                 repeats=sum(bool(r.repeat_of) for r in record.trials))
 
 
 def attach_report(tracking_uri: str, parent_id: str, files: list[Path]) -> None:

@@ -222,7 +222,9 @@ def _headline(sweep: Sweep) -> str:
     order = {state: i for i, state in enumerate(STATE_ORDER)}
     counts = ", ".join(f"{states[s]} {s.lower().replace('_', ' ')}"
                        for s in sorted(states.index, key=lambda s: (order.get(s, 99), s)))
-    return f"{len(sweep.trials)} trials: {counts}"
+    repeats = (f" ({sweep.repeats} repeat{'s' * (sweep.repeats != 1)} of a finished "
+               "configuration, not trained)" if sweep.repeats else "")
+    return f"{len(sweep.trials)} trials: {counts}{repeats}"
 
 
 def _summary(sweep: Sweep, folder: Path, written: list[Path],

@@ -76,19 +76,20 @@ def with_values(base: dict[str, Any], values: dict[str, Any]) -> TrialConfig:
     return validate_model(TrialConfig, data, Locator("search.params"))
 
 
-def with_overrides(trial: Trial, overrides: list[str]) -> Trial:
+def with_overrides(trial: Trial, overrides: list[str], command: str = "sweeper trial",
+                   elsewhere: str = ", or pick another trial with --index") -> Trial:
     """`trial` with `--set` overrides applied to its resolved config, so they win over the
-    swept values (`sweeper trial`: one trial, changed at will)."""
+    swept values (`sweeper trial`, `sweeper rerun`: one trial, changed at will); a refusal
+    names `command` and ends with `elsewhere`, what else the user may do."""
     if not overrides:
         return trial
     data = trial.config.model_dump()
     for text in overrides:
         if text.split("=", 1)[0].split(".", 1)[0].strip() in SweepSpec.model_fields.keys() - (
                 TrialConfig.model_fields.keys()):
-            raise SpecError(f"--set {text!r}: sweeper trial --set changes one trial's config, "
+            raise SpecError(f"--set {text!r}: {command} --set changes one trial's config, "
                             "which has no search, scheduler or sweep settings; set the field "
-                            "itself (e.g. train.temperature=0.3), or pick another trial with "
-                            "--index")
+                            f"itself (e.g. train.temperature=0.3){elsewhere}")
         apply_override(data, parse_override(text, TrialConfig), TrialConfig)
     config = validate_model(TrialConfig, data, Locator("--set"))
     params = {name: get_path(config.model_dump(), param_path(name)) for name in trial.params

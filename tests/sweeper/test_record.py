@@ -19,6 +19,7 @@ from sweeper.driver import SweepOptions, run_sweep
 from sweeper.driver.admission import SweepExists
 from sweeper.record.store import open_client
 from sweeper.spec.load import parse_spec
+from trainers.loop import TIMING_METRICS
 
 from .conftest import free_port, tiny_sweep
 
@@ -109,7 +110,7 @@ def options(workdir: Path, results: str = "results", **kwargs: object) -> SweepO
 
 
 @pytest.mark.slow
-def test_an_optuna_space_that_repeats_itself_gets_one_run_per_trial(
+def test_an_optuna_space_that_repeats_itself_trains_each_configuration_once(
         local_ray: None, workdir: Path) -> None:
     text = tiny_sweep("repeats", "search:\n  type: optuna\n  num_samples: 3\n  params:\n"
                       "    temperature: {type: categorical, choices: [0.5]}\n", epochs=2,
@@ -125,9 +126,20 @@ def test_an_optuna_space_that_repeats_itself_gets_one_run_per_trial(
     assert len({r.data.tags["sweeper.config_hash"] for r in runs}) == 1
     first = runs[0].info.run_id
     assert "sweeper.repeat_of" not in runs[0].data.tags
+    assert one_point_per_step(opts.tracking_uri, first) == [1, 2]
+    # Proposed again once it had finished: not trained, its final metrics copied at its
+    # final epoch, no device time, the same provenance (what computed those metrics).
     assert [r.data.tags["sweeper.repeat_of"] for r in runs[1:]] == [first, first]
-    for run in runs:
-        assert one_point_per_step(opts.tracking_uri, run.info.run_id) == [1, 2]
+    provenance = {k: v for k, v in runs[0].data.tags.items()
+                  if k.startswith(("sweeper.version.", "sweeper.device", "sweeper.code_version",
+                                   "sweeper.dataset_fingerprint"))}
+    assert {"sweeper.code_version", "sweeper.dataset_fingerprint", "sweeper.device",
+            "sweeper.version.torch"} <= provenance.keys()
+    trained = {k: v for k, v in runs[0].data.metrics.items() if k not in TIMING_METRICS}
+    for run in runs[1:]:
+        assert one_point_per_step(opts.tracking_uri, run.info.run_id) == [2]
+        assert run.data.metrics == {**trained, "device_seconds": 0.0}
+        assert {k: run.data.tags.get(k) for k in provenance} == provenance
 
 
 @pytest.mark.slow

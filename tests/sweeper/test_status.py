@@ -78,11 +78,14 @@ def test_an_optuna_status_counts_repeats_and_early_stops_and_weighs_the_paramete
     MlflowClient(uri).create_experiment("opt", artifact_location=(tmp_path / "a").as_uri())
     tracker = SweepTracker(uri, "opt")
     tracker.open_sweep(OPTUNA, summary(spec), 9)
+    first = ""
     for index in range(9):
         t = 0.05 * 1.4 ** (index % 8)  # trial 8 repeats trial 0's configuration
         values = {"temperature": t, "color_jitter_strength": (index % 8 % 3) / 3, "seed": 0}
         run_id = tracker.trial_run(resolve_values(base_config(spec), values, index), False,
-                                   key=f"trial-{index}")
+                                   key=f"trial-{index}",
+                                   tags={"sweeper.repeat_of": first} if index == 8 else None)
+        first = first or run_id
         tracker.log_metrics(run_id, {"top_1_accuracy": 1 - abs(t - 0.3), "epoch": 4}, step=4)
         tracker.end_trial(run_id, "FINISHED",
                           tags={"sweeper.stopped_at_epoch": "2"} if index == 3 else None)
@@ -90,8 +93,11 @@ def test_an_optuna_status_counts_repeats_and_early_stops_and_weighs_the_paramete
 
     lines = status_lines(uri, "opt")
     assert "8 finished by top_1_accuracy" in lines[1]
-    assert ("9 finished (1 stopped early), 0 running, 0 failed, 0 interrupted; 1 repeat of an "
-            "earlier configuration") in lines
+    assert ("9 finished (1 stopped early), 0 running, 0 failed, 0 interrupted; 1 repeat of a "
+            "finished configuration (not trained)") in lines
+    assert any(line.endswith(f"repeats run {first} (not trained)") for line in lines)
+    # A repeat holds another run's numbers: no cell has two measurements to compare.
+    assert not any(line.startswith("indistinguishable") for line in lines)
     (importance,) = [line for line in lines if "importance of" in line]
     assert importance.startswith("importance of top_1_accuracy (mean decrease impurity over 8 "
                                  "finished trials): temperature ")

@@ -5,11 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from sweeper.driver.warm_start import collect
+from sweeper.driver.warm_start import collect, finished_in_sources
 from sweeper.errors import SpecError
 from sweeper.record.writer import SweepTracker
 from sweeper.search import expand
 from sweeper.spec.load import parse_spec
+from sweeper.spec.trials import base_config, computation_hash, resolve_values
 
 EARLIER = """\
 name: earlier
@@ -62,6 +63,27 @@ def test_finished_trials_that_fit_seed_the_sampler(tmp_path: Path,
     assert "earlier: 1 trial(s) skipped: failed, not finished" in warm.notes
     assert "earlier: 1 trial(s) skipped: temperature=0.9 is outside [0.05, 0.5]" in warm.notes
     assert any("train.epochs (2 there, 3 here)" in note for note in warm.notes)
+
+
+def test_the_sources_finished_configurations_are_what_a_proposal_may_repeat(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    record(uri, EARLIER, {0: ("FINISHED", 0.41), 3: ("FAILED", None), 4: ("FINISHED", 0.2)})
+    now = parse_spec(NOW.replace("epochs: 3", "epochs: 2"))  # the same fixed settings
+    def key(temperature: float, batch_size: int) -> str:  # this sweep's proposal's
+        values = {"temperature": temperature, "batch_size": batch_size, "seed": 0}
+        return computation_hash(resolve_values(base_config(now), values).config)
+
+    warm = collect(now, uri)
+    # Trials 0 and 4 (the failed trial 3 is not finished); another sweep's name: same hash.
+    assert {k: r.metrics["top_1_accuracy"] for k, r in warm.finished.items()} == {
+        key(0.1, 256): 0.41, key(0.9, 256): 0.2}
+    assert all(r.metrics["device_seconds"] == 0.0 for r in warm.finished.values())
+    # On --resume: the same, without the points, and a source deleted since is left out.
+    resumed = finished_in_sources(now.model_copy(update={"search": now.search.model_copy(
+        update={"warm_start": ["earlier", "gone"]})}), uri)
+    assert (resumed.finished, resumed.points) == (warm.finished, [])
 
 
 def test_an_unknown_or_self_warm_start_is_a_spec_error(tmp_path: Path,
