@@ -8,7 +8,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 
-from sweeper.record.ranking import ranked
+from sweeper.record.ranking import best_trial, ranked
 from sweeper.record.read_model import TrialRecord
 from sweeper.record.store import check_readable
 from sweeper.record.sweeps import SweepRecord, read_sweep
@@ -39,6 +39,10 @@ def status_lines(tracking_uri: str, name: str, best: int = BEST_SHOWN,
                      + (" (--all: every trial)" if len(shown) < len(records) else "") + ":")
     lines += _table(shown, columns)
     lines.append(_counts(sweep))
+    leader = best_trial(records, sweep.metric, sweep.mode)
+    if leader is not None:
+        lines.append(f"best: {leader.name}, run {leader.run_id} (retrain it: sweeper rerun "
+                     f"{leader.run_id})")
     if not every:
         lines += _failures(records)
     lines += _ties(sweep)

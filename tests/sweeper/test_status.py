@@ -48,7 +48,8 @@ def test_status_lists_the_best_first_and_counts_the_rest(uri: str) -> None:
     assert [row.split()[0] for row in rows] == ["t0.1-cj1", "t0.2-cj0.5"]
     assert rows[0].split()[1:4] == ["FINISHED", "4", "0.7000"]
     assert lines[5] == "4 finished, 0 running, 1 failed, 0 interrupted; 1 of 6 trials not started"
-    assert lines[6:] == ["failed (1):", "  t0.3-cj0.5: TrainingDiverged: nan"]
+    assert lines[6].startswith("best: t0.1-cj1, run ") and "sweeper rerun " in lines[6]
+    assert lines[7:] == ["failed (1):", "  t0.3-cj0.5: TrainingDiverged: nan"]
 
 
 def test_status_all_lists_every_trial_by_index(uri: str) -> None:
