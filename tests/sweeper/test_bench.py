@@ -196,6 +196,7 @@ def test_sweep_figures_leave_out_what_the_records_do_not_show() -> None:
     assert nothing["first_trial_seconds"] is None and nothing["trial_epoch_seconds"] == 0
 
 
+@pytest.mark.integration
 def test_trial_records_read_ends_and_epoch_seconds_from_mlflow(tmp_path: Path) -> None:
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
@@ -640,6 +641,7 @@ def test_scale_figures_arithmetic_and_verdicts() -> None:
                                      _measured(1, 1))["store"] == "server"
 
 
+@pytest.mark.integration
 def test_timed_command_measures_the_commands_own_peak_memory(tmp_path: Path) -> None:
     import os
     import sys
@@ -654,6 +656,7 @@ def test_timed_command_measures_the_commands_own_peak_memory(tmp_path: Path) -> 
     assert positive_finite(measured.seconds)
 
 
+@pytest.mark.integration
 def test_bench_scale_prints_figures_and_json(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     # The store is made for real (3 trials, 1 epoch); the three commands' timings are given.

@@ -61,6 +61,7 @@ def test_a_bug_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
         cli.main(["validate", "spec.yaml"])
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("command", [["validate"], ["run", "--dry-run"]])
 def test_a_reader_that_stops_reading_ends_the_command_without_a_traceback(
         command: list[str], tmp_path: Path) -> None:

@@ -158,6 +158,7 @@ def ray_trial(trial_id: str, proposal: dict[str, Any], count: int,
     return trial
 
 
+@pytest.mark.integration
 def test_a_proposal_of_a_finished_configuration_is_marked_with_the_run_it_repeats() -> None:
     source = record("source-run", 0.5, name="source", cpu=4)
     session = SweepSession(spec_of(), Tracker(), io.StringIO(),  # type: ignore[arg-type]
@@ -175,6 +176,7 @@ def test_a_proposal_of_a_finished_configuration_is_marked_with_the_run_it_repeat
         "sweeper.repeat_of": "source-run", **PROVENANCE}
 
 
+@pytest.mark.integration
 def test_a_trial_finished_in_this_sweep_is_repeated_by_a_later_proposal() -> None:
     session = SweepSession(spec_of(), Tracker(), io.StringIO())  # type: ignore[arg-type]
     search = RepeatSearch(Proposals(0.2, 0.2, 0.5))
@@ -200,6 +202,7 @@ def test_a_trial_finished_in_this_sweep_is_repeated_by_a_later_proposal() -> Non
     assert search.searcher.told == [("t2", 0.5)]  # type: ignore[attr-defined]
 
 
+@pytest.mark.integration
 def test_a_repeat_of_a_run_still_running_or_stopped_early_is_trained() -> None:
     session = SweepSession(spec_of(), Tracker(), io.StringIO())  # type: ignore[arg-type]
     search = RepeatSearch(Proposals(0.2, 0.2))
@@ -210,6 +213,7 @@ def test_a_repeat_of_a_run_still_running_or_stopped_early_is_trained() -> None:
         assert not session.finished_here  # stopped by the scheduler at epoch 1 of 2
 
 
+@pytest.mark.integration
 def test_the_searcher_pickles_without_any_session_and_resolves_by_its_path() -> None:
     search = RepeatSearch(Proposals(0.2))
     with bound(SweepSession(spec_of(), Tracker(), io.StringIO())):  # type: ignore[arg-type]

@@ -204,6 +204,7 @@ def test_a_non_finite_loss_stops_the_trial_at_once(monkeypatch: pytest.MonkeyPat
     assert calls["n"] == 4  # stopped right there, not at the end of the epoch
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(shutil.which(os.environ.get("CXX", "g++")) is None,
                     reason="torch.compile on CPU needs a C++ compiler ($CXX or g++)")
 def test_train_compile_steps_through_the_compiled_loss() -> None:
