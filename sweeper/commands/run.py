@@ -49,6 +49,10 @@ def run(args: argparse.Namespace) -> int:
                                              if args.tracking_uri else [])
     print(f"results: {folder}\nMLflow:  {options.tracking_uri} (experiment {spec.name!r}); "
           f"browse with: {shlex.join(browse)}", file=sys.stderr)
+    if outcome.stopped:  # the storage refused a write: fixed there, the sweep resumes
+        print(f"sweeper: {outcome.stopped} with:\n  {resume_command(args.argv)}",
+              file=sys.stderr)
+        return EXIT_FAILED
     if outcome.interrupted:
         print(f"interrupted: {outcome.unfinished} trial(s) unfinished. Resume with:\n"
               f"  {resume_command(args.argv)}", file=sys.stderr)

@@ -4,6 +4,7 @@ every epoch to Tune (the trial itself is sweeper.driver.trainable, which knows n
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import ray
 from ray import tune
 
 from sweeper.driver.repeats import repeat_in
+from sweeper.driver.storage_faults import STORAGE_FAULT_KEY, storage_errno
 from sweeper.driver.trainable import STATE_FILE, run_trial_in_worker, trial_from_ray_config
 from sweeper.record.provenance import trial_provenance
 from trainers.data import DatasetError
@@ -26,6 +28,9 @@ FAILURE_KEY = "sweeper_failure"  # a final result saying the trial failed for go
 NODE_KEY = "sweeper_node_id"  # the Ray node a result came from (all nodes may share an IP)
 # What the trial runs on (sweeper.record.provenance), as JSON, with an attempt's first result.
 PROVENANCE_KEY = "sweeper_provenance"
+# How long a worker whose checkpoint upload the storage refused waits for the driver to
+# stop the sweep (sweeper.driver.storage_faults) before it fails as any trial would.
+STORAGE_FAULT_WAIT_S = 120.0
 
 
 def ray_trainable(config: dict[str, Any]) -> None:
@@ -51,7 +56,18 @@ def ray_trainable(config: dict[str, Any]) -> None:
             told = True
             extra[PROVENANCE_KEY] = json.dumps(
                 trial_provenance(trial_from_ray_config(config).config))
-        tune.report({**metrics, **extra}, checkpoint=tune.Checkpoint.from_directory(str(folder)))
+        try:
+            tune.report({**metrics, **extra},
+                        checkpoint=tune.Checkpoint.from_directory(str(folder)))
+        except OSError as exc:  # uploading the checkpoint to the storage
+            code = storage_errno(exc)
+            if code is None:
+                raise
+            # No retry gets past a full or read-only storage: say so, and wait for the
+            # driver to stop the sweep (this trial then resumes from its last checkpoint).
+            tune.report({STORAGE_FAULT_KEY: code, NODE_KEY: node_id})
+            time.sleep(STORAGE_FAULT_WAIT_S)
+            raise
 
     try:
         run_trial_in_worker(config, publish, resume)
