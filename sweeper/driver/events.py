@@ -23,11 +23,18 @@ from ray import tune
 from ray.tune.experiment import Trial as RayTrial
 from ray.tune.result import AUTO_RESULT_KEYS
 
+from sweeper.driver.checkpoints import forget_checkpoint, why_start_over
 from sweeper.driver.repeats import Repeat, final_metrics, finished_configs, repeat_in
 from sweeper.driver.storage_faults import STORAGE_FAULT_KEY, StorageFault, describe, storage_errno
 from sweeper.driver.trainable import STATE_FILE, trial_from_ray_config
 from sweeper.driver.worker import FAILURE_KEY, NODE_KEY, PROVENANCE_KEY
-from sweeper.record.contract import CODE_VERSION_TAG, REPEAT_TAG, STOPPED_TAG, run_name
+from sweeper.record.contract import (
+    CODE_VERSION_TAG,
+    REPEAT_TAG,
+    STARTED_OVER_TAG,
+    STOPPED_TAG,
+    run_name,
+)
 from sweeper.record.encoders import export_encoder
 from sweeper.record.provenance import code_version
 from sweeper.record.ranking import best_of
@@ -129,10 +136,22 @@ class SweepSession:
     def name_of(self, trial: RayTrial) -> str:
         return self.names.get(trial.trial_id) or trial_name(trial, self.with_seed)
 
-    def on_start(self, trial: RayTrial) -> None:
+    def on_start(self, trials: list[RayTrial], trial: RayTrial) -> None:
         # Tune's retries apply again to a trial that --retry-failed restarts.
         trial.max_failures = self.spec.max_failures
-        self.run_for(trial)
+        # Read before run_for, which moves a failed run's error to sweeper.previous_error.
+        error = self.errors.get(trial.trial_id) or self.tracker.recorded_error(trial.trial_id)
+        run_id = self.run_for(trial)
+        # Tune restores the trial from its checkpoint next: one that is gone or unusable
+        # would fail it at once, on every retry. It starts over instead, in its own run
+        # (epochs the run already has are not logged again: sweeper.record.writer).
+        reason = why_start_over(trial, error)
+        if reason is not None:
+            forget_checkpoint(trial)
+            self.errors.pop(trial.trial_id, None)
+            self.tracker.tag_run(run_id, {STARTED_OVER_TAG: reason})
+            self._print(trials, f"{self.name_of(trial)}: warning: {reason}; it starts over "
+                                "from epoch 0")
 
     def on_result(self, trials: list[RayTrial], trial: RayTrial, result: dict[str, Any]) -> None:
         if STORAGE_FAULT_KEY in result:  # its worker waits to be stopped with the sweep
@@ -277,7 +296,7 @@ class TrackingCallback(tune.Callback):
     def on_trial_start(self, iteration: int, trials: list[RayTrial], trial: RayTrial,
                        **info: Any) -> None:
         if (session := _ACTIVE.get()) is not None:
-            session.on_start(trial)
+            session.on_start(trials, trial)
 
     def on_trial_result(self, iteration: int, trials: list[RayTrial], trial: RayTrial,
                         result: dict[str, Any], **info: Any) -> None:

@@ -141,9 +141,17 @@ def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
         reason = None if interrupted else f"the driver failed: {type(exc).__name__}: {exc}"
-        tracker.end_open_trials("KILLED" if interrupted else "FAILED", reason)
-        tracker.end_sweep("KILLED" if interrupted else "FAILED", reason, patience_s=30.0)
+        with _shielded():
+            tracker.end_open_trials("KILLED" if interrupted else "FAILED", reason)
+            tracker.end_sweep("KILLED" if interrupted else "FAILED", reason, patience_s=30.0)
         raise
+    with _shielded():
+        return _finish(spec, session, tracker, outcome, stopped)
+
+
+def _finish(spec: SweepSpec, session: SweepSession, tracker: SweepTracker,
+            outcome: SweepOutcome, stopped: str | None) -> SweepOutcome:
+    """The summary in MLflow, the best trial's encoder, every run ended."""
     records = tracker.trial_runs()  # read once for the summary: the trials of every session
     best = best_trial(records, spec.metric, spec.mode)
     outcome.best = (best.name, best.metrics[spec.metric]) if best is not None else None
@@ -226,6 +234,21 @@ def _say_warm_start(warm: WarmStart, progress: TextIO) -> None:
         print(f"warm start: {len(warm.points)} finished trial(s) of "
               + ", ".join(f"{n} ({k})" for n, k in warm.used.items()) + " seed the sampler",
               file=progress, flush=True)
+
+
+@contextmanager
+def _shielded() -> Iterator[None]:
+    """Once Tune has stopped, the sweep's runs are ended in MLflow: a further Ctrl-C (a
+    double press, or one meant for Tune's own graceful stop) must not leave them RUNNING
+    half-way through, so SIGINT is ignored until the block ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 @contextmanager

@@ -4,6 +4,7 @@ every epoch to Tune (the trial itself is sweeper.driver.trainable, which knows n
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,10 @@ PROVENANCE_KEY = "sweeper_provenance"
 # How long a worker whose checkpoint upload the storage refused waits for the driver to
 # stop the sweep (sweeper.driver.storage_faults) before it fails as any trial would.
 STORAGE_FAULT_WAIT_S = 120.0
+# Fault injection for the reliability tests (as trainers.faults, for what no trial
+# config can cause): "EPOCH:ERRNO" makes every checkpoint upload from that epoch on
+# fail as the storage would, e.g. 1:28 (no space left), 1:30 (read-only).
+STORAGE_FAULT_ENV = "SWEEPER_FAULT_STORAGE_AT"
 
 
 def ray_trainable(config: dict[str, Any]) -> None:
@@ -57,6 +62,7 @@ def ray_trainable(config: dict[str, Any]) -> None:
             extra[PROVENANCE_KEY] = json.dumps(
                 trial_provenance(trial_from_ray_config(config).config))
         try:
+            _inject_storage_fault(int(metrics.get("epoch", 0)))
             tune.report({**metrics, **extra},
                         checkpoint=tune.Checkpoint.from_directory(str(folder)))
         except OSError as exc:  # uploading the checkpoint to the storage
@@ -77,6 +83,12 @@ def ray_trainable(config: dict[str, Any]) -> None:
         # errored: it stays failed across --resume, and --retry-failed re-runs it.
         tune.report({FAILURE_KEY: f"{type(exc).__name__}: {exc}"})
         raise
+
+
+def _inject_storage_fault(epoch: int) -> None:
+    at, _, code = os.environ.get(STORAGE_FAULT_ENV, "").partition(":")
+    if code and epoch >= int(at):
+        raise OSError(int(code), os.strerror(int(code)))
 
 
 # Part of the storage format: Tune stores the trainable's name with a sweep (tuner.pkl)
