@@ -46,12 +46,6 @@ def ray_trainable(config: dict[str, Any]) -> None:
     if repeat is not None:
         tune.report({**repeat.metrics, NODE_KEY: node_id})
         return
-    resume = None
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:  # read now: the folder may be pruned later
-            resume = load_checkpoint(Path(folder) / STATE_FILE)
-
     told = False
 
     def publish(metrics: Metrics, folder: Path) -> None:
@@ -76,6 +70,11 @@ def ray_trainable(config: dict[str, Any]) -> None:
             raise
 
     try:
+        resume = None
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is not None:  # read now: the folder may be pruned later
+            with checkpoint.as_directory() as folder:
+                resume = load_checkpoint(Path(folder) / STATE_FILE)
         run_trial_in_worker(config, publish, resume)
     except (TrainingDiverged, TrialInfeasible, DatasetError, CheckpointError) as exc:
         # A retry would fail the same way: say so first (the driver then turns Tune's

@@ -235,3 +235,25 @@ def test_a_corrupt_checkpoint_fails_its_trial_naming_it_and_retry_failed_starts_
     assert {r["status"] for r in runs.values()} == {"FINISHED"}
     assert runs["t0.2"]["tags.sweeper.retries"] == "1"
     assert str(runs["t0.2"]["tags.sweeper.previous_error"]).startswith("CheckpointError: ")
+
+
+def test_a_trial_starts_over_when_its_state_file_is_gone_or_its_checkpoint_failed_it(
+        tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from pyarrow.fs import LocalFileSystem
+
+    from sweeper.driver.checkpoints import why_start_over
+
+    folder = tmp_path / "checkpoint_000001"
+    folder.mkdir()
+    trial = SimpleNamespace(checkpoint=SimpleNamespace(path=str(folder),
+                                                       filesystem=LocalFileSystem()))
+    state = folder / "state.pt"
+    assert why_start_over(trial, None) == f"its checkpoint at {state} was missing"  # type: ignore[arg-type]
+    state.write_bytes(b"x")
+    assert why_start_over(trial, None) is None  # type: ignore[arg-type]
+    assert why_start_over(trial, "TrainingDiverged: loss became NaN") is None  # type: ignore[arg-type]
+    assert why_start_over(trial, "CheckpointError: checkpoint x is corrupt") == (  # type: ignore[arg-type]
+        f"its checkpoint at {state} could not be used (CheckpointError: checkpoint x is corrupt)")
+    assert why_start_over(SimpleNamespace(checkpoint=None), "CheckpointError: x") is None  # type: ignore[arg-type]
