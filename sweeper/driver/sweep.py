@@ -114,20 +114,21 @@ def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
     session.storage_folder = folder
     stopped: str | None = None
     try:
-        # Each stage: its Tuner, the number of its first Optuna trial, what to say first.
-        # A growth's trials run first, so that an interrupt at any point after its record
-        # leaves every stage stored (a Tuner never fitted holds nothing to restore).
-        runs: list[tuple[tune.Tuner, int, str]] = []
-        if extension is not None:
-            runs.append(_growth(spec, spec_text, overrides, extension, folder, stages,
-                                tracker, options.tracking_uri, progress))
-        runs += [(tuner, stage.first_number,
-                  f"resuming {_stage_label(stage.number, spec.name)} from {stage.folder}")
-                 for stage, tuner in restored]
-        if not restoring:
-            runs.append((new_tuner(spec, storage.resolve(options.storage), warm), warm_trials,
-                         ""))
         try:
+            # Each stage: its Tuner, the number of its first Optuna trial, what to say
+            # first. A growth's trials run first, so that an interrupt at any point after
+            # its record leaves every stage stored (a Tuner never fitted holds nothing to
+            # restore).
+            runs: list[tuple[tune.Tuner, int, str]] = []
+            if extension is not None:
+                runs.append(_growth(spec, spec_text, overrides, extension, folder, stages,
+                                    tracker, options.tracking_uri, progress))
+            runs += [(tuner, stage.first_number,
+                      f"resuming {_stage_label(stage.number, spec.name)} from {stage.folder}")
+                     for stage, tuner in restored]
+            if not restoring:
+                runs.append((new_tuner(spec, storage.resolve(options.storage), warm),
+                             warm_trials, ""))
             with _sigterm_as_interrupt(), bound(session), watched(session.storage_failed):
                 _fit_stages(runs, session, progress)
         except OSError as exc:  # a write of Tune's own, refused for good
