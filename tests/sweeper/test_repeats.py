@@ -139,7 +139,10 @@ class Tracker:
     def end_trial(self, *args: Any, **kwargs: Any) -> None:
         pass
 
-    set_worker = log_metrics = end_trial
+    set_worker = log_metrics = tag_run = end_trial
+
+    def recorded_error(self, key: str) -> None:
+        return None
 
 
 def ray_trial(trial_id: str, proposal: dict[str, Any], count: int,
@@ -152,7 +155,7 @@ def ray_trial(trial_id: str, proposal: dict[str, Any], count: int,
                             checkpoint=None)
     session = active_session()
     assert session is not None
-    session.on_start(trial)  # type: ignore[arg-type]
+    session.on_start([trial], trial)  # type: ignore[list-item, arg-type]
     for result in results:
         session.on_result([trial], trial, result)  # type: ignore[list-item, arg-type]
     return trial
