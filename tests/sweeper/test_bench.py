@@ -488,6 +488,7 @@ def scale_store(tmp_path_factory: pytest.TempPathFactory) -> bench_store.Store:
                                   SCALE_EPOCHS, folder / "artifacts", threads=2)
 
 
+@pytest.mark.integration
 def test_scale_store_parent_run_follows_the_tracking_contract(
         scale_store: bench_store.Store) -> None:
     from mlflow.tracking import MlflowClient
@@ -519,6 +520,7 @@ def test_scale_store_parent_run_follows_the_tracking_contract(
     assert "best_top_1_accuracy" in parent.data.metrics
 
 
+@pytest.mark.integration
 def test_scale_store_trial_runs_follow_the_tracking_contract(
         scale_store: bench_store.Store) -> None:
     from mlflow.tracking import MlflowClient
@@ -573,6 +575,7 @@ def test_scale_store_trial_runs_follow_the_tracking_contract(
     assert scale_store.metric_points == points and scale_store.created
 
 
+@pytest.mark.integration
 def test_scale_writes_a_failed_trial_as_a_failed_run(scale_store: bench_store.Store) -> None:
     import random
 
@@ -596,6 +599,7 @@ def test_scale_writes_a_failed_trial_as_a_failed_run(scale_store: bench_store.St
     tracker.client.delete_run(run.info.run_id)  # the module's store stays as made
 
 
+@pytest.mark.integration
 def test_scale_reuses_the_store_a_kept_folder_holds(scale_store: bench_store.Store) -> None:
     folder = Path(scale_store.tracking_uri.removeprefix("sqlite:///")).parent
     again = bench_store.make_store(scale_store.tracking_uri, SCALE_TRIALS, SCALE_EPOCHS,
