@@ -32,10 +32,10 @@ def _refuse(what: str) -> Any:
 
 
 def _popen_in_unit_test(self: subprocess.Popen, args: Any, *rest: Any, **kwargs: Any) -> None:
-    # ctypes.util.find_library runs `ldconfig -p` in whichever test first loads a
-    # library by name: a lookup of the interpreter's, not a process of the test's own.
+    # ctypes.util.find_library runs `ldconfig -p` and platform.uname() `uname -p` in
+    # whichever test first asks: the interpreter's own lookups, not the test's processes.
     program = args if isinstance(args, str) else str(next(iter(args)))
-    if os.path.basename(program.split()[0]) == "ldconfig":
+    if os.path.basename(program.split()[0]) in ("ldconfig", "uname"):
         return _POPEN(self, args, *rest, **kwargs)
     raise AssertionError(f"a unit test started {program!r}: mark it @pytest.mark.integration")
 
@@ -47,6 +47,6 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[object]:
     if any(item.get_closest_marker(name) for name in ("integration", "slow", "gpu")):
         return (yield)
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_SQL_STORE, _refuse("opened an MLflow SQL store"))  # imports MLflow
         patch.setattr(subprocess.Popen, "__init__", _popen_in_unit_test)
-        patch.setattr(_SQL_STORE, _refuse("opened an MLflow SQL store"))
         return (yield)
