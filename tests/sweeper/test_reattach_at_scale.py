@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from sweeper.bench.bulk_store import Point, RunRows, insert_runs
 from sweeper.record.contract import INDEX_TAG, PARENT_TAG, TRIAL_ID_TAG
-from sweeper.record.read_model import PAGE_SIZE, search_all
+from sweeper.record.read_model import PAGE_SIZE, SERVER_PAGE_SIZE, search_all
 from sweeper.record.writer import SweepTracker
 from sweeper.search import expand
 from sweeper.spec.load import parse_spec
@@ -25,8 +25,8 @@ SPEC = "name: big\nsearch:\n  params:\n    batch_size: [512]\n    temperature: [
 class PagingClient:
     """search_runs over a list, `max_results` a page, with MLflow's offset tokens."""
 
-    def __init__(self, runs: list[str]) -> None:
-        self.runs = runs
+    def __init__(self, runs: list[str], tracking_uri: str = "sqlite:///mlflow.db") -> None:
+        self.runs, self.tracking_uri = runs, tracking_uri
         self.calls: list[tuple[int, str | None]] = []
 
     def search_runs(self, experiment_ids: list[str], filter_string: str, order_by: object,
@@ -47,10 +47,16 @@ def test_search_all_reads_every_page(runs: int, pages: int) -> None:
                                                            range(1, pages)]]
 
 
-def test_search_all_asks_pages_of_page_size_by_default() -> None:
-    client = PagingClient([f"run{i}" for i in range(2 * PAGE_SIZE + 1)])
-    assert len(list(search_all(client, ["1"]))) == 2 * PAGE_SIZE + 1  # type: ignore[arg-type]
-    assert [size for size, _ in client.calls] == [PAGE_SIZE] * 3
+@pytest.mark.parametrize(("uri", "size"), [("sqlite:///mlflow.db", PAGE_SIZE),
+                                           ("postgresql://me@db/runs", PAGE_SIZE),
+                                           ("http://127.0.0.1:5000", SERVER_PAGE_SIZE),
+                                           ("https://mlflow.example.org", SERVER_PAGE_SIZE)])
+def test_search_all_asks_pages_of_the_stores_page_size_by_default(uri: str,
+                                                                  size: int) -> None:
+    # A server answers each page within the read timeout only if pages stay small.
+    client = PagingClient([f"run{i}" for i in range(2 * size + 1)], uri)
+    assert len(list(search_all(client, ["1"]))) == 2 * size + 1  # type: ignore[arg-type]
+    assert [max_results for max_results, _ in client.calls] == [size] * 3
 
 
 def trial_key(index: int) -> str:
