@@ -30,7 +30,7 @@ from sweeper.record.contract import CODE_VERSION_TAG, REPEAT_TAG, STOPPED_TAG, r
 from sweeper.record.encoders import export_encoder
 from sweeper.record.provenance import code_version
 from sweeper.record.ranking import best_of
-from sweeper.record.writer import SweepTracker
+from sweeper.record.writer import SweepTracker, worker_tags
 from sweeper.search import kind_of, num_trials
 from sweeper.spec.schema import SweepSpec
 from sweeper.spec.trials import Trial, computation_hash
@@ -129,15 +129,17 @@ class SweepSession:
         metrics = {k: v for k, v in result.items() if k not in _NOT_METRICS}
         run_id = self.run_for(trial)
         worker = f"{result.get('hostname', '?')}:{result.get('pid', '?')}"
+        tags: dict[str, str] = {}
         if self.workers.get(trial.trial_id) != worker:  # first result, or after a retry
             self.workers[trial.trial_id] = worker
             # What the trial runs on, measured by its worker (sweeper.record.provenance).
             provenance = json.loads(str(result.get(PROVENANCE_KEY) or "{}"))
             if provenance:
                 self.provenance[trial.trial_id] = provenance
-            self.tracker.set_worker(run_id, str(result.get(NODE_KEY, "?")),
-                                    str(result.get("node_ip", "?")), worker, tags=provenance)
-        self.tracker.log_metrics(run_id, metrics, step=int(metrics.get("epoch", 0)))
+            tags = worker_tags(str(result.get(NODE_KEY, "?")), str(result.get("node_ip", "?")),
+                               worker, provenance)
+        # The worker's tags go with the metrics: one MLflow write per result.
+        self.tracker.log_metrics(run_id, metrics, step=int(metrics.get("epoch", 0)), tags=tags)
         self.values.setdefault(trial.trial_id, {}).update(metrics)
         self.trial_seconds += float(result.get("time_this_iter_s", 0.0))
         value = metrics.get(self.spec.metric)

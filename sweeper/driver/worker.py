@@ -44,14 +44,15 @@ def ray_trainable(config: dict[str, Any]) -> None:
 
     told = False
 
-    def publish(metrics: Metrics, folder: Path) -> None:
+    def publish(metrics: Metrics, folder: Path | None) -> None:
         nonlocal told
         extra = {NODE_KEY: node_id}
         if not told:  # measured in the trial, once it has read its data: the first report
             told = True
             extra[PROVENANCE_KEY] = json.dumps(
                 trial_provenance(trial_from_ray_config(config).config))
-        tune.report({**metrics, **extra}, checkpoint=tune.Checkpoint.from_directory(str(folder)))
+        tune.report({**metrics, **extra}, checkpoint=None if folder is None
+                    else tune.Checkpoint.from_directory(str(folder)))
 
     try:
         run_trial_in_worker(config, publish, resume)
