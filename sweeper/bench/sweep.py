@@ -18,7 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from sweeper.bench.errors import BenchError, BenchFailed
 from sweeper.bench.format import Result, say
@@ -258,9 +258,9 @@ def run_timed_sweep(spec: SweepSpec, text: str, folder: Path,
         say(progress, f"sweep: {trials} trial(s) through run_sweep")
         options = SweepOptions(storage=folder / "results", tracking_uri=uri)
         sweep_started = time.time()  # MLflow's run times are wall-clock too
-        outcome = run_sweep(spec, text, options, progress=io.StringIO() if progress is None
-                            else progress if trials < 40 else ProgressSample(progress,
-                                                                             trials // 20))
+        shown: TextIO = (io.StringIO() if progress is None else progress if trials < 40
+                         else cast(TextIO, ProgressSample(progress, trials // 20)))
+        outcome = run_sweep(spec, text, options, progress=shown)
     finally:
         if started_ray:  # leave Ray as we found it
             shutdown_ray()
