@@ -25,7 +25,7 @@ test: install
 	$(BIN)/python -m pytest
 
 test-fast: install
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow and not integration and not gpu"
 
 lint: install
 	$(BIN)/ruff check .

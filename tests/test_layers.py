@@ -48,6 +48,7 @@ def test_only_the_driver_and_the_job_client_import_ray() -> None:
     assert "sweeper/driver/sweep.py" in users  # the walk did see the driver
 
 
+@pytest.mark.integration
 def test_process_settings_import_no_ray() -> None:
     """The entry points apply them before Ray is imported: Ray reads some at import."""
     import subprocess
@@ -123,6 +124,7 @@ def test_no_module_imports_itself_back() -> None:
     (["ui", "--help"], ("torch", "ray", "mlflow")),
     (["status", "absent", "--tracking-uri", "sqlite:///absent/mlflow.db"], ("torch", "ray")),
 ])
+@pytest.mark.integration
 def test_commands_that_only_read_import_neither_torch_nor_ray(argv: list[str],
                                                               absent: tuple[str, ...]) -> None:
     """They start in about a second: torch alone takes seconds to import."""

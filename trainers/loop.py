@@ -426,5 +426,15 @@ def load_checkpoint(path: Path) -> CheckpointState:
     try:
         state: CheckpointState = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a corrupt file
-        raise CheckpointError(f"checkpoint {path} is unreadable or corrupt: {exc}") from exc
+        raise CheckpointError(f"checkpoint {path} is unreadable or corrupt "
+                              f"({type(exc).__name__}: {_last_line(exc)})") from exc
     return state
+
+
+def _last_line(exc: BaseException) -> str:
+    """The telling line of torch's message, one line for a run's tag and a summary: its
+    weights-only refusal spans lines of advice (to load with weights_only=False, which a
+    corrupt file needs no more than an untrusted one) before 'Unsupported operand 110'."""
+    lines = [line.strip() for line in str(exc).splitlines()
+             if line.strip() and not line.startswith("Check the documentation")]
+    return lines[-1] if lines else "no detail"

@@ -8,7 +8,9 @@ Each benchmark is a function returning a plain dict of figures (the CLI only pri
 - flops.py    its FLOP floor and the GPU peak table;
 - sweep.py    `measure_sweep`: the per-trial cost of Ray Tune + MLflow over a plain loop;
 - scale.py    `measure_scale`: `sweeper status` and `report` on a sweep of N trials against
-              MLflow's own listing of its runs;
+              MLflow's own listing of its runs, and a resume's re-attachment (reattach.py);
+              the sweep from scale_trials.py, written by scale_store.py (bulk_store.py for
+              `--writer sql`), each command timed by measured.py;
 - timing.py   shared helpers: device, threads, timed rounds and their medians;
 - format.py   the printed table of a result;
 - errors.py   BenchError (exit 2) and BenchFailed (exit 1).

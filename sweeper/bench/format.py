@@ -99,7 +99,8 @@ def _scale_rows(result: Result) -> list[tuple[str, str]]:
                 f"<= {result['ratio_targets'][name]:g}x, <= {result['peak_mb_target']:,.0f} MB")
 
     created = (number(result["store_seconds"], 0, " s") + f" ({result['metric_points']:,} "
-               "metric points)" if result["store_created"] else "reused (--keep)")
+               f"metric points, --writer {result['store_writer']})" if result["store_created"]
+               else "reused (--keep)")
     rows = [(f"scale: {result['trials']:,} trials x {result['epochs']} epochs, "
              f"{result['store']} store", ""),
             ("writing the store (not timed below)", created),
@@ -111,6 +112,10 @@ def _scale_rows(result: Result) -> list[tuple[str, str]]:
                      number(result[f"{name}_seconds"], 1, " s") + " ("
                      + number(result[f"{name}_ratio"], 1, "x") + " floor), "
                      + number(result[f"{name}_peak_mb"], 0, " MB") + ": " + verdict(name)))
+    rows.append(("resume: re-attach every trial to its run",
+                 f"{result['reattached']:,} of {result['trials']:,} in "
+                 + number(result["reattach_seconds"], 1, " s") + ", "
+                 + number(result["reattach_peak_mb"], 0, " MB")))
     return rows
 
 

@@ -30,10 +30,13 @@ TUNE_ENVIRONMENT = {
 
 # Tune's own words for what the driver reports itself: a trial's failure (with the
 # worker's traceback), the trials left incomplete, how to resume with Tuner.restore
-# (the driver prints the `sweeper run ... --resume` command instead).
+# (the driver prints the `sweeper run ... --resume` command instead), and, on a resume,
+# that a trial stopped before its first result file reached the storage has no metrics
+# in Tune's files (its metrics are in MLflow, which is what the driver reads).
 _TUNE_NOISE = ("Trial task failed", "Trials did not complete", "Experiment has been interrupted",
-               "Stop signal received")
-_TUNE_LOGGERS = ("ray.tune.tune", "ray.tune.execution.tune_controller")
+               "Stop signal received", "Failed to fetch metrics for")
+_TUNE_LOGGERS = ("ray.tune.tune", "ray.tune.execution.tune_controller",
+                 "ray.tune.analysis.experiment_analysis")
 
 
 def prepare(send_token: bool = False) -> None:

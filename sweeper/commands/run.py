@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,18 +43,35 @@ def run(args: argparse.Namespace) -> int:
                            address=args.address, resume=args.resume,
                            retry_failed=args.retry_failed, extend=args.extend)
     print(f"sweep {spec.name!r}: {summary(spec)}", file=sys.stderr)
-    outcome = run_sweep(spec, spec_text, options, overrides=overrides)
+    try:
+        outcome = run_sweep(spec, spec_text, options, overrides=overrides)
+    except KeyboardInterrupt:  # a second Ctrl-C cut Tune's graceful stop short
+        _ignore_interrupts()
+        print(f"interrupted. Resume with:\n  {resume_command(args.argv)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    _ignore_interrupts()
     print(format_outcome(outcome, spec.metric), file=sys.stderr)
     folder = sweep_location(args.storage, spec.name)
     browse = ["sweeper", "ui", spec.name] + (["--tracking-uri", args.tracking_uri]
                                              if args.tracking_uri else [])
     print(f"results: {folder}\nMLflow:  {options.tracking_uri} (experiment {spec.name!r}); "
           f"browse with: {shlex.join(browse)}", file=sys.stderr)
+    if outcome.stopped:  # the storage refused a write: fixed there, the sweep resumes
+        print(f"sweeper: {outcome.stopped} with:\n  {resume_command(args.argv)}",
+              file=sys.stderr)
+        return EXIT_FAILED
     if outcome.interrupted:
         print(f"interrupted: {outcome.unfinished} trial(s) unfinished. Resume with:\n"
               f"  {resume_command(args.argv)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_FAILED if outcome.failed else EXIT_OK
+
+
+def _ignore_interrupts() -> None:
+    """What is left (the summary, and Ray's shutdown, which runs at exit) is short and must
+    not end in a KeyboardInterrupt traceback ("Exception ignored in atexit callback")
+    when Ctrl-C is pressed again: SIGINT is ignored from here to the exit."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def resume_command(argv: Sequence[str]) -> str:

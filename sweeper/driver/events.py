@@ -23,10 +23,18 @@ from ray import tune
 from ray.tune.experiment import Trial as RayTrial
 from ray.tune.result import AUTO_RESULT_KEYS
 
+from sweeper.driver.checkpoints import forget_checkpoint, why_start_over
 from sweeper.driver.repeats import Repeat, final_metrics, finished_configs, repeat_in
+from sweeper.driver.storage_faults import STORAGE_FAULT_KEY, StorageFault, describe, storage_errno
 from sweeper.driver.trainable import STATE_FILE, trial_from_ray_config
 from sweeper.driver.worker import FAILURE_KEY, NODE_KEY, PROVENANCE_KEY
-from sweeper.record.contract import CODE_VERSION_TAG, REPEAT_TAG, STOPPED_TAG, run_name
+from sweeper.record.contract import (
+    CODE_VERSION_TAG,
+    REPEAT_TAG,
+    STARTED_OVER_TAG,
+    STOPPED_TAG,
+    run_name,
+)
 from sweeper.record.encoders import export_encoder
 from sweeper.record.provenance import code_version
 from sweeper.record.ranking import best_of
@@ -37,7 +45,8 @@ from sweeper.spec.trials import Trial, computation_hash
 
 # Tune's own keys in a result, and ours that are not metrics: none reaches MLflow.
 _NOT_METRICS = set(AUTO_RESULT_KEYS) | {"done", "trial_id", "experiment_tag",
-                                        "should_checkpoint", NODE_KEY, PROVENANCE_KEY}
+                                        "should_checkpoint", NODE_KEY, PROVENANCE_KEY,
+                                        STORAGE_FAULT_KEY}
 
 
 class SweepSession:
@@ -84,6 +93,18 @@ class SweepSession:
         self.finished_here: dict[str, Repeat] = {}
         self.known = dict(known or {})
         self._recorded_finished: dict[str, Repeat] | None = None
+        # Where the sweep's results go, and the first write it refused for good
+        # (sweeper.driver.storage_faults): the sweep stops at the end of Tune's step.
+        self.storage_folder = ""
+        self.storage_fault: str | None = None
+
+    def storage_failed(self, code: int) -> None:
+        if self.storage_fault is None:
+            self.storage_fault = describe(code, self.storage_folder)
+
+    def stop_if_storage_failed(self) -> None:
+        if self.storage_fault is not None:
+            raise StorageFault(self.storage_fault)
 
     def trial(self, trial: RayTrial) -> Trial:
         """The sweep's Trial behind a Ray trial, decoded once."""
@@ -116,12 +137,27 @@ class SweepSession:
     def name_of(self, trial: RayTrial) -> str:
         return self.names.get(trial.trial_id) or trial_name(trial, self.with_seed)
 
-    def on_start(self, trial: RayTrial) -> None:
+    def on_start(self, trials: list[RayTrial], trial: RayTrial) -> None:
         # Tune's retries apply again to a trial that --retry-failed restarts.
         trial.max_failures = self.spec.max_failures
-        self.run_for(trial)
+        # Read before run_for, which moves a failed run's error to sweeper.previous_error.
+        error = self.errors.get(trial.trial_id) or self.tracker.recorded_error(trial.trial_id)
+        run_id = self.run_for(trial)
+        # Tune restores the trial from its checkpoint next: one that is gone or unusable
+        # would fail it at once, on every retry. It starts over instead, in its own run
+        # (epochs the run already has are not logged again: sweeper.record.writer).
+        reason = why_start_over(trial, error)
+        if reason is not None:
+            forget_checkpoint(trial)
+            self.errors.pop(trial.trial_id, None)
+            self.tracker.tag_run(run_id, {STARTED_OVER_TAG: reason})
+            self._print(trials, f"{self.name_of(trial)}: warning: {reason}; it starts over "
+                                "from epoch 0")
 
     def on_result(self, trials: list[RayTrial], trial: RayTrial, result: dict[str, Any]) -> None:
+        if STORAGE_FAULT_KEY in result:  # its worker waits to be stopped with the sweep
+            self.storage_failed(int(result[STORAGE_FAULT_KEY]))
+            return
         if FAILURE_KEY in result:
             # The worker raises next; a retry would fail the same way.
             self.errors[trial.trial_id] = str(result[FAILURE_KEY])
@@ -193,12 +229,17 @@ class SweepSession:
     def on_error(self, trials: list[RayTrial], trial: RayTrial) -> None:
         self.values.pop(trial.trial_id, None)
         error = self.errors.get(trial.trial_id) or error_text(trial)
+        if (code := storage_errno(error)) is not None:  # a write to the storage, refused
+            self.storage_failed(code)
         self.errors[trial.trial_id] = error
         self.tracker.end_trial(self.run_for(trial), "FAILED", error)
         self._print(trials, f"{self.names[trial.trial_id]} FAILED: {error}",
                     (trial, RayTrial.ERROR))
 
     def on_recover(self, trials: list[RayTrial], trial: RayTrial) -> None:
+        if (code := storage_errno(error_text(trial))) is not None:  # no retry gets past it
+            self.storage_failed(code)
+            return
         self._print(trials, f"{self.name_of(trial)} failed; retrying from its last checkpoint")
 
     def keep_encoder(self, trial: RayTrial) -> None:
@@ -271,7 +312,7 @@ class TrackingCallback(tune.Callback):
     def on_trial_start(self, iteration: int, trials: list[RayTrial], trial: RayTrial,
                        **info: Any) -> None:
         if (session := _ACTIVE.get()) is not None:
-            session.on_start(trial)
+            session.on_start(trials, trial)
 
     def on_trial_result(self, iteration: int, trials: list[RayTrial], trial: RayTrial,
                         result: dict[str, Any], **info: Any) -> None:
@@ -292,6 +333,11 @@ class TrackingCallback(tune.Callback):
                          **info: Any) -> None:
         if (session := _ACTIVE.get()) is not None:
             session.on_recover(trials, trial)
+
+    def on_step_end(self, iteration: int, trials: list[RayTrial], **info: Any) -> None:
+        if (session := _ACTIVE.get()) is not None:
+            session.trials = trials
+            session.stop_if_storage_failed()  # Tune stops its trials, then re-raises
 
     def on_experiment_end(self, trials: list[RayTrial], **info: Any) -> None:
         if (session := _ACTIVE.get()) is not None:

@@ -24,6 +24,7 @@ from sweeper.driver.admission import Extension, check_extension, should_restore
 from sweeper.driver.events import SweepSession, bound, error_text
 from sweeper.driver.ray_instance import check_resources, init_ray
 from sweeper.driver.stages import Stage, next_stage, recorded_stages
+from sweeper.driver.storage_faults import StorageFault, describe, storage_errno, watched
 from sweeper.driver.tuner import growth_tuner, new_tuner, restored_tuner
 from sweeper.driver.warm_start import WarmStart, collect, finished_in_sources, of_this_sweep
 from sweeper.record.growth import growth_entries
@@ -55,6 +56,9 @@ class SweepOutcome:
     stopped_early: int = 0  # finished trials a scheduler stopped before their last epoch
     wall_seconds: float = 0.0
     trial_seconds: float = 0.0  # the trials' own time, summed over the epochs they reported
+    # Why the sweep stopped before its end, other than an interrupt: the storage refused
+    # a write (sweeper.driver.storage_faults); its unfinished trials continue on --resume.
+    stopped: str | None = None
 
     @property
     def interrupted(self) -> bool:
@@ -107,29 +111,48 @@ def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
     warm_trials = (int(tracker.parent_param("warm_start_trials") or 0) if restoring
                    else len(warm.points))
     session = SweepSession(spec, tracker, progress, warm_trials, known=warm.finished)
+    session.storage_folder = folder
+    stopped: str | None = None
     try:
-        # Each stage: its Tuner, the number of its first Optuna trial, what to say first.
-        # A growth's trials run first, so that an interrupt at any point after its record
-        # leaves every stage stored (a Tuner never fitted holds nothing to restore).
-        runs: list[tuple[tune.Tuner, int, str]] = []
-        if extension is not None:
-            runs.append(_growth(spec, spec_text, overrides, extension, folder, stages,
-                                tracker, options.tracking_uri, progress))
-        runs += [(tuner, stage.first_number,
-                  f"resuming {_stage_label(stage.number, spec.name)} from {stage.folder}")
-                 for stage, tuner in restored]
-        if not restoring:
-            runs.append((new_tuner(spec, storage.resolve(options.storage), warm), warm_trials,
-                         ""))
-        with _sigterm_as_interrupt(), bound(session):
-            _fit_stages(runs, session, progress)
+        try:
+            # Each stage: its Tuner, the number of its first Optuna trial, what to say
+            # first. A growth's trials run first, so that an interrupt at any point after
+            # its record leaves every stage stored (a Tuner never fitted holds nothing to
+            # restore).
+            runs: list[tuple[tune.Tuner, int, str]] = []
+            if extension is not None:
+                runs.append(_growth(spec, spec_text, overrides, extension, folder, stages,
+                                    tracker, options.tracking_uri, progress))
+            runs += [(tuner, stage.first_number,
+                      f"resuming {_stage_label(stage.number, spec.name)} from {stage.folder}")
+                     for stage, tuner in restored]
+            if not restoring:
+                runs.append((new_tuner(spec, storage.resolve(options.storage), warm),
+                             warm_trials, ""))
+            with _sigterm_as_interrupt(), bound(session), watched(session.storage_failed):
+                _fit_stages(runs, session, progress)
+        except OSError as exc:  # a write of Tune's own, refused for good
+            if (code := storage_errno(exc)) is None:
+                raise
+            stopped = describe(code, folder)
+        except StorageFault as fault:
+            stopped = str(fault)
         outcome = _outcome(spec, session, tracker, time.perf_counter() - started)
+        outcome.stopped = stopped
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
         reason = None if interrupted else f"the driver failed: {type(exc).__name__}: {exc}"
-        tracker.end_open_trials("KILLED" if interrupted else "FAILED", reason)
-        tracker.end_sweep("KILLED" if interrupted else "FAILED", reason, patience_s=30.0)
+        with _shielded():
+            tracker.end_open_trials("KILLED" if interrupted else "FAILED", reason)
+            tracker.end_sweep("KILLED" if interrupted else "FAILED", reason, patience_s=30.0)
         raise
+    with _shielded():
+        return _finish(spec, session, tracker, outcome, stopped)
+
+
+def _finish(spec: SweepSpec, session: SweepSession, tracker: SweepTracker,
+            outcome: SweepOutcome, stopped: str | None) -> SweepOutcome:
+    """The summary in MLflow, the best trial's encoder, every run ended."""
     records = tracker.trial_runs()  # read once for the summary: the trials of every session
     best = best_trial(records, spec.metric, spec.mode)
     outcome.best = (best.name, best.metrics[spec.metric]) if best is not None else None
@@ -139,8 +162,11 @@ def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
         session.keep_encoder_of(best.trial_id)
     tracker.log_summary(records, spec.metric, spec.mode)
     tracker.end_open_trials("KILLED")  # trials an interrupt stopped continue on --resume
-    tracker.end_sweep("KILLED" if outcome.interrupted
-                      else "FAILED" if outcome.failed else "FINISHED")
+    if stopped is not None:
+        tracker.end_sweep("FAILED", stopped)
+    else:
+        tracker.end_sweep("KILLED" if outcome.interrupted
+                          else "FAILED" if outcome.failed else "FINISHED")
     return outcome
 
 
@@ -193,7 +219,11 @@ def _fit_stages(runs: list[tuple[tune.Tuner, int, str]], session: SweepSession,
         if line:
             print(line, file=progress, flush=True)
         session.warm_trials, session.trials, session.earlier = first_number, [], list(done)
-        tuner.fit()
+        try:
+            tuner.fit()
+        except BaseException:
+            session.trials = done + session.trials  # what the summary can still say
+            raise
         done += session.trials
     session.trials = done
 
@@ -205,6 +235,21 @@ def _say_warm_start(warm: WarmStart, progress: TextIO) -> None:
         print(f"warm start: {len(warm.points)} finished trial(s) of "
               + ", ".join(f"{n} ({k})" for n, k in warm.used.items()) + " seed the sampler",
               file=progress, flush=True)
+
+
+@contextmanager
+def _shielded() -> Iterator[None]:
+    """Once Tune has stopped, the sweep's runs are ended in MLflow: a further Ctrl-C (a
+    double press, or one meant for Tune's own graceful stop) must not leave them RUNNING
+    half-way through, so SIGINT is ignored until the block ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 @contextmanager

@@ -4,6 +4,8 @@ every epoch to Tune (the trial itself is sweeper.driver.trainable, which knows n
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ import ray
 from ray import tune
 
 from sweeper.driver.repeats import repeat_in
+from sweeper.driver.storage_faults import STORAGE_FAULT_KEY, storage_errno
 from sweeper.driver.trainable import STATE_FILE, run_trial_in_worker, trial_from_ray_config
 from sweeper.record.provenance import trial_provenance
 from trainers.data import DatasetError
@@ -26,6 +29,13 @@ FAILURE_KEY = "sweeper_failure"  # a final result saying the trial failed for go
 NODE_KEY = "sweeper_node_id"  # the Ray node a result came from (all nodes may share an IP)
 # What the trial runs on (sweeper.record.provenance), as JSON, with an attempt's first result.
 PROVENANCE_KEY = "sweeper_provenance"
+# How long a worker whose checkpoint upload the storage refused waits for the driver to
+# stop the sweep (sweeper.driver.storage_faults) before it fails as any trial would.
+STORAGE_FAULT_WAIT_S = 120.0
+# Fault injection for the reliability tests (as trainers.faults, for what no trial
+# config can cause): "EPOCH:ERRNO" makes every checkpoint upload from that epoch on
+# fail as the storage would, e.g. 1:28 (no space left), 1:30 (read-only).
+STORAGE_FAULT_ENV = "SWEEPER_FAULT_STORAGE_AT"
 
 
 def ray_trainable(config: dict[str, Any]) -> None:
@@ -36,12 +46,6 @@ def ray_trainable(config: dict[str, Any]) -> None:
     if repeat is not None:
         tune.report({**repeat.metrics, NODE_KEY: node_id})
         return
-    resume = None
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:  # read now: the folder may be pruned later
-            resume = load_checkpoint(Path(folder) / STATE_FILE)
-
     told = False
 
     def publish(metrics: Metrics, folder: Path | None) -> None:
@@ -51,10 +55,27 @@ def ray_trainable(config: dict[str, Any]) -> None:
             told = True
             extra[PROVENANCE_KEY] = json.dumps(
                 trial_provenance(trial_from_ray_config(config).config))
-        tune.report({**metrics, **extra}, checkpoint=None if folder is None
-                    else tune.Checkpoint.from_directory(str(folder)))
+        try:
+            if folder is not None:  # the upload of a checkpoint is what fails
+                _inject_storage_fault(int(metrics.get("epoch", 0)))
+            tune.report({**metrics, **extra}, checkpoint=None if folder is None
+                        else tune.Checkpoint.from_directory(str(folder)))
+        except OSError as exc:  # uploading the checkpoint to the storage
+            code = storage_errno(exc)
+            if code is None:
+                raise
+            # No retry gets past a full or read-only storage: say so, and wait for the
+            # driver to stop the sweep (this trial then resumes from its last checkpoint).
+            tune.report({STORAGE_FAULT_KEY: code, NODE_KEY: node_id})
+            time.sleep(STORAGE_FAULT_WAIT_S)
+            raise
 
     try:
+        resume = None
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is not None:  # read now: the folder may be pruned later
+            with checkpoint.as_directory() as folder:
+                resume = load_checkpoint(Path(folder) / STATE_FILE)
         run_trial_in_worker(config, publish, resume)
     except (TrainingDiverged, TrialInfeasible, DatasetError, CheckpointError) as exc:
         # A retry would fail the same way: say so first (the driver then turns Tune's
@@ -62,6 +83,12 @@ def ray_trainable(config: dict[str, Any]) -> None:
         # errored: it stays failed across --resume, and --retry-failed re-runs it.
         tune.report({FAILURE_KEY: f"{type(exc).__name__}: {exc}"})
         raise
+
+
+def _inject_storage_fault(epoch: int) -> None:
+    at, _, code = os.environ.get(STORAGE_FAULT_ENV, "").partition(":")
+    if code and epoch >= int(at):
+        raise OSError(int(code), os.strerror(int(code)))
 
 
 # Part of the storage format: Tune stores the trainable's name with a sweep (tuner.pkl)

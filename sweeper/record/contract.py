@@ -29,6 +29,7 @@ ERROR_TAG = "sweeper.error"
 TRIAL_ID_TAG, INDEX_TAG, REPEAT_TAG = "sweeper.trial_id", "sweeper.trial_index", "sweeper.repeat_of"
 RETRIES_TAG, STOPPED_TAG = "sweeper.retries", "sweeper.stopped_at_epoch"
 PREVIOUS_ERROR_TAG = "sweeper.previous_error"
+STARTED_OVER_TAG = "sweeper.started_over"  # why a trial started over from epoch 0
 RERUN_TAG = "sweeper.rerun_of"  # a rerun's: the trial run it retrained
 # Provenance, on every trial run and rerun (sweeper.record.provenance): the driver's code,
 # and the worker's dataset, device (sweeper.device and sweeper.device.<what>) and library

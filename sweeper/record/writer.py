@@ -269,6 +269,13 @@ class SweepTracker:
             lambda: self.client.log_artifacts(run_id, str(folder), ENCODER_ARTIFACTS),
             "an encoder")
 
+    def tag_run(self, run_id: str, tags: Mapping[str, str]) -> None:
+        """Set tags on a trial's run (a FINISHED run stays exactly as it was)."""
+        if self._status.get(run_id) == "FINISHED":
+            return
+        batch = [RunTag(k, v[:4000]) for k, v in tags.items()]
+        self._delivery.write(lambda: self.client.log_batch(run_id, tags=batch), "tags")
+
     def log_metrics(self, run_id: str, metrics: dict[str, Any], step: int,
                     tags: Mapping[str, str] | None = None) -> bool:
         """Log one step's metrics, unless the run is FINISHED or already has that step

@@ -30,6 +30,8 @@ from .conftest import (
 )
 from .html_tables import Tables
 
+pytestmark = pytest.mark.integration
+
 NAME = "simclr-appendix-b"  # search_spaces/simclr_grid.yaml's name
 
 

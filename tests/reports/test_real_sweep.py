@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from sweeper.cli import main
 from sweeper.reports.collect import load_sweep
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 SPEC = """\
 name: real-report

@@ -60,6 +60,7 @@ def test_thesis_names_the_shipped_table_which_is_the_thesis_csv() -> None:
     assert reference_path("./thesis") == Path("thesis")  # a file of that name, by path
 
 
+@pytest.mark.integration
 def test_the_shipped_table_is_package_data_in_the_wheel(tmp_path: Path) -> None:
     """What a fresh `pip install` gets: the wheel built from this checkout's sources
     (copied: setuptools builds in the source tree) holds it."""

@@ -23,6 +23,8 @@ from sweeper.spec.trials import Trial, base_config, resolve_values
 
 from .conftest import Outcome, compile_latex, log_sweep, spec_yaml
 
+pytestmark = pytest.mark.integration
+
 GRID = """\
 name: {name}
 train: {{epochs: 4}}

@@ -14,6 +14,8 @@ from sweeper.spec.trials import Trial
 
 from .conftest import GOLDEN, Outcome, check_golden, compile_latex, log_sweep
 
+pytestmark = pytest.mark.integration
+
 SPEC = """\
 name: three-seeds
 train: {epochs: 4}

@@ -11,6 +11,8 @@ from sweeper.record.writer import SweepTracker
 from sweeper.search import summary
 from sweeper.spec.load import parse_spec
 
+pytestmark = pytest.mark.integration
+
 SPEC = "name: {name}\nsearch:\n  params:\n    temperature: [0.25, 0.5]\n"
 
 

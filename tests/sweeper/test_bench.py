@@ -24,9 +24,11 @@ from sweeper.bench import (
     measure_augment,
     measure_step,
     resolve_device,
+    scale_trials,
     training_flops_per_image,
 )
 from sweeper.bench import scale as bench_scale
+from sweeper.bench import scale_store as bench_store
 from sweeper.bench import sweep as bench_sweep
 from sweeper.bench.sweep import SweepTiming, TrialTiming, sweep_figures, trial_records
 from sweeper.bench.timing import Timing, time_rounds
@@ -196,6 +198,7 @@ def test_sweep_figures_leave_out_what_the_records_do_not_show() -> None:
     assert nothing["first_trial_seconds"] is None and nothing["trial_epoch_seconds"] == 0
 
 
+@pytest.mark.integration
 def test_trial_records_read_ends_and_epoch_seconds_from_mlflow(tmp_path: Path) -> None:
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
@@ -541,14 +544,15 @@ SCALE_TRIALS, SCALE_EPOCHS = 6, 2
 
 
 @pytest.fixture(scope="module")
-def scale_store(tmp_path_factory: pytest.TempPathFactory) -> bench_scale.Store:
+def scale_store(tmp_path_factory: pytest.TempPathFactory) -> bench_store.Store:
     folder = tmp_path_factory.mktemp("scale")
-    return bench_scale.make_store(f"sqlite:///{folder / 'mlflow.db'}", SCALE_TRIALS,
+    return bench_store.make_store(f"sqlite:///{folder / 'mlflow.db'}", SCALE_TRIALS,
                                   SCALE_EPOCHS, folder / "artifacts", threads=2)
 
 
+@pytest.mark.integration
 def test_scale_store_parent_run_follows_the_tracking_contract(
-        scale_store: bench_scale.Store) -> None:
+        scale_store: bench_store.Store) -> None:
     from mlflow.tracking import MlflowClient
 
     from sweeper.record.read_model import find_parent
@@ -578,8 +582,9 @@ def test_scale_store_parent_run_follows_the_tracking_contract(
     assert "best_top_1_accuracy" in parent.data.metrics
 
 
+@pytest.mark.integration
 def test_scale_store_trial_runs_follow_the_tracking_contract(
-        scale_store: bench_scale.Store) -> None:
+        scale_store: bench_store.Store) -> None:
     from mlflow.tracking import MlflowClient
 
     from sweeper.record.contract import run_name, trial_params
@@ -632,20 +637,21 @@ def test_scale_store_trial_runs_follow_the_tracking_contract(
     assert scale_store.metric_points == points and scale_store.created
 
 
-def test_scale_writes_a_failed_trial_as_a_failed_run(scale_store: bench_scale.Store) -> None:
+@pytest.mark.integration
+def test_scale_writes_a_failed_trial_as_a_failed_run(scale_store: bench_store.Store) -> None:
     import random
 
     from sweeper.record.writer import SweepTracker
 
     tracker = SweepTracker(scale_store.tracking_uri, scale_store.name)
     tracker.experiment_id, tracker.parent_id = scale_store.experiment_id, scale_store.parent_id
-    spec = bench_scale.scale_spec(SCALE_TRIALS, SCALE_EPOCHS)
-    trial = next(bench_scale.sampled_trials(spec, random.Random(1)))
+    spec = scale_trials.scale_spec(SCALE_TRIALS, SCALE_EPOCHS)
+    trial = next(scale_trials.sampled_trials(spec, random.Random(1)))
     trial = type(trial)(99, trial.params, trial.config)
-    outcome = bench_scale.Outcome("FAILED", 1, False, "TrainingDiverged: loss became NaN")
+    outcome = scale_trials.Outcome("FAILED", 1, False, "TrainingDiverged: loss became NaN")
     rng = random.Random(2)
-    written = bench_scale.write_trial(tracker, trial, outcome,
-                                      bench_scale.trial_metrics(trial, outcome, rng, 0))
+    written = bench_store.write_trial(tracker, trial, outcome,
+                                      scale_trials.trial_metrics(trial, outcome, rng, 0))
     run = tracker.client.search_runs([scale_store.experiment_id],
                                      "tags.`sweeper.trial_index` = '99'")[0]
     assert run.info.status == "FAILED" and written == 13 + 17
@@ -655,9 +661,10 @@ def test_scale_writes_a_failed_trial_as_a_failed_run(scale_store: bench_scale.St
     tracker.client.delete_run(run.info.run_id)  # the module's store stays as made
 
 
-def test_scale_reuses_the_store_a_kept_folder_holds(scale_store: bench_scale.Store) -> None:
+@pytest.mark.integration
+def test_scale_reuses_the_store_a_kept_folder_holds(scale_store: bench_store.Store) -> None:
     folder = Path(scale_store.tracking_uri.removeprefix("sqlite:///")).parent
-    again = bench_scale.make_store(scale_store.tracking_uri, SCALE_TRIALS, SCALE_EPOCHS,
+    again = bench_store.make_store(scale_store.tracking_uri, SCALE_TRIALS, SCALE_EPOCHS,
                                    folder / "artifacts", threads=1)
     assert (again.parent_id, again.created, again.metric_points) == (
         scale_store.parent_id, False, 0)
@@ -666,19 +673,19 @@ def test_scale_reuses_the_store_a_kept_folder_holds(scale_store: bench_scale.Sto
 def test_asha_rungs_and_trial_outcomes() -> None:
     import random
 
-    spec = bench_scale.scale_spec(10, 11)  # grace period 1, reduction factor 3
-    assert bench_scale.asha_rungs(spec, 11) == [1, 3, 9]
-    assert bench_scale.asha_rungs(spec, 1) == []
+    spec = scale_trials.scale_spec(10, 11)  # grace period 1, reduction factor 3
+    assert scale_trials.asha_rungs(spec, 11) == [1, 3, 9]
+    assert scale_trials.asha_rungs(spec, 1) == []
     rng = random.Random(0)
-    outcomes = [bench_scale.trial_outcome(rng, 11, [1, 3, 9]) for _ in range(2000)]
+    outcomes = [scale_trials.trial_outcome(rng, 11, [1, 3, 9]) for _ in range(2000)]
     stopped = [o for o in outcomes if o.stopped]
     failed = [o for o in outcomes if o.status == "FAILED"]
     assert {o.reached for o in stopped} == {1, 3, 9}
     assert all(o.error and 0 <= o.reached < 11 for o in failed)
     assert all(o.reached == 11 for o in outcomes if o.status == "FINISHED" and not o.stopped)
     # the shares, within a few standard errors of 2,000 draws
-    assert abs(len(failed) / 2000 - bench_scale.FAILED_SHARE) < 0.01
-    assert abs(len(stopped) / 2000 - bench_scale.STOP_SHARE) < 0.05
+    assert abs(len(failed) / 2000 - scale_trials.FAILED_SHARE) < 0.01
+    assert abs(len(stopped) / 2000 - scale_trials.STOP_SHARE) < 0.05
 
 
 def _measured(seconds: float, peak_mb: float, output: str = "") -> bench_scale.Measured:
@@ -686,22 +693,28 @@ def _measured(seconds: float, peak_mb: float, output: str = "") -> bench_scale.M
 
 
 def test_scale_figures_arithmetic_and_verdicts() -> None:
-    store = bench_scale.Store("sqlite:////x/mlflow.db", "s", "1", "p", True, 12.5, 4000)
+    store = bench_store.Store("sqlite:////x/mlflow.db", "s", "1", "p", True, 12.5, 4000)
     result = bench_scale.scale_figures(100, 11, store, _measured(8.0, 200.0),
-                                       _measured(10.0, 900.0), _measured(40.0, 1600.0))
+                                       _measured(10.0, 900.0), _measured(40.0, 1600.0),
+                                       _measured(9.0, 700.0, "log line\n100 6.25\n"))
     assert result["store"] == "sqlite" and result["store_seconds"] == 12.5
+    assert (result["reattached"], result["reattach_seconds"]) == (100, 6.25)
+    assert result["reattach_peak_mb"] == 700.0 and result["store_writer"] == "mlflow"
     assert result["status_ratio"] == 1.25 and result["status_meets_target"] is True
     # 5x the floor, and over the memory target: missed on both counts
     assert result["report_ratio"] == 5.0 and result["report_meets_target"] is False
     memory_only = bench_scale.scale_figures(100, 11, store, _measured(8.0, 200.0),
-                                            _measured(12.0, 1500.1), _measured(32.0, 100.0))
+                                            _measured(12.0, 1500.1), _measured(32.0, 100.0),
+                                            _measured(1, 1, "100 1.0"))
     assert memory_only["status_meets_target"] is False  # 1.5x: on target, but 1,500.1 MB
     assert memory_only["report_meets_target"] is True  # exactly 4x
-    server = bench_scale.Store("http://127.0.0.1:5000", "s", "1", "p", False, 0.0, 0)
+    server = bench_store.Store("http://127.0.0.1:5000", "s", "1", "p", False, 0.0, 0)
     assert bench_scale.scale_figures(1, 1, server, _measured(1, 1), _measured(1, 1),
-                                     _measured(1, 1))["store"] == "server"
+                                     _measured(1, 1), _measured(1, 1, "1 1.0"))["store"] == (
+        "server")
 
 
+@pytest.mark.integration
 def test_timed_command_measures_the_commands_own_peak_memory(tmp_path: Path) -> None:
     import os
     import sys
@@ -716,11 +729,12 @@ def test_timed_command_measures_the_commands_own_peak_memory(tmp_path: Path) -> 
     assert positive_finite(measured.seconds)
 
 
+@pytest.mark.integration
 def test_bench_scale_prints_figures_and_json(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    # The store is made for real (3 trials, 1 epoch); the three commands' timings are given.
+    # The store is made for real (3 trials, 1 epoch); the four commands' timings are given.
     given = {"floor": _measured(4.0, 250.0, "3\n"), "status": _measured(5.0, 400.0),
-             "report": _measured(20.0, 700.0)}
+             "report": _measured(20.0, 700.0), "reattach": _measured(3.0, 300.0, "3 0.5\n")}
     ran: list[list[str]] = []
 
     def timed(argv: list[str], log: Path, env: dict[str, str]) -> bench_scale.Measured:
@@ -736,7 +750,9 @@ def test_bench_scale_prints_figures_and_json(monkeypatch: pytest.MonkeyPatch, tm
     assert [argv[3:] for argv in ran[1:]] == [
         ["status", "bench-scale-3x1", "--tracking-uri", uri],
         ["report", "bench-scale-3x1", "--tracking-uri", uri, "--out",
-         str(tmp_path / "kept" / "report")]]
+         str(tmp_path / "kept" / "report")],
+        [uri, "3", "1"]]
+    assert ran[3][1:3] == ["-m", "sweeper.bench.reattach"]
     assert ran[0][-3] == uri  # the floor lists the same store
     result = json_last_line(out)
     assert (result["trials"], result["epochs"], result["store"]) == (3, 1, "sqlite")
@@ -744,7 +760,15 @@ def test_bench_scale_prints_figures_and_json(monkeypatch: pytest.MonkeyPatch, tm
     assert (result["status_meets_target"], result["report_meets_target"]) == (True, False)
     assert result["store_created"] and positive_finite(result["store_seconds"])
     assert "sweeper status  " in out and "1.2x floor" in out and "misses <= 4x" in out
+    assert (result["reattached"], result["reattach_seconds"]) == (3, 0.5)
+    assert "3 of 3 in 0.5 s, 300 MB" in out and "--writer mlflow" in out
     assert "scale: timing report" in err
+
+    # a resume that does not re-attach every trial fails the bench
+    given["reattach"] = _measured(3.0, 300.0, "2 0.5\n")
+    assert main(["bench", "scale", "--trials", "3", "--epochs", "1", "--keep",
+                 str(tmp_path / "kept")]) == 1
+    assert "a resume re-attached 2 of the sweep's 3 trials" in capsys.readouterr().err
 
     # a second run with the same folder reuses the store; a failing command exits 1
     given["report"] = bench_scale.Measured(3.0, 100.0, 2, "sweeper: something broke")
@@ -756,11 +780,66 @@ def test_bench_scale_prints_figures_and_json(monkeypatch: pytest.MonkeyPatch, tm
 
 
 @pytest.mark.slow
-def test_bench_scale_times_status_and_report_end_to_end(tmp_path: Path) -> None:
-    result = bench.measure_scale(3, 1, keep=tmp_path, progress=io.StringIO())
-    for name in ("floor", "status", "report"):
+@pytest.mark.integration
+@pytest.mark.parametrize("writer", ["mlflow", "sql"])
+def test_bench_scale_times_status_report_and_reattach_end_to_end(tmp_path: Path,
+                                                                writer: str) -> None:
+    result = bench.measure_scale(3, 1, keep=tmp_path, progress=io.StringIO(), writer=writer)
+    for name in ("floor", "status", "report", "reattach"):
         assert positive_finite(result[f"{name}_seconds"]), name
         assert positive_finite(result[f"{name}_peak_mb"]), name
     assert result["status_ratio"] == result["status_seconds"] / result["floor_seconds"]
+    assert result["reattached"] == 3 and result["store_writer"] == writer
     assert (tmp_path / "report" / "report.html").is_file()
     assert "3 finished, 0 running" in (tmp_path / "status.log").read_text()
+    # the resume left the sweep as it found it: FINISHED, so that --keep reuses it
+    again = bench.measure_scale(3, 1, keep=tmp_path, progress=io.StringIO())
+    assert again["store_created"] is False and again["reattached"] == 3
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_scale_writers_write_the_same_runs(tmp_path: Path) -> None:
+    """--writer sql inserts the rows --writer mlflow has MLflow write: every trial run the
+    same (name, status, tags, params, every metric point) but for ids and times."""
+    from mlflow.tracking import MlflowClient
+
+    from sweeper.record.read_model import trial_records
+
+    def runs(writer: str) -> dict[int, dict[str, Any]]:
+        folder = tmp_path / writer
+        folder.mkdir()
+        store = bench_store.make_store(f"sqlite:///{folder / 'mlflow.db'}", 9, 3,
+                                       folder / "artifacts", threads=1, writer=writer)
+        assert store.writer == writer and store.metric_points > 9 * 13
+        client = MlflowClient(store.tracking_uri)
+        found = {}
+        for record in trial_records(client, store.experiment_id, store.parent_id):
+            run = client.get_run(record.run_id)
+            tags = {k: v for k, v in run.data.tags.items() if k != "mlflow.parentRunId"}
+            assert run.data.tags["mlflow.parentRunId"] == store.parent_id
+            history = sorted((m.key, m.step, m.value) for key in run.data.metrics
+                             for m in client.get_metric_history(run.info.run_id, key))
+            found[record.index] = {
+                "name": run.info.run_name, "status": run.info.status, "tags": tags,
+                "params": run.data.params, "latest": run.data.metrics,
+                "history": history,
+                "artifacts": run.info.artifact_uri.endswith(f"/{run.info.run_id}/artifacts"),
+                "ended": run.info.end_time is not None}
+        parent = client.get_run(store.parent_id)
+        found[-1] = {"parent_metrics": parent.data.metrics,
+                     "parent_tags": {k: v for k, v in parent.data.tags.items()
+                                     if k not in ("sweeper.driver", "sweeper.best_trial_run_id")}}
+        return found
+
+    through_api, inserted = runs("mlflow"), runs("sql")
+    assert list(inserted) == [0, 1, 2, 3, 4, 5, 6, 7, 8, -1]  # oldest first, by index
+    assert {r["status"] for i, r in inserted.items() if i >= 0} == {"FINISHED", "FAILED"}
+    assert inserted[-1]["parent_metrics"].pop("device_seconds") == pytest.approx(
+        through_api[-1]["parent_metrics"].pop("device_seconds"))
+    assert inserted == through_api
+
+
+def test_scale_writer_sql_needs_an_sqlite_store() -> None:
+    with pytest.raises(bench.BenchError, match="--writer sql inserts into an SQLite"):
+        bench_store.make_store("http://127.0.0.1:1", 3, 1, None, threads=1, writer="sql")

@@ -50,6 +50,7 @@ def test_validate_bad_spec_exits_2_with_the_line(
     assert "Traceback" not in err
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("method", ["simclr", "byol"])
 def test_trial_json_is_the_last_line(
         method: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

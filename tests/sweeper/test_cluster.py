@@ -27,7 +27,7 @@ import pytest
 
 from .conftest import free_port
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

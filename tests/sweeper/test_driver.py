@@ -20,7 +20,7 @@ from trainers.data import DatasetError
 
 from .conftest import tiny_sweep
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 
 def runs_of(uri: str, experiment: str) -> pd.DataFrame:

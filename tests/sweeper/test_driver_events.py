@@ -16,7 +16,7 @@ class Recorder:
     def __init__(self) -> None:
         self.started: list[str] = []
 
-    def on_start(self, trial: object) -> None:
+    def on_start(self, trials: object, trial: object) -> None:
         self.started.append(trial.trial_id)  # type: ignore[attr-defined]
 
 

@@ -22,6 +22,8 @@ from sweeper.spec.load import parse_spec
 from .conftest import tiny_sweep
 from .test_record import cli, one_point_per_step, options, parents, trial_runs
 
+pytestmark = pytest.mark.integration
+
 
 def grid(tau: str, seeds: str = "[0]", epochs: int = 1, concurrent: int = 2) -> str:
     return tiny_sweep("grows", f"search:\n  params:\n    temperature: {tau}\n  seeds: {seeds}\n",

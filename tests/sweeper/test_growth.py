@@ -26,6 +26,8 @@ from sweeper.spec.load import parse_spec
 
 from .conftest import tiny_sweep
 
+pytestmark = pytest.mark.integration
+
 MAY_CHANGE = {"resources", "max_concurrent_trials", "max_failures", "save_encoders"}
 
 

@@ -14,6 +14,8 @@ from sweeper.spec.load import parse_spec
 
 from .conftest import tiny_sweep
 
+pytestmark = pytest.mark.integration
+
 SPEC = tiny_sweep("same", "search:\n  params:\n    temperature: [0.1, 0.5]\n")
 RAN_WITH = ["train.epochs=3", "name=same"]
 

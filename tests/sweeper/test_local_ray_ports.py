@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 pytestmark = [
+    pytest.mark.integration,
     pytest.mark.slow,  # starts Ray (~10 s)
     pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux's /proc"),
 ]

@@ -32,7 +32,7 @@ from sweeper.spec.load import parse_spec
 
 from .conftest import free_port, tiny_sweep
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 PG_USER = "sweeper"  # the database superuser initdb creates (trust auth, loopback only)
 DATABASE = "mlflow"

@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from .conftest import tiny_sweep
+
+pytestmark = pytest.mark.integration
 
 
 def test_an_empty_class_folder_stops_the_sweep_before_ray_starts(workdir: Path) -> None:

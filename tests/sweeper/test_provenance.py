@@ -26,6 +26,7 @@ def git(folder: Path, *args: str) -> str:
                           check=True).stdout.strip()
 
 
+@pytest.mark.integration
 def test_the_code_version_is_the_commit_dirty_when_tracked_files_changed(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "sweeper").mkdir()

@@ -23,6 +23,8 @@ from trainers.loop import TIMING_METRICS
 
 from .conftest import free_port, tiny_sweep
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

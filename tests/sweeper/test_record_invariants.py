@@ -41,7 +41,7 @@ from hypothesis.stateful import (
 
 from .conftest import tiny_sweep
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 EXAMPLES = int(os.environ.get("SWEEPER_STATEFUL_EXAMPLES", "2"))
 STEPS = int(os.environ.get("SWEEPER_STATEFUL_STEPS", "4"))

@@ -139,7 +139,10 @@ class Tracker:
     def end_trial(self, *args: Any, **kwargs: Any) -> None:
         pass
 
-    set_worker = log_metrics = end_trial
+    set_worker = log_metrics = tag_run = end_trial
+
+    def recorded_error(self, key: str) -> None:
+        return None
 
 
 def ray_trial(trial_id: str, proposal: dict[str, Any], count: int,
@@ -152,12 +155,13 @@ def ray_trial(trial_id: str, proposal: dict[str, Any], count: int,
                             checkpoint=None)
     session = active_session()
     assert session is not None
-    session.on_start(trial)  # type: ignore[arg-type]
+    session.on_start([trial], trial)  # type: ignore[list-item, arg-type]
     for result in results:
         session.on_result([trial], trial, result)  # type: ignore[list-item, arg-type]
     return trial
 
 
+@pytest.mark.integration
 def test_a_proposal_of_a_finished_configuration_is_marked_with_the_run_it_repeats() -> None:
     source = record("source-run", 0.5, name="source", cpu=4)
     session = SweepSession(spec_of(), Tracker(), io.StringIO(),  # type: ignore[arg-type]
@@ -175,6 +179,7 @@ def test_a_proposal_of_a_finished_configuration_is_marked_with_the_run_it_repeat
         "sweeper.repeat_of": "source-run", **PROVENANCE}
 
 
+@pytest.mark.integration
 def test_a_trial_finished_in_this_sweep_is_repeated_by_a_later_proposal() -> None:
     session = SweepSession(spec_of(), Tracker(), io.StringIO())  # type: ignore[arg-type]
     search = RepeatSearch(Proposals(0.2, 0.2, 0.5))
@@ -200,6 +205,7 @@ def test_a_trial_finished_in_this_sweep_is_repeated_by_a_later_proposal() -> Non
     assert search.searcher.told == [("t2", 0.5)]  # type: ignore[attr-defined]
 
 
+@pytest.mark.integration
 def test_a_repeat_of_a_run_still_running_or_stopped_early_is_trained() -> None:
     session = SweepSession(spec_of(), Tracker(), io.StringIO())  # type: ignore[arg-type]
     search = RepeatSearch(Proposals(0.2, 0.2))
@@ -210,6 +216,7 @@ def test_a_repeat_of_a_run_still_running_or_stopped_early_is_trained() -> None:
         assert not session.finished_here  # stopped by the scheduler at epoch 1 of 2
 
 
+@pytest.mark.integration
 def test_the_searcher_pickles_without_any_session_and_resolves_by_its_path() -> None:
     search = RepeatSearch(Proposals(0.2))
     with bound(SweepSession(spec_of(), Tracker(), io.StringIO())):  # type: ignore[arg-type]

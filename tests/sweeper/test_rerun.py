@@ -21,6 +21,8 @@ from trainers.loop import TIMING_METRICS
 
 from .conftest import tiny_sweep
 
+pytestmark = pytest.mark.integration
+
 GRID = "search:\n  params:\n    temperature: [0.5]\n"
 
 

@@ -12,6 +12,8 @@ from sweeper.spec.load import parse_spec
 from sweeper.spec.trials import Trial, base_config, resolve_values
 from tests.reports.conftest import Outcome, log_sweep
 
+pytestmark = pytest.mark.integration
+
 GRID = """\
 name: st
 train: {epochs: 4}

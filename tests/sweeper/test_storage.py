@@ -26,6 +26,8 @@ from sweeper.cluster.storage import (
 
 from .conftest import free_port, tiny_sweep
 
+pytestmark = pytest.mark.integration
+
 
 def test_a_local_storage_resolves_to_an_absolute_folder(workdir: Path) -> None:
     assert resolve("results") == str(workdir / "results")

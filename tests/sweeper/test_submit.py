@@ -10,6 +10,8 @@ import pytest
 
 from .conftest import tiny_sweep
 
+pytestmark = pytest.mark.integration
+
 
 def sweeper(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}

@@ -17,6 +17,8 @@ from sweeper.record.writer import SweepTracker
 from sweeper.search import expand
 from sweeper.spec.load import parse_spec
 
+pytestmark = pytest.mark.integration
+
 SPEC = "name: t\nsearch:\n  params:\n    batch_size: [512]\n    temperature: [0.25]\n"
 
 

@@ -36,6 +36,8 @@ from tests.reports.conftest import log_sweep, spec_yaml
 
 from .conftest import tiny_sweep
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts" / "ui"

@@ -20,6 +20,8 @@ from sweeper.record.store import TrackingUnavailable, check_readable
 
 from .conftest import free_port
 
+pytestmark = pytest.mark.integration
+
 LIMIT_S = 30.0
 
 

@@ -12,6 +12,8 @@ from sweeper.search import expand
 from sweeper.spec.load import parse_spec
 from sweeper.spec.trials import base_config, computation_hash, resolve_values
 
+pytestmark = pytest.mark.integration
+
 EARLIER = """\
 name: earlier
 train: {epochs: 2}

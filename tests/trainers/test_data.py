@@ -96,6 +96,7 @@ def _supervised_accuracy(train_x: torch.Tensor, train_y: torch.Tensor,
     return (predicted == test_y).float().mean().item()
 
 
+@pytest.mark.slow  # trains a small supervised classifier: 13-50 s on 2 busy cores
 def test_synthetic_classes_depend_on_shape_not_colour() -> None:
     train_x, train_y = make_synthetic(2000, seed=0)
     test_x, test_y = make_synthetic(500, seed=1)

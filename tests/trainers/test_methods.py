@@ -177,6 +177,7 @@ def test_uses_names_the_train_fields_only_that_method_reads() -> None:
         assert method_info(name).views == 2, name
 
 
+@pytest.mark.integration
 def test_the_registry_imports_no_torch() -> None:
     """`sweeper validate` checks `method` against the registry: that must stay light."""
     done = subprocess.run(

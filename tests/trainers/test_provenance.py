@@ -139,6 +139,7 @@ def _fake_nvidia_smi(folder: Path, script: str, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
 
 
+@pytest.mark.integration
 def test_describe_a_gpu_reads_the_driver_from_nvidia_smi(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
@@ -150,6 +151,7 @@ def test_describe_a_gpu_reads_the_driver_from_nvidia_smi(
         "NVIDIA H200", "12.8", "570.86.15")
 
 
+@pytest.mark.integration
 def test_describing_a_gpu_never_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def no_gpu(device: object = None) -> str:
         raise RuntimeError("no CUDA GPUs are available")
