@@ -13,7 +13,7 @@ import pytest
 
 from sweeper.bench.sweep import bench_spec_text
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 TRIALS = 30
 

@@ -13,6 +13,8 @@ from sweeper.record.writer import SweepTracker, worker_tags
 from sweeper.search import expand
 from sweeper.spec.load import parse_spec
 
+pytestmark = pytest.mark.integration  # each test opens an SQLite MLflow store
+
 SPEC = "name: t\nsearch:\n  params:\n    temperature: [0.25, 0.5]\n"
 
 
