@@ -1,7 +1,6 @@
 """Ray <-> trainer glue without Ray: a Ray trial's config dict becomes a
 `Trial`, its checkpoint folder a resume state, and each epoch's state a folder
-handed to `publish` (which the driver wires to `tune.report`): every epoch's but the
-untrained state's (epoch 0), which a restart recreates from the seed."""
+handed to `publish` (which the driver wires to `tune.report`)."""
 
 from __future__ import annotations
 
@@ -18,7 +17,7 @@ from trainers.loop import CheckpointState, Metrics, fit, save_checkpoint
 from trainers.memory import retain_freed_memory
 
 STATE_FILE = "state.pt"
-Publish = Callable[[Metrics, Path | None], None]  # None: no checkpoint
+Publish = Callable[[Metrics, Path], None]
 
 
 def trial_from_ray_config(config: dict[str, Any], number: int | None = None) -> Trial:
@@ -40,13 +39,6 @@ def run_trial_in_worker(config: dict[str, Any], publish: Publish,
     retain_freed_memory()
 
     def report(metrics: Metrics, state: CheckpointState) -> None:
-        if int(metrics.get("epoch", -1)) == 0:
-            # The untrained state is the seed's: a trial that fails before its first
-            # epoch's checkpoint restarts to the same state, its baseline re-measured (and
-            # not logged again). Not checkpointing it spares a 1-epoch trial the snapshot of
-            # the whole experiment that Tune takes after a checkpoint (sweeper.driver.tuner).
-            publish(metrics, None)
-            return
         with tempfile.TemporaryDirectory(prefix="sweeper-ckpt-") as folder:
             save_checkpoint(state, Path(folder) / STATE_FILE)
             publish(metrics, Path(folder))
