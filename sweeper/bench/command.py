@@ -99,6 +99,14 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     sweep = benches.add_parser("sweep", help="orchestration overhead per trial (Ray + MLflow)")
     sweep.add_argument("--trials", type=_positive_int, default=8,
                        help="trivial trials to run both ways (default 8)")
+    sweep.add_argument("--search", choices=["grid", "optuna"], default="grid",
+                       help="a grid over seeds (default), or Optuna sampling a continuous "
+                            "temperature")
+    sweep.add_argument("--sampler", choices=["tpe", "random"], default="tpe",
+                       help="--search optuna: the sampler (default tpe)")
+    sweep.add_argument("--loop-trials", type=_positive_int,
+                       help="trials the plain loop times, scaled to --trials (default: all, "
+                            "at most 50)")
     sweep.add_argument("--json", action="store_true",
                        help="also print the result as one JSON object on the last line")
 
@@ -156,7 +164,8 @@ def run_bench(args: argparse.Namespace) -> int:
                 threads=args.threads, progress=sys.stderr, compile_=args.compile,
                 deterministic=args.deterministic)
         elif args.bench == "sweep":
-            result = measure_sweep(args.trials, progress=sys.stderr)
+            result = measure_sweep(args.trials, progress=sys.stderr, search=args.search,
+                                   sampler=args.sampler, loop_trials=args.loop_trials)
         else:
             result = measure_scale(args.trials, args.epochs, args.tracking_uri, args.keep,
                                    progress=sys.stderr, writer=args.writer)

@@ -69,14 +69,23 @@ def _step_rows(result: Result) -> list[tuple[str, str]]:
 
 
 def _sweep_rows(result: Result) -> list[tuple[str, str]]:
+    search = result.get("search", "grid")
+    if search == "optuna":
+        search = f"optuna ({result['sampler']})"
+    loop = number(result["loop_seconds"], 2, " s")
+    if result.get("loop_trials", result["trials"]) != result["trials"]:
+        loop += f" (timed on {result['loop_trials']:,} trials, scaled)"
+    steady = result["marginal_overhead_per_trial_ms"]
+    verdict = ("" if steady is None else
+               f" ({'meets' if result['meets_target'] else 'misses'} "
+               f"<= {result['target_overhead_ms']:g} ms)")
     return [
-        (f"sweep: {result['trials']} trivial trials, one at a time, "
+        (f"sweep: {result['trials']:,} trivial trials ({search}), one at a time, "
          f"{result['threads_per_trial']} thread each", ""),
-        ("plain loop over fit", number(result["loop_seconds"], 2, " s")),
+        ("plain loop over fit", loop),
         ("run_sweep (Ray already up)", number(result["sweep_seconds"], 2, " s")),
         ("overhead per trial", number(result["overhead_per_trial_s"], 2, " s")),
-        ("  steady (after the first trial)",
-         number(result["marginal_overhead_per_trial_s"], 2, " s")),
+        ("  steady (after the first trial)", number(steady, 1, " ms") + verdict),
         ("  first trial (incl. Tuner + worker start)",
          number(result["first_trial_seconds"], 2, " s")),
         ("Ray import + start (one-off)", number(result["ray_start_seconds"], 2, " s")),

@@ -48,7 +48,7 @@ def ray_trainable(config: dict[str, Any]) -> None:
         return
     told = False
 
-    def publish(metrics: Metrics, folder: Path) -> None:
+    def publish(metrics: Metrics, folder: Path | None) -> None:
         nonlocal told
         extra = {NODE_KEY: node_id}
         if not told:  # measured in the trial, once it has read its data: the first report
@@ -56,9 +56,10 @@ def ray_trainable(config: dict[str, Any]) -> None:
             extra[PROVENANCE_KEY] = json.dumps(
                 trial_provenance(trial_from_ray_config(config).config))
         try:
-            _inject_storage_fault(int(metrics.get("epoch", 0)))
-            tune.report({**metrics, **extra},
-                        checkpoint=tune.Checkpoint.from_directory(str(folder)))
+            if folder is not None:  # the upload of a checkpoint is what fails
+                _inject_storage_fault(int(metrics.get("epoch", 0)))
+            tune.report({**metrics, **extra}, checkpoint=None if folder is None
+                        else tune.Checkpoint.from_directory(str(folder)))
         except OSError as exc:  # uploading the checkpoint to the storage
             code = storage_errno(exc)
             if code is None:

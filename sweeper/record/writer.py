@@ -87,6 +87,7 @@ class SweepTracker:
         self._last_step: dict[str, int] = {}  # run id -> the last step it has metrics for
         self._attached: set[str] = set()  # runs this driver set RUNNING
         self._recorded: dict[str, TrialRecord] = {}  # trial key -> its run as found in MLflow
+        self._params: dict[str, dict[str, str]] = {}  # run id -> params not yet written
         self._delivery = Delivery(tracking_uri)
 
     def check_available(self, timeout_s: float = 10.0) -> None:
@@ -203,6 +204,9 @@ class SweepTracker:
                    extra: Mapping[str, str]) -> str:
         if key in self._runs:
             run_id = self._runs[key]
+            record = self._recorded.get(key)
+            if record is not None and not record.params:  # a driver died before its 1st write
+                self._params.setdefault(run_id, trial_params(trial))
             if self._status.get(run_id) not in ("FINISHED", "RUNNING"):
                 self._reopen(run_id)
             return run_id
@@ -213,9 +217,9 @@ class SweepTracker:
         run = self.client.create_run(self.experiment_id, run_name=run_name(trial.params,
                                                                            with_seed), tags=tags)
         run_id = run.info.run_id
-        params = [Param(k, v) for k, v in trial_params(trial).items()]
-        for start in range(0, len(params), 100):  # MLflow's batch limit
-            self.client.log_batch(run_id, params=params[start : start + 100])
+        # Its params go with the run's first write (a result or its end): one write fewer
+        # per trial. A run a driver created and never wrote to gets them when re-attached.
+        self._params[run_id] = trial_params(trial)
         self._runs[key] = run_id
         self._status[run_id] = "RUNNING"
         self._last_step[run_id] = -1
@@ -265,17 +269,6 @@ class SweepTracker:
             lambda: self.client.log_artifacts(run_id, str(folder), ENCODER_ARTIFACTS),
             "an encoder")
 
-    def set_worker(self, run_id: str, node_id: str, node_ip: str, worker: str,
-                   tags: Mapping[str, str] | None = None) -> None:
-        """Where the trial runs now: tags sweeper.node (Ray node id), sweeper.node_ip and
-        sweeper.worker (host:pid), with the worker's other `tags` (its provenance)."""
-        if self._status.get(run_id) == "FINISHED":
-            return
-        batch = [RunTag(k, v) for k, v in zip(NODE_TAGS, (node_id, node_ip, worker),
-                                              strict=True)]
-        batch += [RunTag(k, v) for k, v in (tags or {}).items()]
-        self._delivery.write(lambda: self.client.log_batch(run_id, tags=batch), "tags")
-
     def tag_run(self, run_id: str, tags: Mapping[str, str]) -> None:
         """Set tags on a trial's run (a FINISHED run stays exactly as it was)."""
         if self._status.get(run_id) == "FINISHED":
@@ -283,18 +276,37 @@ class SweepTracker:
         batch = [RunTag(k, v[:4000]) for k, v in tags.items()]
         self._delivery.write(lambda: self.client.log_batch(run_id, tags=batch), "tags")
 
-    def log_metrics(self, run_id: str, metrics: dict[str, Any], step: int) -> bool:
+    def log_metrics(self, run_id: str, metrics: dict[str, Any], step: int,
+                    tags: Mapping[str, str] | None = None) -> bool:
         """Log one step's metrics, unless the run is FINISHED or already has that step
-        (a replay after the driver was killed). Returns whether they were logged."""
-        if self._status.get(run_id) == "FINISHED" or step <= self._last_step.get(run_id, -1):
+        (a replay after the driver was killed), with `tags` (set even on a replay) in the
+        same write: one write per result, since on SQLite each costs ~15 ms, mostly
+        MLflow's ORM. Returns whether the metrics were logged."""
+        if self._status.get(run_id) == "FINISHED":
             return False
-        self._last_step[run_id] = step
-        now = int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, step) for k, v in metrics.items()
-                 if isinstance(v, int | float) and not isinstance(v, bool)]
-        self._delivery.write(lambda: self.client.log_batch(run_id, metrics=batch),
-                             f"epoch {step}")
-        return True
+        batch: list[Metric] = []
+        if step > self._last_step.get(run_id, -1):
+            self._last_step[run_id] = step
+            now = int(time.time() * 1000)
+            batch = [Metric(k, float(v), now, step) for k, v in metrics.items()
+                     if isinstance(v, int | float) and not isinstance(v, bool)]
+        labels = [RunTag(k, v) for k, v in (tags or {}).items()]
+        params = self._take_params(run_id)
+        if batch or labels or params:
+            def write() -> None:
+                for chunk in params[1:]:
+                    self.client.log_batch(run_id, params=chunk)
+                self.client.log_batch(run_id, metrics=batch, tags=labels,
+                                      params=params[0] if params else [])
+
+            self._delivery.write(write, f"epoch {step}" if batch else "tags")
+        return bool(batch)
+
+    def _take_params(self, run_id: str) -> list[list[Param]]:
+        """The run's params not yet written, in batches of MLflow's limit (100); then
+        none: they are written once."""
+        params = [Param(k, v) for k, v in self._params.pop(run_id, {}).items()]
+        return [params[start : start + 100] for start in range(0, len(params), 100)]
 
     def end_trial(self, run_id: str, status: str, error: str | None = None,
                   tags: dict[str, str] | None = None) -> None:
@@ -305,10 +317,13 @@ class SweepTracker:
         extra = [RunTag(k, v) for k, v in (tags or {}).items()]
         if error:
             extra.append(RunTag(ERROR_TAG, error[:4000]))
+        params = self._take_params(run_id)  # a run ended before its first result
 
         def end() -> None:
-            if extra:
-                self.client.log_batch(run_id, tags=extra)
+            for chunk in params[1:]:
+                self.client.log_batch(run_id, params=chunk)
+            if extra or params:
+                self.client.log_batch(run_id, tags=extra, params=params[0] if params else [])
             self.client.set_terminated(run_id, status=status)
 
         self._delivery.write(end, f"the end of a run ({status})")
@@ -361,3 +376,10 @@ class SweepTracker:
         if not self.parent_id:
             return []
         return trial_records(self.client, self.experiment_id, self.parent_id)
+
+
+def worker_tags(node_id: str, node_ip: str, worker: str,
+                tags: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The tags saying where a trial runs: sweeper.node (Ray node id), sweeper.node_ip,
+    sweeper.worker (host:pid), and the worker's other `tags` (its provenance)."""
+    return {**dict(zip(NODE_TAGS, (node_id, node_ip, worker), strict=True)), **(tags or {})}

@@ -320,12 +320,74 @@ def test_bench_sweep_prints_the_figures_of_its_timings(
         "plain loop over fit": f"{loop:.2f} s",
         "run_sweep (Ray already up)": "9.00 s",
         "overhead per trial": f"{(9.0 - loop) / 3:.2f} s",
-        "steady (after the first trial)": f"{1.0 - loop / 3:.2f} s",
+        "steady (after the first trial)": f"{1000 * (1.0 - loop / 3):,.1f} ms ("
+                                          + ("meets" if 1.0 - loop / 3 <= 0.03 else "misses")
+                                          + " <= 30 ms)",
         "first trial (incl. Tuner + worker start)": "4.00 s",
         "Ray import + start (one-off)": "4.00 s",
         "MLflow store creation (one-off)": "1.00 s",
     }
     assert "plain loop" in err  # progress goes to stderr
+
+
+def test_bench_sweep_optuna_times_a_sample_of_the_loop_and_judges_the_steady_cost(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # 4 Optuna trials; the loop times 2 of them for real, scaled to 4. The sweep's trials
+    # end 0.1 s apart after the first: 100 ms per trial less the loop's per-trial time.
+    given = _timing([1004.0, 1004.1, 1004.2, 1004.3], wall=6.0)
+    seen: list[Any] = []
+
+    def timed_sweep(spec: Any, text: str, folder: Path, progress: Any) -> SweepTiming:
+        seen.append(spec)
+        return given
+
+    monkeypatch.setattr(bench_sweep, "run_timed_sweep", timed_sweep)
+    assert main(["bench", "sweep", "--search", "optuna", "--trials", "4", "--loop-trials",
+                 "2", "--json"]) == 0
+    out, err = capsys.readouterr()
+    [spec] = seen
+    assert (spec.search.type, spec.search.num_samples, spec.search.sampler) == (
+        "optuna", 4, "tpe")
+    assert list(spec.search.params) == ["temperature"]  # continuous: distinct trials
+    result = json_last_line(out)
+    assert (result["search"], result["sampler"], result["trials"]) == ("optuna", "tpe", 4)
+    assert result["loop_trials"] == 2 and "2 of 4 optuna trial(s)" in err
+    per_trial = result["loop_per_trial_s"]
+    assert positive_finite(per_trial)
+    assert result["loop_seconds"] == pytest.approx(4 * per_trial)
+    steady = 0.1 - per_trial
+    assert result["marginal_overhead_per_trial_s"] == pytest.approx(steady)
+    assert result["marginal_overhead_per_trial_ms"] == pytest.approx(1000 * steady)
+    assert result["target_overhead_ms"] == 30.0
+    assert result["meets_target"] is (1000 * steady <= 30.0)
+    assert result["overhead_per_trial_s"] == pytest.approx((6.0 - 4 * per_trial) / 4)
+    assert "timed on 2 trials, scaled" in out and "optuna (tpe)" in out
+
+
+def test_sweep_figures_judge_the_steady_cost_against_30_ms() -> None:
+    # 3 trials 0.125 s apart, the loop 0.1 s per trial: 25 ms steady, within 30 ms.
+    figures = sweep_figures(3, 0.3, _timing([1005.0, 1005.125, 1005.25]), loop_trials=1)
+    assert figures["marginal_overhead_per_trial_ms"] == pytest.approx(25.0)
+    assert figures["meets_target"] is True and figures["loop_trials"] == 1
+    assert figures["loop_per_trial_s"] == pytest.approx(0.1)
+    slow = sweep_figures(3, 0.3, _timing([1005.0, 1005.25, 1005.5]))
+    assert slow["marginal_overhead_per_trial_ms"] == pytest.approx(150.0)
+    assert slow["meets_target"] is False and slow["loop_trials"] == 3
+    assert sweep_figures(1, 0.1, _timing([1005.0]))["meets_target"] is None
+
+
+def test_progress_sample_passes_one_line_per_step_of_trials_done() -> None:
+    out = io.StringIO()
+    sample = bench_sweep.ProgressSample(out, every=10)
+    for done in range(0, 31):
+        for event in ("epoch 0/1", "epoch 1/1", "finished"):
+            print(f"[{done}/30 done, 1 running, 0 pending, 0 failed] t{done} {event}",
+                  file=sample, flush=True)
+    print("warm start: a note", file=sample)
+    lines = out.getvalue().splitlines()
+    assert [line.split("]")[0] for line in lines[:-1]] == [
+        f"[{n}/30 done, 1 running, 0 pending, 0 failed" for n in (0, 10, 20, 30)]
+    assert lines[-1] == "warm start: a note"  # not a progress line: always passed
 
 
 def test_bench_sweep_fails_with_exit_1_when_a_trial_fails(

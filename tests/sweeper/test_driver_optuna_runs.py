@@ -1,0 +1,49 @@
+"""`sweeper run` of an Optuna sweep of many short trials: every trial gets exactly one
+MLflow run, FINISHED, under its own Optuna trial number (the record `bench sweep
+--search optuna` times at 2,000 trials, here at 30)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from sweeper.bench.sweep import bench_spec_text
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+TRIALS = 30
+
+
+def test_sweeper_run_of_an_optuna_sweep_leaves_one_finished_run_per_trial(
+        workdir: Path) -> None:
+    spec = workdir / "spec.yaml"
+    spec.write_text(bench_spec_text(TRIALS, "optuna").replace("name: bench-sweep",
+                                                              "name: many"))
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    done = subprocess.run([sys.executable, "-m", "sweeper.cli", "run", str(spec),
+                           "--storage", str(workdir / "results"), "--tracking-uri", uri],
+                          cwd=workdir, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"[{TRIALS}/{TRIALS} done, 0 running, 0 pending, 0 failed]" in done.stderr
+
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(experiment_names=["many"])
+    trials = runs[runs["tags.sweeper.kind"] == "trial"]
+    assert len(trials) == TRIALS and set(trials["status"]) == {"FINISHED"}
+    assert sorted(int(i) for i in trials["tags.sweeper.trial_index"]) == list(range(TRIALS))
+    assert trials["tags.sweeper.trial_id"].nunique() == TRIALS
+    assert trials["params.temperature"].nunique() == TRIALS  # sampled, all distinct
+    assert trials["tags.sweeper.repeat_of"].isna().all() if "tags.sweeper.repeat_of" in \
+        trials else True
+    # The worker's tags came with the first result's metrics, in one write.
+    assert trials["tags.sweeper.worker"].notna().all()
+    assert trials["tags.sweeper.version.torch"].notna().all()
+    client = mlflow.MlflowClient(uri)
+    for run_id in trials["run_id"][:3]:
+        assert sorted(m.step for m in client.get_metric_history(run_id, "steps")) == [0, 1]
+    parent = runs[runs["tags.sweeper.kind"] == "sweep"].iloc[0]
+    assert parent["status"] == "FINISHED" and parent["metrics.trials_finished"] == TRIALS
