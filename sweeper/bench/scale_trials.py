@@ -186,7 +186,9 @@ def trial_key(index: int) -> str:
 
 
 def worker_tags(index: int) -> dict[str, str]:
-    """Where the trial ran: the tags `SweepTracker.set_worker` writes (4 nodes, 8 workers)."""
+    """Where the trial ran, as the driver tags it (`sweeper.record.writer.worker_tags`):
+    4 nodes, 8 workers."""
+    from sweeper.record.writer import worker_tags as driver_tags
+
     node = index % 4
-    return {"sweeper.node": f"{node:056x}", "sweeper.node_ip": f"10.0.0.{node}",
-            "sweeper.worker": f"node{node}:{1000 + index % 8}"}
+    return driver_tags(f"{node:056x}", f"10.0.0.{node}", f"node{node}:{1000 + index % 8}")
