@@ -171,6 +171,7 @@ def no_runs_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sweeper.record.sweeps, "trial_records", refuse)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("text", "expected"), [
     ("temperature,top_1_accuracy\n0.1,0.5\n0.2,0.6\n",
      "has no column color_jitter, which the sweep varies (its axes: temperature, "
@@ -191,6 +192,7 @@ def test_a_reference_that_does_not_fit_the_sweep_is_refused_before_its_runs_are_
     assert err.count("\n") == 1 and expected in err, err
 
 
+@pytest.mark.integration
 def test_a_sweeps_own_table_with_empty_cells_and_unfinished_rows_is_a_reference(
         uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     text = (f"{HEADER},seeds,state\n"
@@ -206,6 +208,7 @@ def test_a_sweeps_own_table_with_empty_cells_and_unfinished_rows_is_a_reference(
     assert "agreement with ref.csv on top_1_accuracy: 3 matched cells" in out
 
 
+@pytest.mark.integration
 def test_any_other_csv_works_by_its_path(uri: str, tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     path = bad(tmp_path, HEADER + "\n" + "\n".join(GOOD) + "\n", name="thesis")
