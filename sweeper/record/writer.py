@@ -141,6 +141,10 @@ class SweepTracker:
             self._recorded.setdefault(key, record)
             self._status[record.run_id] = record.status
             self._last_step[record.run_id] = int(record.metrics.get("epoch", -1))
+            if record.status == "RUNNING":
+                # Its driver was killed (admission refuses a second live one): this
+                # driver ends it too if it stops before the trial runs again.
+                self._attached.add(record.run_id)
         return self.parent_id
 
     def record_growth(self, spec_text: str, overrides: Sequence[str], summary: str,

@@ -223,3 +223,16 @@ SweepRecord.TestCase.settings = settings(
     phases=(Phase.explicit, Phase.reuse, Phase.generate), database=None,
     suppress_health_check=list(HealthCheck))
 test_the_record_stays_true = SweepRecord.TestCase
+
+
+def test_a_run_a_killed_driver_left_running_is_ended_by_the_next_interrupted_one() -> None:
+    # Found by the machine above: run, Ctrl-C; --resume, SIGKILL; --resume, Ctrl-C before
+    # the trial ran again left its run RUNNING for good.
+    record = SweepRecord()
+    try:
+        record.write_spec(kind="optuna")
+        for stop in ("SIGINT", "SIGKILL", "SIGINT"):
+            record.interrupt_driver(stop=stop)
+            record.the_record_holds()
+    finally:
+        record.teardown()
