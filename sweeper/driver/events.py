@@ -60,7 +60,7 @@ class SweepSession:
         self.tracker = tracker
         self.progress = progress
         self.with_seed = len(spec.search.seeds) > 1
-        self.runs: dict[str, str] = {}  # Ray trial id -> MLflow run id
+        self.runs: dict[str, str] = {}  # Ray trial id -> its run (a handle until created)
         self.names: dict[str, str] = {}
         self.resolved: dict[str, Trial] = {}  # Ray trial id -> the sweep's Trial
         # Ray trial id -> (final metric, trial index, name) of each trial that finished every
@@ -129,8 +129,8 @@ class SweepSession:
             # A repeat's metrics are the run's it repeats: so is its provenance.
             tags = ({REPEAT_TAG: repeat.run_id, **repeat.tags} if repeat is not None
                     else {CODE_VERSION_TAG: self.code_version})
-            self.runs[trial.trial_id] = self.tracker.trial_run(resolved, self.with_seed,
-                                                               key=trial.trial_id, tags=tags)
+            self.runs[trial.trial_id] = self.tracker.start_trial_run(
+                resolved, self.with_seed, trial.trial_id, tags=tags)
             self.names[trial.trial_id] = run_name(resolved.params, self.with_seed)
         return self.runs[trial.trial_id]
 
@@ -218,9 +218,10 @@ class SweepSession:
                         (trial, RayTrial.TERMINATED))
             return
         metrics = final_metrics(values)  # what a later proposal of its configuration repeats
-        if math.isfinite(metrics.get(self.spec.metric, math.nan)):
+        run_id = self.tracker.run_id(self.run_for(trial))  # None: an outage holds its run
+        if run_id is not None and math.isfinite(metrics.get(self.spec.metric, math.nan)):
             self.finished_here.setdefault(computation_hash(self.trial(trial).config), Repeat(
-                self.run_for(trial), metrics,
+                run_id, metrics,
                 {**self.provenance.get(trial.trial_id, {}), CODE_VERSION_TAG: self.code_version}))
         if self.spec.save_encoders == "all":
             self.keep_encoder(trial)
@@ -282,8 +283,10 @@ class SweepSession:
         leader = self._leader
         if leader is not None:
             best = f" | best {self.spec.metric} {leader[0]:.4f} ({leader[2]})"
-        print(f"[{done}/{total} done, {running} running, {pending} pending, {failed} failed]"
-              f" {event}{best}", file=self.progress, flush=True)
+        line = (f"[{done}/{total} done, {running} running, {pending} pending, {failed} "
+                f"failed] {event}{best}")
+        # Shown once the writes before it are in MLflow: a trial shown finished is FINISHED.
+        self.tracker.after_writes(lambda: print(line, file=self.progress, flush=True))
 
 
 _ACTIVE: contextvars.ContextVar[SweepSession | None] = contextvars.ContextVar(
@@ -338,6 +341,13 @@ class TrackingCallback(tune.Callback):
         if (session := _ACTIVE.get()) is not None:
             session.trials = trials
             session.stop_if_storage_failed()  # Tune stops its trials, then re-raises
+
+    def get_state(self) -> dict[str, Any] | None:
+        # Tune asks for it while it saves its experiment snapshot, before the snapshot
+        # goes to the sweep's storage: what a resume restores is never ahead of MLflow.
+        if (session := _ACTIVE.get()) is not None:
+            session.tracker.settle()
+        return None
 
     def on_experiment_end(self, trials: list[RayTrial], **info: Any) -> None:
         if (session := _ACTIVE.get()) is not None:

@@ -221,6 +221,7 @@ def _fit_stages(runs: list[tuple[tune.Tuner, int, str]], session: SweepSession,
         session.warm_trials, session.trials, session.earlier = first_number, [], list(done)
         try:
             tuner.fit()
+            session.tracker.settle()  # its last progress lines before the next stage's
         except BaseException:
             session.trials = done + session.trials  # what the summary can still say
             raise

@@ -44,6 +44,7 @@ def test_a_trial_costs_one_write_per_event(tmp_path: Path,
     tracker.log_metrics(run_id, {"epoch": 0, "loss": 2.0}, step=0, tags=tags)
     tracker.log_metrics(run_id, {"epoch": 1, "loss": 1.0}, step=1)
     tracker.end_trial(run_id, "FINISHED")
+    tracker.settle()  # delivered from a background thread
     assert calls == ["create_run", "log_batch", "log_batch", "set_terminated"]
 
     run = mlflow.MlflowClient(uri).get_run(run_id)
@@ -56,6 +57,7 @@ def test_a_trial_costs_one_write_per_event(tmp_path: Path,
     tracker._status[run_id] = "RUNNING"
     assert not tracker.log_metrics(run_id, {"epoch": 1, "loss": 9.0}, step=1,
                                    tags={"sweeper.worker": "host:43"})
+    tracker.settle()
     assert calls == ["log_batch"]
     assert mlflow.MlflowClient(uri).get_run(run_id).data.metrics["loss"] == 1.0
 
@@ -67,6 +69,7 @@ def test_params_reach_a_run_ended_before_any_result(tmp_path: Path) -> None:
     trial = expand(parse_spec(SPEC))[1]
     run_id = tracker.trial_run(trial, with_seed=False, key="b")
     tracker.end_trial(run_id, "FAILED", "DatasetError: no images")
+    tracker.settle()
     run = mlflow.MlflowClient(uri).get_run(run_id)
     assert run.data.params == trial_params(trial)
     assert run.data.tags["sweeper.error"] == "DatasetError: no images"
@@ -86,4 +89,33 @@ def test_a_run_whose_driver_died_before_its_first_write_gets_its_params(
     second.open_sweep(SPEC, "2 trials", 2)
     assert second.trial_run(trial, with_seed=False, key="a") == run_id
     second.log_metrics(run_id, {"epoch": 0, "loss": 2.0}, step=0)
+    second.settle()
     assert mlflow.MlflowClient(uri).get_run(run_id).data.params == trial_params(trial)
+
+
+def test_a_run_started_without_waiting_gets_every_write_in_order(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = SweepTracker(uri, "t")
+    tracker.open_sweep(SPEC, "2 trials", 2)
+    trial = expand(parse_spec(SPEC))[0]
+    calls = counted(tracker, monkeypatch)
+    handle = tracker.start_trial_run(trial, with_seed=False, key="a",
+                                     tags={"sweeper.code_version": "abc"})
+    tracker.log_metrics(handle, {"epoch": 0, "loss": 2.0}, step=0)
+    tracker.tag_run(handle, {"sweeper.started_over": "its checkpoint is gone"})
+    tracker.end_trial(handle, "FINISHED")
+    run_id = tracker.run_id(handle)  # waits for its creation
+    assert run_id is not None and run_id != handle
+    tracker.settle()
+    assert calls == ["create_run", "log_batch", "log_batch", "set_terminated"]
+    run = mlflow.MlflowClient(uri).get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.metrics["loss"] == 2.0
+    assert run.data.params == trial_params(trial)
+    assert run.data.tags["sweeper.trial_id"] == "a"
+    assert run.data.tags["sweeper.code_version"] == "abc"
+    assert run.data.tags["sweeper.started_over"] == "its checkpoint is gone"
+    # the trial found again is the same run, now by its id; an id is its own id
+    assert tracker.start_trial_run(trial, with_seed=False, key="a") == handle
+    assert tracker.run_id(run_id) == run_id
+    assert [r.run_id for r in tracker.trial_runs()] == [run_id]
