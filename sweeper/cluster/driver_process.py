@@ -26,6 +26,9 @@ TUNE_ENVIRONMENT = {
     # Keeping one checkpoint per trial forces a state snapshot after each; on small
     # trials Tune warns about that every few seconds. The snapshot is what we want.
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+    # MLflow is the sweep's record: no result.json, progress.csv and TensorBoard file
+    # per trial beside it (three files opened per trial and written at every result).
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
 }
 
 # Tune's own words for what the driver reports itself: a trial's failure (with the
