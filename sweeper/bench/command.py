@@ -107,6 +107,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     sweep.add_argument("--loop-trials", type=_positive_int,
                        help="trials the plain loop times, scaled to --trials (default: all, "
                             "at most 50)")
+    sweep.add_argument("--tune-floor", action="store_true",
+                       help="also run the same sweep through Tune alone (trials that train "
+                            "nothing, no MLflow): Tune's own cost per trial")
     sweep.add_argument("--json", action="store_true",
                        help="also print the result as one JSON object on the last line")
 
@@ -165,7 +168,8 @@ def run_bench(args: argparse.Namespace) -> int:
                 deterministic=args.deterministic)
         elif args.bench == "sweep":
             result = measure_sweep(args.trials, progress=sys.stderr, search=args.search,
-                                   sampler=args.sampler, loop_trials=args.loop_trials)
+                                   sampler=args.sampler, loop_trials=args.loop_trials,
+                                   tune_floor=args.tune_floor)
         else:
             result = measure_scale(args.trials, args.epochs, args.tracking_uri, args.keep,
                                    progress=sys.stderr, writer=args.writer)

@@ -90,7 +90,9 @@ def _sweep_rows(result: Result) -> list[tuple[str, str]]:
          number(result["first_trial_seconds"], 2, " s")),
         ("Ray import + start (one-off)", number(result["ray_start_seconds"], 2, " s")),
         ("MLflow store creation (one-off)", number(result["store_setup_seconds"], 2, " s")),
-    ]
+    ] + ([] if result.get("tune_floor_per_trial_ms") is None else [
+        ("Tune alone, per trial (no training, no MLflow)",
+         number(result["tune_floor_per_trial_ms"], 1, " ms"))])
 
 
 def _scale_rows(result: Result) -> list[tuple[str, str]]:

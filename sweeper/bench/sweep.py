@@ -79,6 +79,7 @@ class SweepTiming:
     records: list[TrialTiming]
     ray_start_seconds: float  # importing and starting Ray; 0 when it was already up
     store_setup_seconds: float  # creating the SQLite MLflow store
+    tune_floor_ms: float | None = None  # Tune alone, per trial (sweeper.bench.tune_floor)
 
 
 def trial_records(tracking_uri: str, sweep_name: str) -> list[TrialTiming]:
@@ -133,6 +134,8 @@ def sweep_figures(trials: int, loop_seconds: float, timing: SweepTiming,
         "trial_epoch_seconds": sum(r.epoch_seconds for r in timing.records),
         "ray_start_seconds": timing.ray_start_seconds,
         "store_setup_seconds": timing.store_setup_seconds,
+        # Tune alone (same Tuner, trials that train nothing, no MLflow), when measured
+        "tune_floor_per_trial_ms": timing.tune_floor_ms,
     }
 
 
@@ -162,7 +165,8 @@ def loop_configs(spec: SweepSpec, count: int) -> list[TrialConfig]:
 
 def measure_sweep(trials: int = 8, train_images: int = 32, test_images: int = 16,
                   progress: TextIO | None = None, search: str = "grid",
-                  sampler: str = "tpe", loop_trials: int | None = None) -> Result:
+                  sampler: str = "tpe", loop_trials: int | None = None,
+                  tune_floor: bool = False) -> Result:
     """Wall time of `trials` trivial trials through `run_sweep` (one at a time, temporary
     results folder and SQLite MLflow store) against the same kind of trials in a plain
     loop over `trainers.loop.fit`, both with one thread per trial as the sweep's workers
@@ -170,7 +174,8 @@ def measure_sweep(trials: int = 8, train_images: int = 32, test_images: int = 16
     time does not grow with the sweep), scaled to `trials`.
 
     One-off costs are timed apart: importing and starting Ray (`ray_start_seconds`, 0 when
-    Ray was already running) and creating the MLflow store (`store_setup_seconds`)."""
+    Ray was already running) and creating the MLflow store (`store_setup_seconds`).
+    `tune_floor`: also time the same sweep through Tune alone (sweeper.bench.tune_floor)."""
     if trials <= 0:
         raise BenchError(f"--trials must be positive, got {trials}")
     if search not in SEARCHES:
@@ -195,7 +200,7 @@ def measure_sweep(trials: int = 8, train_images: int = 32, test_images: int = 16
         for cfg in configs:
             fit(cfg)
         loop_seconds = (time.perf_counter() - started) * trials / timed
-        timing = run_timed_sweep(spec, text, Path(folder), progress)
+        timing = run_timed_sweep(spec, text, Path(folder), progress, tune_floor)
 
     if timing.failed or timing.finished != trials:
         errors = "; ".join(f"{name}: {error}" for name, error in timing.failed[:5])
@@ -236,9 +241,10 @@ _DONE = re.compile(r"\[(\d+)/\d+ done")
 
 
 def run_timed_sweep(spec: SweepSpec, text: str, folder: Path,
-                    progress: TextIO | None) -> SweepTiming:
+                    progress: TextIO | None, tune_floor: bool = False) -> SweepTiming:
     """Run the sweep through `run_sweep` with its results and an SQLite MLflow store in
-    `folder`, starting Ray first if it is not running (and stopping it again after)."""
+    `folder`, starting Ray first if it is not running (and stopping it again after);
+    then, with `tune_floor`, through Tune alone."""
     say(progress, "sweep: starting Ray")
     started = time.perf_counter()
     from sweeper.driver import SweepOptions, init_ray, run_sweep, shutdown_ray
@@ -261,10 +267,18 @@ def run_timed_sweep(spec: SweepSpec, text: str, folder: Path,
         shown: TextIO = (io.StringIO() if progress is None else progress if trials < 40
                          else cast(TextIO, ProgressSample(progress, trials // 20)))
         outcome = run_sweep(spec, text, options, progress=shown)
+        floor = None
+        if tune_floor:
+            from sweeper.bench.tune_floor import tune_floor_per_trial_ms
+
+            say(progress, f"sweep: {trials} trial(s) through Tune alone (no training, "
+                          "no MLflow)")
+            floor = tune_floor_per_trial_ms(spec, spec.metric, folder / "floor")
     finally:
         if started_ray:  # leave Ray as we found it
             shutdown_ray()
     return SweepTiming(started=sweep_started, wall_seconds=outcome.wall_seconds,
                        finished=len(outcome.finished), failed=list(outcome.failed),
                        records=trial_records(uri, spec.name),
-                       ray_start_seconds=ray_start, store_setup_seconds=store_setup)
+                       ray_start_seconds=ray_start, store_setup_seconds=store_setup,
+                       tune_floor_ms=floor)

@@ -27,9 +27,12 @@ class SweepStateUnreadable(SweeperError):
     version of sweeper or Ray that this one cannot read)."""
 
 
-def new_tuner(spec: SweepSpec, storage_path: str, warm: WarmStart) -> tune.Tuner:
+def new_tuner(spec: SweepSpec, storage_path: str, warm: WarmStart,
+              trainable: Any = None) -> tune.Tuner:
+    """The sweep's Tuner; `trainable` replaces the trial worker (sweeper bench sweep
+    --tune-floor times Tune alone with one that trains nothing)."""
     return _tuner(spec, storage_path, spec.name, kind_of(spec).param_space(spec),
-                  num_trials(spec), _search_alg(spec, warm))
+                  num_trials(spec), _search_alg(spec, warm), trainable)
 
 
 def growth_tuner(spec: SweepSpec, folder: str, stage: int, growth: Growth,
@@ -46,10 +49,10 @@ def stage_name(stage: int) -> str:
 
 
 def _tuner(spec: SweepSpec, storage_path: str, name: str, param_space: dict[str, Any],
-           samples: int, search_alg: Searcher | None) -> tune.Tuner:
+           samples: int, search_alg: Searcher | None, trainable: Any = None) -> tune.Tuner:
     with_seed = len(spec.search.seeds) > 1
     return tune.Tuner(
-        _with_resources(spec),
+        _with_resources(spec, trainable),
         param_space=param_space,
         tune_config=tune.TuneConfig(
             metric=spec.metric, mode=spec.mode,
@@ -106,9 +109,9 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
-def _with_resources(spec: SweepSpec) -> Any:
-    return tune.with_resources(ray_trainable, {"cpu": spec.resources.cpu,
-                                               "gpu": spec.resources.gpu})
+def _with_resources(spec: SweepSpec, trainable: Any = None) -> Any:
+    return tune.with_resources(trainable or ray_trainable, {"cpu": spec.resources.cpu,
+                                                            "gpu": spec.resources.gpu})
 
 
 def _search_alg(spec: SweepSpec, warm: WarmStart, stage: int = 0) -> Searcher | None:

@@ -248,6 +248,20 @@ def test_measure_sweep_times_both_ways(local_ray: None) -> None:
     assert 0 <= steady < result["sweep_seconds"] - result["first_trial_seconds"] + 0.01
 
 
+@pytest.mark.slow
+@pytest.mark.integration
+def test_tune_floor_runs_the_sweeps_trials_through_tune_alone(local_ray: None,
+                                                             tmp_path: Path) -> None:
+    from sweeper.bench.tune_floor import tune_floor_per_trial_ms
+    from sweeper.spec.load import parse_spec
+
+    spec = parse_spec(bench_sweep.bench_spec_text(3, "optuna"), source="<test>")
+    floor = tune_floor_per_trial_ms(spec, spec.metric, tmp_path)
+    assert 0 < floor < 10_000
+    # Tune kept both checkpoints of each of the three trials, as the sweep's trials do
+    assert len(list(tmp_path.glob("bench-sweep/*/checkpoint_*"))) == 6
+
+
 # --- the command line -------------------------------------------------------------------------
 
 def test_bench_augment_json_is_the_last_line(capsys: pytest.CaptureFixture[str]) -> None:
@@ -298,7 +312,9 @@ def test_bench_sweep_prints_the_figures_of_its_timings(
     given = _timing([1006.0, 1004.0, 1005.0], wall=9.0)
     seen: list[int] = []
 
-    def timed_sweep(spec: Any, text: str, folder: Path, progress: Any) -> SweepTiming:
+    def timed_sweep(spec: Any, text: str, folder: Path, progress: Any,
+                    tune_floor: bool) -> SweepTiming:
+        assert not tune_floor
         seen.append(len(spec.search.seeds))
         assert folder.is_dir()
         return given
@@ -337,7 +353,9 @@ def test_bench_sweep_optuna_times_a_sample_of_the_loop_and_judges_the_steady_cos
     given = _timing([1004.0, 1004.1, 1004.2, 1004.3], wall=6.0)
     seen: list[Any] = []
 
-    def timed_sweep(spec: Any, text: str, folder: Path, progress: Any) -> SweepTiming:
+    def timed_sweep(spec: Any, text: str, folder: Path, progress: Any,
+                    tune_floor: bool) -> SweepTiming:
+        assert not tune_floor
         seen.append(spec)
         return given
 
