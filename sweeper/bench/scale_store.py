@@ -214,4 +214,5 @@ def write_trial(tracker: SweepTracker, trial: Trial, outcome: Outcome,
                                  tags=worker if start == 0 else [])
     tags = {STOPPED_TAG: str(outcome.reached)} if outcome.stopped else None
     tracker.end_trial(run_id, outcome.status, outcome.error, tags)
+    tracker.settle()  # in the store before the caller moves on (a writer thread's tracker)
     return len(points)

@@ -77,6 +77,7 @@ def written_sweep(tmp_path: Path, trials: int, killed: int) -> tuple[str, list[s
         first.log_metrics(template, {"epoch": epoch, "top_1_accuracy": 0.1 + epoch / 10},
                           step=epoch)
     first.end_trial(template, "FINISHED")
+    first.settle()
     run = first.client.get_run(template)
     points = [Point(m.key, m.value, m.timestamp, m.step) for key in run.data.metrics
               for m in first.client.get_metric_history(template, key)]
