@@ -273,7 +273,7 @@ def run_timed_sweep(spec: SweepSpec, text: str, folder: Path,
 
             say(progress, f"sweep: {trials} trial(s) through Tune alone (no training, "
                           "no MLflow)")
-            floor = tune_floor_per_trial_ms(spec, spec.metric, folder / "floor")
+            floor = tune_floor_per_trial_ms(spec, folder / "floor")
     finally:
         if started_ray:  # leave Ray as we found it
             shutdown_ray()

@@ -136,6 +136,14 @@ class Tracker:
         self.created[f"run-{key}"] = dict(tags)
         return f"run-{key}"
 
+    start_trial_run = trial_run
+
+    def run_id(self, run: str) -> str:
+        return run
+
+    def after_writes(self, effect: Any) -> None:
+        effect()
+
     def end_trial(self, *args: Any, **kwargs: Any) -> None:
         pass
 
