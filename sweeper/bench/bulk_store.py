@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from sweeper.record.contract import RUN_NAME_TAG
+
 # The tables holding a run's rows, all keyed by run_uuid.
 RUN_TABLES = ("runs", "tags", "params", "metrics", "latest_metrics")
-RUN_NAME_TAG = "mlflow.runName"  # MLflow's own tag for the run's name
 BATCH = 1_000  # runs per transaction
 
 

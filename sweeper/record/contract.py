@@ -44,6 +44,7 @@ NODE_TAGS = ("sweeper.node", "sweeper.node_ip", "sweeper.worker")
 # spec.yaml with these is the spec that ran.
 OVERRIDES_TAG = "sweeper.overrides"
 DESCRIPTION_TAG = "mlflow.note.content"  # a run's description: a trial's full config (JSON)
+RUN_NAME_TAG = "mlflow.runName"  # MLflow's own tag for a run's name
 SPEC_ARTIFACT = "spec.yaml"
 # A sweep's size: the parent's param (as it was opened) and, once it has grown, its
 # metric (one point per growth: sweeper.record.growth).

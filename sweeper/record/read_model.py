@@ -1,7 +1,8 @@
 """A sweep's record as its readers use it: the parent run and one small `TrialRecord`
 per trial run, read with one paginated query (`search_all`) and converted page by page,
-so that no reader holds thousands of MLflow `Run` objects. `status`, the reports, the
-ui's links, the resume checks and warm starts all read through here.
+so that no reader holds thousands of MLflow `Run` objects; from a tracking server, from
+the JSON it sends, several pages at once (sweeper.record.server_runs). `status`, the
+reports, the ui's links, the resume checks and warm starts all read through here.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import math
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
@@ -24,11 +26,13 @@ from sweeper.record.contract import (
     KIND_TAG,
     PARENT_TAG,
     REPEAT_TAG,
+    RUN_NAME_TAG,
     STOPPED_TAG,
     SWEEP_KIND,
     TRIAL_ID_TAG,
     TRIAL_KIND,
 )
+from sweeper.record.server_runs import is_server, search_server
 
 # Runs per page of `search_all`. From a SQL store directly: up to 50,000 a page are
 # allowed, and larger pages cost memory, not time. From a tracking server each page is
@@ -65,8 +69,7 @@ def search_all(client: MlflowClient, experiment_ids: list[str], filter_string: s
                ) -> Iterator[Run]:
     """Every run matching the filter, a page at a time: the one way runs are listed."""
     if page_size is None:
-        page_size = SERVER_PAGE_SIZE if client.tracking_uri.startswith(
-            ("http://", "https://")) else PAGE_SIZE
+        page_size = SERVER_PAGE_SIZE if is_server(client) else PAGE_SIZE
     token = None
     while True:
         with _collector_paused():
@@ -100,6 +103,23 @@ class TrialRecord:
                    status=run.info.status, params=run.data.params, metrics=run.data.metrics,
                    tags={k: v for k, v in tags.items() if k.startswith("sweeper.")},
                    start_time=run.info.start_time or 0, end_time=run.info.end_time,
+                   description=tags.get(DESCRIPTION_TAG, ""))
+
+    @classmethod
+    def from_json(cls, run: Mapping[str, Any]) -> TrialRecord:
+        """From a run as MLflow's REST API sends it (sweeper.record.server_runs)."""
+        info, data = run["info"], run.get("data", {})
+        tags = _pairs(data.get("tags", []))
+        end = info.get("end_time")
+        return cls(run_id=str(info.get("run_id") or info["run_uuid"]),
+                   name=info.get("run_name") or tags.get(RUN_NAME_TAG, ""),
+                   status=info.get("status", "RUNNING"), params=_pairs(data.get("params", [])),
+                   # non-finite values come as "NaN", "Infinity", "-Infinity"
+                   metrics={m["key"]: float(m.get("value", 0.0))
+                            for m in data.get("metrics", [])},
+                   tags={k: v for k, v in tags.items() if k.startswith("sweeper.")},
+                   start_time=int(info.get("start_time", 0)),
+                   end_time=None if end is None else int(end),
                    description=tags.get(DESCRIPTION_TAG, ""))
 
     @property
@@ -140,6 +160,10 @@ class TrialRecord:
         """Its final `metric`, when it logged a finite one."""
         value = self.metrics.get(metric)
         return value if value is not None and math.isfinite(value) else None
+
+
+def _pairs(items: list[Mapping[str, str]]) -> dict[str, str]:
+    return {item["key"]: item.get("value", "") for item in items}
 
 
 @dataclass(frozen=True)
@@ -183,6 +207,9 @@ def trial_records(client: MlflowClient, experiment_id: str, parent_id: str,
                   kind: str = TRIAL_KIND) -> list[TrialRecord]:
     """Every run of `kind` under the parent (default: the sweep's trials), oldest first."""
     query = f"tags.`{PARENT_TAG}` = '{parent_id}' AND tags.`{KIND_TAG}` = '{kind}'"
+    if is_server(client):
+        return list(search_server(client, [experiment_id], query, SERVER_PAGE_SIZE,
+                                  TrialRecord.from_json))
     return [TrialRecord.from_run(run) for run in
             search_all(client, [experiment_id], query, order_by=["attributes.start_time ASC"])]
 

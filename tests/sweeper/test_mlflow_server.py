@@ -8,6 +8,7 @@ sweep runs against each, and its runs are read back through the server, through
 import contextlib
 import glob
 import io
+import math
 import os
 import pwd
 import shutil
@@ -24,9 +25,20 @@ from pathlib import Path
 import mlflow
 import psycopg  # a main dependency: SQLAlchemy's driver for a bare postgresql:// URI
 import pytest
+from mlflow.entities import Metric, Param
 
 from sweeper.cli import main
 from sweeper.driver import SweepOptions, run_sweep
+from sweeper.record import read_model, server_runs
+from sweeper.record.contract import (
+    DESCRIPTION_TAG,
+    INDEX_TAG,
+    KIND_TAG,
+    PARENT_TAG,
+    SWEEP_KIND,
+    TRIAL_KIND,
+)
+from sweeper.record.read_model import TrialRecord
 from sweeper.search import expand
 from sweeper.spec.load import parse_spec
 
@@ -244,3 +256,49 @@ def test_a_bare_postgresql_uri_is_a_tracking_store_for_every_command(
     rows, experiments = _rows(postgres)
     assert "pg-direct" in experiments
     assert sorted(rows.values()) == ["FINISHED"] * 3  # the parent run and two trials
+
+
+def test_trial_records_read_from_a_server_match_mlflows_own_runs(
+        mlflow_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's JSON read in start-time ranges at once (sweeper.record.server_runs)
+    gives exactly the records MLflow's client gives, in the same order: runs sharing a
+    start time across every page and range boundary, non-finite metrics, open runs,
+    empty params, and no run of another parent."""
+    client = mlflow.MlflowClient(tracking_uri=mlflow_server)
+    experiment_id = client.create_experiment("many-runs")
+    parent = client.create_run(experiment_id, start_time=1_000,
+                               tags={KIND_TAG: SWEEP_KIND}).info.run_id
+    for i in range(40):
+        run = client.create_run(experiment_id, run_name=f"t{i}", start_time=2_000 + i // 3,
+                                tags={PARENT_TAG: parent, KIND_TAG: TRIAL_KIND,
+                                      INDEX_TAG: str(i), DESCRIPTION_TAG: f'{{"i": {i}}}',
+                                      "not.sweepers": "x"}).info.run_id
+        client.log_batch(run, params=[Param("lr", str(i)), Param("empty", "")], metrics=[
+            Metric("top_1_accuracy", math.nan if i == 5 else i / 100, 0, 1),
+            Metric("loss", math.inf if i == 6 else 1.0, 0, 0), Metric("loss", 0.5, 0, 1)])
+        if i % 7:
+            client.set_terminated(run, "FINISHED" if i % 2 else "FAILED")
+    client.create_run(experiment_id, start_time=2_005,
+                      tags={PARENT_TAG: "another-sweep", KIND_TAG: TRIAL_KIND})
+    monkeypatch.setattr(server_runs, "FIRST_PAGE", 5)
+    monkeypatch.setattr(server_runs, "RANGES", 3)
+    monkeypatch.setattr(server_runs, "STAGGER_S", 0.0)
+    monkeypatch.setattr(read_model, "SERVER_PAGE_SIZE", 4)
+
+    fast = read_model.trial_records(client, experiment_id, parent)
+    query = f"tags.`{PARENT_TAG}` = '{parent}' AND tags.`{KIND_TAG}` = '{TRIAL_KIND}'"
+    slow = [TrialRecord.from_run(run) for run in read_model.search_all(
+        client, [experiment_id], query, order_by=["attributes.start_time ASC"], page_size=4)]
+
+    def seen(record: TrialRecord) -> tuple[object, ...]:  # NaN equals NaN here
+        return (record.run_id, record.name, record.status, dict(record.params),
+                {k: repr(v) for k, v in record.metrics.items()}, dict(record.tags),
+                record.start_time, record.end_time, record.description)
+
+    assert len(fast) == 40 and [seen(r) for r in fast] == [seen(r) for r in slow]
+    by_index = {r.index: r for r in fast}
+    assert sorted(by_index) == list(range(40))
+    assert by_index[5].value("top_1_accuracy") is None and by_index[6].metrics["loss"] == 0.5
+    assert by_index[0].end_time is None and by_index[1].status == "FINISHED"
+    assert by_index[1].params == {"lr": "1", "empty": ""}
+    assert by_index[1].name == "t1" and "not.sweepers" not in by_index[1].tags

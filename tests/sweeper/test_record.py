@@ -297,3 +297,16 @@ def test_a_stored_sweep_that_does_not_load_is_refused_and_its_record_kept(
     assert parent.info.status == "FINISHED"
     (trial,) = trial_runs(opts.tracking_uri, "damaged")
     assert trial.info.status == "FINISHED"
+
+
+def test_start_time_ranges_cover_every_later_run_once() -> None:
+    from sweeper.record.server_runs import _bounds
+
+    for low, high, ranges in [(0, 0, 2), (5, 6, 4), (100, 10_099, 2), (7, 1_000, 3)]:
+        bounds = _bounds(low, high, ranges)
+        assert bounds[0] == low and len(bounds) <= ranges and bounds == sorted(set(bounds))
+        for start in range(low, high + 50):  # the last range is open: runs created later
+            holding = [b for i, b in enumerate(bounds)
+                       if b <= start and (i + 1 == len(bounds) or start < bounds[i + 1])]
+            assert len(holding) == 1
+    assert _bounds(100, 10_099, 2) == [100, 5_100]
