@@ -11,6 +11,8 @@ Each benchmark is a function returning a plain dict of figures (the CLI only pri
               MLflow's own listing of its runs, and a resume's re-attachment (reattach.py);
               the sweep from scale_trials.py, written by scale_store.py (bulk_store.py for
               `--writer sql`), each command timed by measured.py;
+- handover.py `measure_handover`: a Ray actor call's round trip beside a busy thread, at
+              Python's default GIL switch interval and at the driver's;
 - timing.py   shared helpers: device, threads, timed rounds and their medians;
 - format.py   the printed table of a result;
 - errors.py   BenchError (exit 2) and BenchFailed (exit 1).
@@ -31,6 +33,7 @@ _HOMES = {
     "forward_flops": "flops", "peak_tflops": "flops", "training_flops_per_image": "flops",
     "Result": "format", "format_result": "format",
     "measure_step": "step", "measure_sweep": "sweep", "measure_scale": "scale",
+    "measure_handover": "handover",
     "resolve_device": "timing", "torch_threads": "timing",
 }
 
@@ -49,6 +52,7 @@ __all__ = [
     "forward_flops",
     "load_images",
     "measure_augment",
+    "measure_handover",
     "measure_scale",
     "measure_step",
     "measure_sweep",

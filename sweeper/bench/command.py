@@ -47,9 +47,9 @@ def _positive_float(text: str) -> float:
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    """`sweeper bench augment|step|sweep|scale` and their options."""
+    """`sweeper bench augment|step|sweep|scale|handover` and their options."""
     benches = parser.add_subparsers(dest="bench", required=True,
-                                    metavar="{augment,step,sweep,scale}",
+                                    metavar="{augment,step,sweep,scale,handover}",
                                     parser_class=type(parser))
 
     def common(sub: argparse.ArgumentParser, batch_size: int) -> None:
@@ -134,6 +134,14 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     scale.add_argument("--json", action="store_true",
                        help="also print the result as one JSON object on the last line")
 
+    handover = benches.add_parser(
+        "handover", help="a Ray actor call beside a busy thread, at Python's default GIL "
+                         "switch interval and at the driver's")
+    handover.add_argument("--calls", type=_positive_int, default=300,
+                          help="timed calls each way (default 300)")
+    handover.add_argument("--json", action="store_true",
+                          help="also print the result as one JSON object on the last line")
+
 
 def run_bench(args: argparse.Namespace) -> int:
     """Run the chosen benchmark, print its table (and JSON line); the exit code."""
@@ -144,6 +152,7 @@ def run_bench(args: argparse.Namespace) -> int:
         format_result,
         load_images,
         measure_augment,
+        measure_handover,
         measure_scale,
         measure_step,
         measure_sweep,
@@ -170,6 +179,8 @@ def run_bench(args: argparse.Namespace) -> int:
             result = measure_sweep(args.trials, progress=sys.stderr, search=args.search,
                                    sampler=args.sampler, loop_trials=args.loop_trials,
                                    tune_floor=args.tune_floor)
+        elif args.bench == "handover":
+            result = measure_handover(args.calls, progress=sys.stderr)
         else:
             result = measure_scale(args.trials, args.epochs, args.tracking_uri, args.keep,
                                    progress=sys.stderr, writer=args.writer)

@@ -121,5 +121,16 @@ def _scale_rows(result: Result) -> list[tuple[str, str]]:
     return rows
 
 
+def _handover_rows(result: Result) -> list[tuple[str, str]]:
+    return [
+        (f"handover: median of {result['calls']:,} empty calls to a Ray actor", ""),
+        ("the actor idle", number(result["idle_ms"], 2, " ms")),
+        (f"a busy thread beside, switch interval {result['default_interval_ms']:g} ms "
+         "(Python's default)", number(result["busy_default_ms"], 2, " ms")),
+        (f"a busy thread beside, switch interval {result['quick_interval_ms']:g} ms "
+         "(sweeper's)", number(result["busy_quick_ms"], 2, " ms")),
+    ]
+
+
 _ROWS = {"augment": _augment_rows, "step": _step_rows, "sweep": _sweep_rows,
-         "scale": _scale_rows}
+         "scale": _scale_rows, "handover": _handover_rows}

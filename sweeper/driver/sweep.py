@@ -22,6 +22,7 @@ from sweeper.cluster import storage
 from sweeper.cluster.access import probe_address
 from sweeper.driver.admission import Extension, check_extension, should_restore
 from sweeper.driver.events import SweepSession, bound, error_text
+from sweeper.driver.handover import quick_handovers
 from sweeper.driver.ray_instance import check_resources, init_ray
 from sweeper.driver.stages import Stage, next_stage, recorded_stages
 from sweeper.driver.storage_faults import StorageFault, describe, storage_errno, watched
@@ -129,7 +130,8 @@ def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
             if not restoring:
                 runs.append((new_tuner(spec, storage.resolve(options.storage), warm),
                              warm_trials, ""))
-            with _sigterm_as_interrupt(), bound(session), watched(session.storage_failed):
+            with (_sigterm_as_interrupt(), bound(session), watched(session.storage_failed),
+                  quick_handovers()):
                 _fit_stages(runs, session, progress)
         except OSError as exc:  # a write of Tune's own, refused for good
             if (code := storage_errno(exc)) is None:

@@ -12,6 +12,7 @@ from typing import Any
 import ray
 from ray import tune
 
+from sweeper.driver.handover import quick_handovers
 from sweeper.driver.repeats import repeat_in
 from sweeper.driver.storage_faults import STORAGE_FAULT_KEY, storage_errno
 from sweeper.driver.trainable import STATE_FILE, run_trial_in_worker, trial_from_ray_config
@@ -41,6 +42,11 @@ STORAGE_FAULT_ENV = "SWEEPER_FAULT_STORAGE_AT"
 def ray_trainable(config: dict[str, Any]) -> None:
     """Run the trial of a Ray config: resume from Tune's checkpoint, report every epoch;
     or, for a repeat of a finished run (sweeper.driver.repeats), report its metrics."""
+    with quick_handovers():  # Tune's main thread answers the driver while the trial trains
+        _run_trial(config)
+
+
+def _run_trial(config: dict[str, Any]) -> None:
     node_id = ray.get_runtime_context().get_node_id()
     repeat = repeat_in(config)
     if repeat is not None:

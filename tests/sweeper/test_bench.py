@@ -461,6 +461,29 @@ def test_format_result_of_known_step_and_augment_figures() -> None:
     assert "30,000 images/s" in text and "1,500 images/s" in text and "1,000 images/s" in text
 
 
+def test_format_result_of_known_handover_figures() -> None:
+    text = format_result({"benchmark": "handover", "calls": 1000, "idle_ms": 0.678,
+                          "busy_default_ms": 10.404, "busy_quick_ms": 1.281,
+                          "default_interval_ms": 5.0, "quick_interval_ms": 0.5})
+    lines = text.splitlines()
+    assert lines[0] == "handover: median of 1,000 empty calls to a Ray actor"
+    assert [line.rsplit("  ", 1)[1] for line in lines[1:]] == ["0.68 ms", "10.40 ms", "1.28 ms"]
+    assert "switch interval 5 ms (Python's default)" in lines[2]
+    assert "switch interval 0.5 ms (sweeper's)" in lines[3]
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_bench_handover_times_calls_each_way(local_ray: None,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "handover", "--calls", "5", "--json"]) == 0
+    result = json_last_line(capsys.readouterr().out)
+    assert result["calls"] == 5 and result["quick_interval_ms"] == 0.5
+    assert result["default_interval_ms"] == 5.0  # a fresh worker's: Python's default
+    for key in ("idle_ms", "busy_default_ms", "busy_quick_ms"):
+        assert positive_finite(result[key]), key
+
+
 def test_no_cuda_device_exits_2_with_a_message(monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -495,6 +518,7 @@ def test_compile_without_warmup_is_refused(capsys: pytest.CaptureFixture[str]) -
     ["step", "--method", "moco"],
     ["step", "--peak-tflops", "-1"],
     ["sweep", "--trials", "0"],
+    ["handover", "--calls", "0"],
     [],
 ])
 def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
