@@ -27,7 +27,7 @@ from sweeper.driver.checkpoints import forget_checkpoint, why_start_over
 from sweeper.driver.repeats import Repeat, final_metrics, finished_configs, repeat_in
 from sweeper.driver.storage_faults import STORAGE_FAULT_KEY, StorageFault, describe, storage_errno
 from sweeper.driver.trainable import STATE_FILE, trial_from_ray_config
-from sweeper.driver.worker import FAILURE_KEY, NODE_KEY, PROVENANCE_KEY
+from sweeper.driver.worker import EARLIER_KEY, FAILURE_KEY, NODE_KEY, PROVENANCE_KEY
 from sweeper.record.contract import (
     CODE_VERSION_TAG,
     REPEAT_TAG,
@@ -46,7 +46,7 @@ from sweeper.spec.trials import Trial, computation_hash
 # Tune's own keys in a result, and ours that are not metrics: none reaches MLflow.
 _NOT_METRICS = set(AUTO_RESULT_KEYS) | {"done", "trial_id", "experiment_tag",
                                         "should_checkpoint", NODE_KEY, PROVENANCE_KEY,
-                                        STORAGE_FAULT_KEY}
+                                        STORAGE_FAULT_KEY, EARLIER_KEY}
 
 
 class SweepSession:
@@ -175,15 +175,22 @@ class SweepSession:
                 self.provenance[trial.trial_id] = provenance
             tags = worker_tags(str(result.get(NODE_KEY, "?")), str(result.get("node_ip", "?")),
                                worker, provenance)
+        # A baseline held for the first epoch's report comes with it (driver.baseline_hold).
+        earlier: list[dict[str, Any]] = json.loads(str(result.get(EARLIER_KEY) or "[]"))
         # The worker's tags go with the metrics: one MLflow write per result.
-        self.tracker.log_metrics(run_id, metrics, step=int(metrics.get("epoch", 0)), tags=tags)
-        self.values.setdefault(trial.trial_id, {}).update(metrics)
+        self.tracker.log_metrics(run_id, metrics, step=int(metrics.get("epoch", 0)), tags=tags,
+                                 earlier=[(int(m.get("epoch", 0)), m) for m in earlier])
         self.trial_seconds += float(result.get("time_this_iter_s", 0.0))
+        for epoch_metrics in (*earlier, metrics):
+            self._epoch_done(trials, trial, epoch_metrics)
+
+    def _epoch_done(self, trials: list[RayTrial], trial: RayTrial,
+                    metrics: dict[str, Any]) -> None:
+        self.values.setdefault(trial.trial_id, {}).update(metrics)
         value = metrics.get(self.spec.metric)
-        name = self.names[trial.trial_id]
         if isinstance(value, int | float):
             self.latest[trial.trial_id] = float(value)
-        self._print(trials, f"{name} epoch {int(metrics.get('epoch', 0))}/"
+        self._print(trials, f"{self.names[trial.trial_id]} epoch {int(metrics.get('epoch', 0))}/"
                             f"{self.trial(trial).config.train.epochs}"
                             + (f" {self.spec.metric} {value:.4f}" if value is not None else ""))
 

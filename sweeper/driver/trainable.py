@@ -1,6 +1,7 @@
 """Ray <-> trainer glue without Ray: a Ray trial's config dict becomes a
-`Trial`, its checkpoint folder a resume state, and each epoch's state a folder
-handed to `publish` (which the driver wires to `tune.report`)."""
+`Trial`, its checkpoint folder a resume state, and each trained epoch's state a folder
+handed to `publish` (which the driver wires to `tune.report`); the baseline's goes
+without one."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from trainers.loop import CheckpointState, Metrics, fit, save_checkpoint
 from trainers.memory import retain_freed_memory
 
 STATE_FILE = "state.pt"
-Publish = Callable[[Metrics, Path], None]
+Publish = Callable[[Metrics, Path | None], None]
 
 
 def trial_from_ray_config(config: dict[str, Any], number: int | None = None) -> Trial:
@@ -39,6 +40,9 @@ def run_trial_in_worker(config: dict[str, Any], publish: Publish,
     retain_freed_memory()
 
     def report(metrics: Metrics, state: CheckpointState) -> None:
+        if state["epoch"] == 0:  # the initial state: starting over reproduces it exactly
+            publish(metrics, None)
+            return
         with tempfile.TemporaryDirectory(prefix="sweeper-ckpt-") as folder:
             save_checkpoint(state, Path(folder) / STATE_FILE)
             publish(metrics, Path(folder))

@@ -1,11 +1,12 @@
 """A sweep's trials through Tune alone, for `sweeper bench sweep --tune-floor`: the
 sweep's Tuner (its searcher, scheduler, checkpoints kept and reused workers) over a
-trainable that reports what a 1-epoch trial reports (epoch 0 and 1, a checkpoint with
-each) but trains nothing, with no MLflow session bound (the tracking callback does
-nothing)."""
+trainable that reports what a quick 1-epoch trial reports (its first epoch with its
+baseline, and a checkpoint: sweeper.driver.baseline_hold) but trains nothing, with no
+MLflow session bound (the tracking callback does nothing)."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from ray import tune
 
 from sweeper.driver.tuner import new_tuner
 from sweeper.driver.warm_start import WarmStart
+from sweeper.driver.worker import EARLIER_KEY
 from sweeper.spec.schema import SweepSpec
 
 # About a bench trial's checkpoint (its tiny model's weights and optimizer state).
@@ -30,9 +32,9 @@ def trial_ends(spec: SweepSpec, folder: Path) -> list[float]:
     def reports_only(config: dict[str, Any]) -> None:
         with tempfile.TemporaryDirectory(prefix="sweeper-floor-") as scratch:
             Path(scratch, "state.pt").write_bytes(bytes(CHECKPOINT_BYTES))
-            for epoch in (0, 1):
-                tune.report({"epoch": epoch, metric: 0.25, _ENDED: time.time()},
-                            checkpoint=tune.Checkpoint.from_directory(scratch))
+            tune.report({"epoch": 1, metric: 0.25, _ENDED: time.time(),
+                         EARLIER_KEY: json.dumps([{"epoch": 0, metric: 0.1}])},
+                        checkpoint=tune.Checkpoint.from_directory(scratch))
 
     results = new_tuner(spec, str(folder), WarmStart(), reports_only).fit()
     finished = [results[i] for i in range(len(results))]

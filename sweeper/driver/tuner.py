@@ -83,11 +83,11 @@ def _checkpoints_kept(spec: SweepSpec) -> int:
     """A trial's checkpoints Tune keeps: its latest, as every checkpoint holds the whole
     training state. Tune snapshots the whole experiment (~35 KB per trial, 74 MB at 2,000
     trials) whenever a trial has made `num_to_keep` checkpoints since the last snapshot,
-    so that the snapshot never names a deleted checkpoint. A trial of one epoch makes two
-    (the untrained state, then the trained): keeping 3 deletes none and forces no
-    snapshot (Tune then snapshots every >= 10 s, at most 5% of the time), for one more
-    stored checkpoint per trial; with one kept, each such trial forced two."""
-    return 3 if max_epochs(spec) <= 1 else 1
+    so that the snapshot never names a deleted checkpoint. A trial of one epoch makes one
+    (its trained state; the baseline has none): keeping 2 forces no snapshot (Tune then
+    snapshots every >= 10 s, at most 5% of the time); with one kept, each such trial
+    forced one."""
+    return 2 if max_epochs(spec) <= 1 else 1
 
 
 def restored_tuner(spec: SweepSpec, folder: str, retry_failed: bool) -> tune.Tuner:

@@ -1,5 +1,7 @@
 """What runs in a Ray worker: one trial, resumed from Tune's checkpoint, reporting
-every epoch to Tune (the trial itself is sweeper.driver.trainable, which knows no Ray)."""
+every epoch to Tune, its baseline with the first epoch when that epoch is quick
+(sweeper.driver.baseline_hold; the trial itself is sweeper.driver.trainable, which knows
+no Ray)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Any
 import ray
 from ray import tune
 
+from sweeper.driver.baseline_hold import BaselineHold
 from sweeper.driver.handover import quick_handovers
 from sweeper.driver.repeats import repeat_in
 from sweeper.driver.storage_faults import STORAGE_FAULT_KEY, storage_errno
@@ -30,6 +33,8 @@ FAILURE_KEY = "sweeper_failure"  # a final result saying the trial failed for go
 NODE_KEY = "sweeper_node_id"  # the Ray node a result came from (all nodes may share an IP)
 # What the trial runs on (sweeper.record.provenance), as JSON, with an attempt's first result.
 PROVENANCE_KEY = "sweeper_provenance"
+# Earlier epochs' metrics that a result carries (as a JSON list): a held baseline.
+EARLIER_KEY = "sweeper_earlier"
 # How long a worker whose checkpoint upload the storage refused waits for the driver to
 # stop the sweep (sweeper.driver.storage_faults) before it fails as any trial would.
 STORAGE_FAULT_WAIT_S = 120.0
@@ -54,9 +59,9 @@ def _run_trial(config: dict[str, Any]) -> None:
         return
     told = False
 
-    def publish(metrics: Metrics, folder: Path | None) -> None:
+    def send(metrics: Metrics, folder: Path | None, earlier: list[Metrics]) -> None:
         nonlocal told
-        extra = {NODE_KEY: node_id}
+        extra: dict[str, str] = {NODE_KEY: node_id}
         if not told:  # measured in the trial, once it has read its data: the first report
             told = True
             extra[PROVENANCE_KEY] = json.dumps(
@@ -64,31 +69,42 @@ def _run_trial(config: dict[str, Any]) -> None:
         try:
             if folder is not None:  # the upload of a checkpoint is what fails
                 _inject_storage_fault(int(metrics.get("epoch", 0)))
-            tune.report({**metrics, **extra}, checkpoint=None if folder is None
+            tune.report({**metrics, **extra, **({EARLIER_KEY: json.dumps(earlier)}
+                                                if earlier else {})},
+                        checkpoint=None if folder is None
                         else tune.Checkpoint.from_directory(str(folder)))
         except OSError as exc:  # uploading the checkpoint to the storage
             code = storage_errno(exc)
             if code is None:
                 raise
+            for held in earlier:  # what the refused report carried besides its checkpoint
+                tune.report({**held, **extra})
             # No retry gets past a full or read-only storage: say so, and wait for the
             # driver to stop the sweep (this trial then resumes from its last checkpoint).
             tune.report({STORAGE_FAULT_KEY: code, NODE_KEY: node_id})
             time.sleep(STORAGE_FAULT_WAIT_S)
             raise
 
+    hold = BaselineHold(send)
     try:
         resume = None
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:  # read now: the folder may be pruned later
             with checkpoint.as_directory() as folder:
                 resume = load_checkpoint(Path(folder) / STATE_FILE)
-        run_trial_in_worker(config, publish, resume)
+        run_trial_in_worker(config, hold.report, resume)
     except (TrainingDiverged, TrialInfeasible, DatasetError, CheckpointError) as exc:
         # A retry would fail the same way: say so first (the driver then turns Tune's
         # retries off for this trial), then fail, so that Tune records the trial as
         # errored: it stays failed across --resume, and --retry-failed re-runs it.
+        hold.flush()  # its baseline is recorded all the same
         tune.report({FAILURE_KEY: f"{type(exc).__name__}: {exc}"})
         raise
+    except SystemExit:  # Tune stopped the trial
+        hold.discard()
+        raise
+    finally:
+        hold.flush()
 
 
 def _inject_storage_fault(epoch: int) -> None:

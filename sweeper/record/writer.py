@@ -338,20 +338,23 @@ class SweepTracker:
         self._delivery.write(lambda: self.client.log_batch(self._real(run_id), tags=batch),
                              "tags")
 
-    def log_metrics(self, run_id: str, metrics: dict[str, Any], step: int,
-                    tags: Mapping[str, str] | None = None) -> bool:
-        """Log one step's metrics, unless the run is FINISHED or already has that step
-        (a replay after the driver was killed), with `tags` (set even on a replay) in the
+    def log_metrics(self, run_id: str, metrics: Mapping[str, Any], step: int,
+                    tags: Mapping[str, str] | None = None,
+                    earlier: Sequence[tuple[int, Mapping[str, Any]]] = ()) -> bool:
+        """Log one step's metrics (after the `earlier` (step, metrics) that came with them),
+        each step unless the run is FINISHED or already has it (a replay after the driver
+        was killed, or a trial started over), with `tags` (set even on a replay) in the
         same write: one write per result, since on SQLite each costs ~15 ms, mostly
         MLflow's ORM. Returns whether the metrics were logged."""
         if self._status.get(run_id) == "FINISHED":
             return False
         batch: list[Metric] = []
-        if step > self._last_step.get(run_id, -1):
-            self._last_step[run_id] = step
-            now = int(time.time() * 1000)
-            batch = [Metric(k, float(v), now, step) for k, v in metrics.items()
-                     if isinstance(v, int | float) and not isinstance(v, bool)]
+        now = int(time.time() * 1000)
+        for at, values in (*earlier, (step, metrics)):
+            if at > self._last_step.get(run_id, -1):
+                self._last_step[run_id] = at
+                batch += [Metric(k, float(v), now, at) for k, v in values.items()
+                          if isinstance(v, int | float) and not isinstance(v, bool)]
         labels = [RunTag(k, v) for k, v in (tags or {}).items()]
         params = self._take_params(run_id)
         if batch or labels or params:

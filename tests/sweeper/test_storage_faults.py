@@ -129,7 +129,7 @@ def test_an_injected_refused_upload_stops_the_sweep_then_resume_finishes_it(
     # Every checkpoint upload from epoch 1 on fails as that storage would.
     done = _sweep(workdir, workdir / "results", env={"SWEEPER_FAULT_STORAGE_AT": f"1:{code}"})
     _assert_stopped_cleanly(done, workdir, str(workdir / "results" / "full"), cause)
-    assert "t0.2 epoch 0/2" in done.stderr  # epoch 0 was stored; epoch 1 was refused
+    assert "t0.2 epoch 0/2" in done.stderr  # epoch 0 was reported; epoch 1 was refused
     _assert_resumes(workdir, workdir / "results")
 
 
@@ -175,9 +175,9 @@ def test_a_storage_remounted_read_only_mid_sweep_stops_it_then_resume_finishes_i
 
 
 def _stopped_after_one_checkpoint(workdir: Path) -> Path:
-    """A sweep stopped (injected: no space left) once t0.2 stored its epoch-0 checkpoint;
+    """A sweep stopped (injected: no space left) once t0.2 stored its epoch-1 checkpoint;
     that checkpoint's state file."""
-    done = _sweep(workdir, workdir / "results", env={"SWEEPER_FAULT_STORAGE_AT": "1:28"})
+    done = _sweep(workdir, workdir / "results", env={"SWEEPER_FAULT_STORAGE_AT": "2:28"})
     assert done.returncode == 1, done.stderr
     [state] = (workdir / "results" / "full").glob("t0.2-*/checkpoint_*/state.pt")
     return state

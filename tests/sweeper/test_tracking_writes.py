@@ -62,6 +62,27 @@ def test_a_trial_costs_one_write_per_event(tmp_path: Path,
     assert mlflow.MlflowClient(uri).get_run(run_id).data.metrics["loss"] == 1.0
 
 
+def test_a_baseline_that_rides_with_the_first_epoch_costs_no_write_of_its_own(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = SweepTracker(uri, "t")
+    tracker.open_sweep(SPEC, "2 trials", 2)
+    run_id = tracker.trial_run(expand(parse_spec(SPEC))[0], with_seed=False, key="a")
+    calls = counted(tracker, monkeypatch)
+    assert tracker.log_metrics(run_id, {"epoch": 1, "loss": 1.0}, step=1,
+                               earlier=[(0, {"epoch": 0, "loss": 2.0})])
+    # a trial started over replays both: nothing is logged twice
+    assert not tracker.log_metrics(run_id, {"epoch": 1, "loss": 7.0}, step=1,
+                                   earlier=[(0, {"epoch": 0, "loss": 8.0})])
+    # one replayed, one new
+    assert tracker.log_metrics(run_id, {"epoch": 2, "loss": 0.5}, step=2,
+                               earlier=[(1, {"epoch": 1, "loss": 9.0})])
+    tracker.settle()
+    assert calls == ["log_batch", "log_batch"]
+    history = mlflow.MlflowClient(uri).get_metric_history(run_id, "loss")
+    assert sorted((m.step, m.value) for m in history) == [(0, 2.0), (1, 1.0), (2, 0.5)]
+
+
 def test_params_reach_a_run_ended_before_any_result(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracker = SweepTracker(uri, "t")
