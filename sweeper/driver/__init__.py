@@ -6,6 +6,7 @@ Ray (besides the job client, sweeper.cluster.submit), so that Ray's API churn st
 - tuner.py: the spec as a Tune experiment (search, scheduler, retries), or restored
 - events.py: Tune's trial events -> MLflow writes and progress lines
 - worker.py: what runs in a Ray worker
+- baseline_hold.py: a trial's baseline rides with its first epoch's report when it is quick
 - repeats.py, repeat_search.py: a proposal of a finished configuration is not trained
 """
 
