@@ -249,6 +249,7 @@ def run_timed_sweep(spec: SweepSpec, text: str, folder: Path,
     started = time.perf_counter()
     from sweeper.driver import SweepOptions, init_ray, run_sweep, shutdown_ray
     from sweeper.search import num_trials
+    from trainers.memory import freeze_startup_objects
 
     started_ray = init_ray(None)
     ray_start = time.perf_counter() - started if started_ray else 0.0
@@ -263,6 +264,7 @@ def run_timed_sweep(spec: SweepSpec, text: str, folder: Path,
         trials = num_trials(spec)
         say(progress, f"sweep: {trials} trial(s) through run_sweep")
         options = SweepOptions(storage=folder / "results", tracking_uri=uri)
+        freeze_startup_objects()  # as `sweeper run` does, untimed (one-off)
         sweep_started = time.time()  # MLflow's run times are wall-clock too
         shown: TextIO = (io.StringIO() if progress is None else progress if trials < 40
                          else cast(TextIO, ProgressSample(progress, trials // 20)))

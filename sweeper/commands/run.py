@@ -37,12 +37,14 @@ def run(args: argparse.Namespace) -> int:
     from sweeper.cluster.storage import sweep_location
     from sweeper.driver import SweepOptions, run_sweep
     from sweeper.record.store import resolve_tracking_uri
+    from trainers.memory import freeze_startup_objects
 
     options = SweepOptions(storage=args.storage,
                            tracking_uri=resolve_tracking_uri(args.tracking_uri),
                            address=args.address, resume=args.resume,
                            retry_failed=args.retry_failed, extend=args.extend)
     print(f"sweep {spec.name!r}: {summary(spec)}", file=sys.stderr)
+    freeze_startup_objects()  # this process drives the sweep: its imports are never garbage
     try:
         outcome = run_sweep(spec, spec_text, options, overrides=overrides)
     except KeyboardInterrupt:  # a second Ctrl-C cut Tune's graceful stop short

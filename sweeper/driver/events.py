@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import itertools
 import json
 import math
 import tempfile
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
@@ -275,13 +277,16 @@ class SweepSession:
         """One progress line; `settled` is a trial whose new status Tune sets only
         after the callback returns."""
         self.trials = trials
-        every = [*self.earlier, *trials]
-        statuses = [settled[1] if settled and t is settled[0] else t.status for t in every]
+        # One pass over every trial: this runs for each line, several per trial.
+        statuses = Counter(t.status for t in itertools.chain(self.earlier, trials))
+        if settled is not None:  # one of `trials`
+            statuses[settled[0].status] -= 1
+            statuses[settled[1]] += 1
         if self.recorded_status:
-            seen = {t.trial_id for t in every}
-            statuses += [s for key, s in self.recorded_status.items() if key not in seen]
-        total = max(len(statuses), num_trials(self.spec))
-        done, running, failed = (statuses.count(s) for s in
+            seen = {t.trial_id for t in itertools.chain(self.earlier, trials)}
+            statuses.update(s for key, s in self.recorded_status.items() if key not in seen)
+        total = max(statuses.total(), num_trials(self.spec))
+        done, running, failed = (statuses[s] for s in
                                  (RayTrial.TERMINATED, RayTrial.RUNNING, RayTrial.ERROR))
         pending = total - done - running - failed
         best = ""

@@ -10,12 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from sweeper.driver.worker_process import prepare_worker
 from sweeper.search import kind_of_ray_config
 from sweeper.spec.trials import Trial
 from trainers.loop import CheckpointState, Metrics, fit, save_checkpoint
-from trainers.memory import retain_freed_memory
 
 STATE_FILE = "state.pt"
 Publish = Callable[[Metrics, Path | None], None]
@@ -30,14 +28,8 @@ def trial_from_ray_config(config: dict[str, Any], number: int | None = None) -> 
 def run_trial_in_worker(config: dict[str, Any], publish: Publish,
                         resume: CheckpointState | None) -> Metrics:
     """Train one trial inside a Ray worker, continuing from `resume` if given."""
-    trial = trial_from_ray_config(config)
-    cfg = trial.config
-    # Process-wide settings, made here at the worker's entry: trials packed on one node
-    # must not oversubscribe its cores, and every step reallocates the same batch-sized
-    # tensors (trainers.memory).
-    if cfg.resources.cpu >= 1:
-        torch.set_num_threads(int(cfg.resources.cpu))
-    retain_freed_memory()
+    cfg = trial_from_ray_config(config).config
+    prepare_worker(cfg)
 
     def report(metrics: Metrics, state: CheckpointState) -> None:
         if state["epoch"] == 0:  # the initial state: starting over reproduces it exactly

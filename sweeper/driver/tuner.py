@@ -9,12 +9,13 @@ import pickle
 from typing import Any
 
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+from ray.tune.schedulers import TrialScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from sweeper.driver.events import TrackingCallback, trial_name
 from sweeper.driver.repeat_search import RepeatSearch
+from sweeper.driver.schedulers import QuickASHAScheduler, QuickFIFOScheduler
 from sweeper.driver.warm_start import WarmStart
 from sweeper.driver.worker import ray_trainable
 from sweeper.errors import SweeperError
@@ -130,7 +131,7 @@ def _search_alg(spec: SweepSpec, warm: WarmStart, stage: int = 0) -> Searcher | 
 
 def _scheduler(spec: SweepSpec) -> TrialScheduler:
     if spec.scheduler.type == "asha":
-        return ASHAScheduler(time_attr="epoch", max_t=max(max_epochs(spec), 1),
-                             grace_period=spec.scheduler.grace_period,
-                             reduction_factor=spec.scheduler.reduction_factor)
-    return FIFOScheduler()
+        return QuickASHAScheduler(time_attr="epoch", max_t=max(max_epochs(spec), 1),
+                                  grace_period=spec.scheduler.grace_period,
+                                  reduction_factor=spec.scheduler.reduction_factor)
+    return QuickFIFOScheduler()

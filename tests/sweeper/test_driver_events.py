@@ -60,15 +60,16 @@ def test_preparing_twice_adds_one_filter() -> None:
 
 
 def test_the_names_stored_sweeps_refer_to_resolve() -> None:
-    """A stored sweep's tuner.pkl refers to the callback, the trial-name function and (an
-    Optuna sweep) the searcher by path, and Tune checks the trainable's name on restore:
-    renaming any of them makes every stored sweep impossible to resume."""
+    """A stored sweep's tuner.pkl refers to the callback, the trial-name function, the
+    scheduler and (an Optuna sweep) the searcher by path, and Tune checks the trainable's
+    name on restore: renaming any of them makes every stored sweep impossible to resume."""
     import pickle
 
     from ray.tune.experiment import Experiment
 
     from sweeper.driver.events import trial_name
     from sweeper.driver.repeat_search import RepeatSearch
+    from sweeper.driver.schedulers import QuickASHAScheduler, QuickFIFOScheduler
     from sweeper.driver.tuner import _with_resources
     from sweeper.spec.load import parse_spec
 
@@ -76,7 +77,11 @@ def test_the_names_stored_sweeps_refer_to_resolve() -> None:
                                  ("sweeper.driver", "_trial_name", trial_name),
                                  ("sweeper.driver.events", "TrackingCallback", TrackingCallback),
                                  ("sweeper.driver.events", "trial_name", trial_name),
-                                 ("sweeper.driver.repeat_search", "RepeatSearch", RepeatSearch)]:
+                                 ("sweeper.driver.repeat_search", "RepeatSearch", RepeatSearch),
+                                 ("sweeper.driver.schedulers", "QuickFIFOScheduler",
+                                  QuickFIFOScheduler),
+                                 ("sweeper.driver.schedulers", "QuickASHAScheduler",
+                                  QuickASHAScheduler)]:
         assert pickle.loads(f"c{path}\n{name}\n.".encode()) is expected
     trainable = _with_resources(parse_spec("name: x\n"))
     assert Experiment.get_trainable_name(trainable) == "_ray_trainable"
