@@ -18,4 +18,3 @@ def prepare_worker(cfg: TrialConfig) -> None:
         torch.set_num_threads(int(cfg.resources.cpu))
     retain_freed_memory()
     freeze_startup_objects()
-
