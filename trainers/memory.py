@@ -26,6 +26,7 @@ MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's largest allowed value on 64-bit
 TRIM_THRESHOLD = 1024 * 1024 * 1024
 
 _done = False
+_frozen = False
 
 
 def retain_freed_memory() -> bool:
@@ -59,9 +60,12 @@ def freeze_startup_objects() -> bool:
     collections took 16-20 ms with them and 3.5-4 ms without; in a sweep's driver
     (~500,000 of 760,000) 5 ms a trial and 2.3 ms (300-trial sweeps, docs/benchmarks.md).
     What the process makes later is collected as before; garbage is collected first so
-    that none is kept."""
-    if gc.get_freeze_count() > 0:
+    that none is kept. Remembered in a flag: `gc.get_freeze_count()` walks the frozen
+    objects (50 ms in a worker), too slow for a check at every trial."""
+    global _frozen
+    if _frozen:
         return False
     gc.collect()
     gc.freeze()
+    _frozen = True
     return True
