@@ -1,8 +1,8 @@
 """A sweep's trials through Tune alone, for `sweeper bench sweep --tune-floor`: the
 sweep's Tuner (its searcher, scheduler, checkpoints kept and reused workers) over a
 trainable that reports what a quick 1-epoch trial reports (its first epoch with its
-baseline, and a checkpoint: sweeper.driver.baseline_hold) but trains nothing, with no
-MLflow session bound (the tracking callback does nothing)."""
+baseline, and a checkpoint: sweeper.driver.baseline_hold; marked its last) but trains
+nothing, with no MLflow session bound (the tracking callback does nothing)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from ray import tune
 
 from sweeper.driver.tuner import new_tuner
 from sweeper.driver.warm_start import WarmStart
-from sweeper.driver.worker import EARLIER_KEY
+from sweeper.driver.worker import DONE_KEY, EARLIER_KEY
 from sweeper.spec.schema import SweepSpec
 
 # About a bench trial's checkpoint (its tiny model's weights and optimizer state).
@@ -32,7 +32,7 @@ def trial_ends(spec: SweepSpec, folder: Path) -> list[float]:
     def reports_only(config: dict[str, Any]) -> None:
         with tempfile.TemporaryDirectory(prefix="sweeper-floor-") as scratch:
             Path(scratch, "state.pt").write_bytes(bytes(CHECKPOINT_BYTES))
-            tune.report({"epoch": 1, metric: 0.25, _ENDED: time.time(),
+            tune.report({"epoch": 1, metric: 0.25, _ENDED: time.time(), DONE_KEY: True,
                          EARLIER_KEY: json.dumps([{"epoch": 0, metric: 0.1}])},
                         checkpoint=tune.Checkpoint.from_directory(scratch))
 

@@ -35,6 +35,9 @@ NODE_KEY = "sweeper_node_id"  # the Ray node a result came from (all nodes may s
 PROVENANCE_KEY = "sweeper_provenance"
 # Earlier epochs' metrics that a result carries (as a JSON list): a held baseline.
 EARLIER_KEY = "sweeper_earlier"
+# A result with this key set ends its trial (Tune's `done`): the last epoch's says so,
+# rather than the trial's return telling the driver in one more hand-over.
+DONE_KEY = "done"
 # How long a worker whose checkpoint upload the storage refused waits for the driver to
 # stop the sweep (sweeper.driver.storage_faults) before it fails as any trial would.
 STORAGE_FAULT_WAIT_S = 120.0
@@ -55,17 +58,19 @@ def _run_trial(config: dict[str, Any]) -> None:
     node_id = ray.get_runtime_context().get_node_id()
     repeat = repeat_in(config)
     if repeat is not None:
-        tune.report({**repeat.metrics, NODE_KEY: node_id})
+        tune.report({**repeat.metrics, NODE_KEY: node_id, DONE_KEY: True})
         return
+    cfg = trial_from_ray_config(config).config
     told = False
 
     def send(metrics: Metrics, folder: Path | None, earlier: list[Metrics]) -> None:
         nonlocal told
-        extra: dict[str, str] = {NODE_KEY: node_id}
+        extra: dict[str, Any] = {NODE_KEY: node_id}
+        if metrics.get("epoch") == cfg.train.epochs:  # Tune stops the trial (its thread) after it
+            extra[DONE_KEY] = True
         if not told:  # measured in the trial, once it has read its data: the first report
             told = True
-            extra[PROVENANCE_KEY] = json.dumps(
-                trial_provenance(trial_from_ray_config(config).config))
+            extra[PROVENANCE_KEY] = json.dumps(trial_provenance(cfg))
         try:
             if folder is not None:  # the upload of a checkpoint is what fails
                 _inject_storage_fault(int(metrics.get("epoch", 0)))

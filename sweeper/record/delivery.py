@@ -12,6 +12,10 @@ write is ~15 ms, most of it commits, while the trial's worker waits on the drive
   result: the store is used by one thread at a time.
 - `flush` waits until everything before it is delivered or held: what Tune's experiment
   snapshot records is never ahead of MLflow (sweeper.driver.events).
+- A write waits `settle_s` after it was made before it goes out, unless someone waits
+  for it (`flush`, `drain`, `call`): a trial's writes are made while the driver hands
+  the worker its next trial, and a thread writing then takes Python's GIL from that
+  hand-over; a moment later the next trial is training and the driver is idle.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -38,12 +43,15 @@ class _Item:
     effect: bool = False  # not a write: runs even while the store's writes are held
     done: threading.Event | None = None  # set once a `call` has its outcome
     outcome: list[Any] = field(default_factory=list)  # [result] or [result, exception]
+    made: float = field(default_factory=time.monotonic)
 
 
 class Delivery:
-    def __init__(self, tracking_uri: str, retry_s: float = 5.0) -> None:
+    def __init__(self, tracking_uri: str, retry_s: float = 5.0, settle_s: float = 0.0) -> None:
         self.tracking_uri = tracking_uri
         self.retry_s = retry_s
+        self.settle_s = settle_s
+        self._waiting = 0  # callers of flush, drain and call waiting now: nothing settles
         self._pending: deque[_Item] = deque()
         self._outage = False
         self._failures = 0  # attempts that found the store down, so far
@@ -65,14 +73,15 @@ class Delivery:
         outage holds them. Its error, an outage's included, is raised here."""
         done = threading.Event()
         item = _Item(op, what, effect=True, done=done)
-        self._put(item)
-        while not done.wait(0.05):
-            with self._changed:
-                if self._refused is None or done.is_set():
-                    continue
-                if item in self._pending:  # a write before it was refused: not run
-                    self._pending.remove(item)
-            self._raise_refused()
+        with self._waited_for():
+            self._put(item)
+            while not done.wait(0.05):
+                with self._changed:
+                    if self._refused is None or done.is_set():
+                        continue
+                    if item in self._pending:  # a write before it was refused: not run
+                        self._pending.remove(item)
+                self._raise_refused()
         if len(item.outcome) > 1:
             raise item.outcome[1]
         return item.outcome[0]
@@ -80,7 +89,7 @@ class Delivery:
     def flush(self) -> None:
         """Wait until everything before it is delivered, or an attempt finds the store
         down (the writes stay held)."""
-        with self._changed:
+        with self._waited_for(), self._changed:
             seen = self._failures
             self._kick()
             self._changed.wait_for(lambda: not self._pending or self._refused is not None
@@ -101,7 +110,7 @@ class Delivery:
         """Wait for every write: while the store takes them, however long that is; while
         it is down, up to `patience_s`. Returns how many were lost."""
         deadline = time.monotonic() + patience_s
-        with self._changed:
+        with self._waited_for(), self._changed:
             seen = self._failures
             self._kick()
             while self._pending and self._refused is None:
@@ -116,6 +125,18 @@ class Delivery:
             log.error("MLflow store %s stayed unavailable: %d writes were not delivered",
                       self.tracking_uri, lost)
         return lost
+
+    @contextmanager
+    def _waited_for(self) -> Iterator[None]:
+        """While in the block, the thread delivers at once: a caller waits."""
+        with self._changed:
+            self._waiting += 1
+            self._changed.notify_all()
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._waiting -= 1
 
     def _put(self, item: _Item) -> None:
         with self._changed:
@@ -149,6 +170,10 @@ class Delivery:
                     if not self._pending:
                         continue
                 item = self._pending[0]
+                settled = item.made + self.settle_s - time.monotonic()
+                if settled > 0 and not self._waiting and not self._outage:
+                    self._changed.wait(settled)  # or until someone waits for it
+                    continue
             if item.effect:
                 self._run_effect(item)
                 continue

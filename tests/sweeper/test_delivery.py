@@ -123,3 +123,24 @@ def test_a_call_behind_a_refused_write_raises_the_refusal_and_never_runs() -> No
     with pytest.raises(ValueError, match="param changed"):
         delivery.call(lambda: ran.append("create"), "a run")
     assert ran == [] and delivery.held == 1
+
+
+def test_a_write_settles_before_it_goes_out_unless_someone_waits_for_it() -> None:
+    store, delivery = Store(), Delivery("sqlite:///x.db", settle_s=0.3)
+    delivery.write(store.op(1), "write 1")  # type: ignore[arg-type]
+    threading.Event().wait(0.1)
+    assert store.written == [] and delivery.held == 1  # still settling
+    for _ in range(100):  # out once settled, with nobody waiting
+        if store.written:
+            break
+        threading.Event().wait(0.05)
+    assert store.written == [1]
+
+    delivery.write(store.op(2), "write 2")  # type: ignore[arg-type]
+    delivery.write(store.op(3), "write 3")  # type: ignore[arg-type]
+    delivery.flush()  # a caller waits: no settling
+    assert store.written == [1, 2, 3]
+    delivery.write(store.op(4), "write 4")  # type: ignore[arg-type]
+    assert delivery.call(lambda: list(store.written), "read") == [1, 2, 3, 4]
+    delivery.write(store.op(5), "write 5")  # type: ignore[arg-type]
+    assert delivery.drain(patience_s=5) == 0 and store.written == [1, 2, 3, 4, 5]
