@@ -75,17 +75,25 @@ def _sweep_rows(result: Result) -> list[tuple[str, str]]:
     loop = number(result["loop_seconds"], 2, " s")
     if result.get("loop_trials", result["trials"]) != result["trials"]:
         loop += f" (timed on {result['loop_trials']:,} trials, scaled)"
-    steady = result["marginal_overhead_per_trial_ms"]
-    verdict = ("" if steady is None else
+    steady, own = result["marginal_overhead_per_trial_ms"], result.get("own_overhead_per_trial_ms")
+    verdict = ("" if result["meets_target"] is None else
                f" ({'meets' if result['meets_target'] else 'misses'} "
                f"<= {result['target_overhead_ms']:g} ms)")
+    judged_rows = [("  steady (after the first trial)",
+                    number(steady, 1, " ms") + ("" if own is not None else verdict))]
+    if own is not None:
+        judged_rows += [
+            ("  steady, less each trial's own time", number(own, 1, " ms") + verdict),
+            ("  a trial in its worker / in the plain loop",
+             number(1000 * result["own_per_trial_s"], 1, " ms") + " / "
+             + number(1000 * result["loop_per_trial_s"], 1, " ms"))]
     return [
         (f"sweep: {result['trials']:,} trivial trials ({search}), one at a time, "
          f"{result['threads_per_trial']} thread each", ""),
         ("plain loop over fit", loop),
         ("run_sweep (Ray already up)", number(result["sweep_seconds"], 2, " s")),
         ("overhead per trial", number(result["overhead_per_trial_s"], 2, " s")),
-        ("  steady (after the first trial)", number(steady, 1, " ms") + verdict),
+        *judged_rows,
         ("  first trial (incl. Tuner + worker start)",
          number(result["first_trial_seconds"], 2, " s")),
         ("Ray import + start (one-off)", number(result["ray_start_seconds"], 2, " s")),

@@ -218,6 +218,9 @@ def test_trial_records_read_ends_and_epoch_seconds_from_mlflow(tmp_path: Path) -
                                 tags={KIND_TAG: "trial", PARENT_TAG: parent}).info.run_id
         client.log_batch(run, metrics=[Metric("epoch_seconds", value, start, step + 1)
                                        for step, value in enumerate(epochs)])
+        if epochs:  # the trial's time so far, at its last epoch: 2 CPUs held
+            client.log_batch(run, metrics=[Metric("device_seconds", 4 * sum(epochs), start,
+                                                  len(epochs))])
         if end is not None:
             client.set_terminated(run, "FINISHED", end_time=end)
     client.create_run(experiment, run_name="stray")  # not a trial of the sweep
@@ -228,6 +231,9 @@ def test_trial_records_read_ends_and_epoch_seconds_from_mlflow(tmp_path: Path) -
     assert [r.end for r in records] == [1004.25, 1009.5, None]  # seconds, not ms
     assert [r.start for r in records] == [1002.0, 1001.0, 1005.0]
     assert [r.epoch_seconds for r in records] == [0.75, 3.5, 0.0]
+    assert [r.own_seconds for r in records] == [0.75 * 4, 3.5 * 4, None]
+    assert [r.own_seconds for r in trial_records(uri, "bench-sweep", cpus=2)] == [
+        0.75 * 2, 3.5 * 2, None]
     assert trial_records(uri, "no-such-sweep") == []
 
 
@@ -240,6 +246,9 @@ def test_measure_sweep_times_both_ways(local_ray: None) -> None:
         (result["sweep_seconds"] - result["loop_seconds"]) / 2)
     assert result["ray_start_seconds"] == 0.0  # the fixture's Ray was already running
     assert isinstance(result["marginal_overhead_per_trial_s"], float)
+    # the second trial's own time, from its run: within the time between the two ends
+    assert 0 < result["own_per_trial_s"] < result["sweep_seconds"]
+    assert isinstance(result["own_overhead_per_trial_ms"], float)
     # read back from the trials' MLflow runs: both ended within the sweep, and their
     # epochs are part of it
     assert result["first_trial_seconds"] < result["sweep_seconds"]
@@ -885,3 +894,37 @@ def test_scale_writers_write_the_same_runs(tmp_path: Path) -> None:
 def test_scale_writer_sql_needs_an_sqlite_store() -> None:
     with pytest.raises(bench.BenchError, match="--writer sql inserts into an SQLite"):
         bench_store.make_store("http://127.0.0.1:1", 3, 1, None, threads=1, writer="sql")
+
+
+def test_sweep_figures_judge_the_steady_cost_less_each_trials_own_time() -> None:
+    # 3 trials 0.2 s apart; the two after the first took 0.17 and 0.18 s of their own
+    # (the first's 0.5 s is the start-up's): 200 - 175 = 25 ms steady, within 30 ms,
+    # whatever the loop measured minutes before (0.3 s a trial here: -100 ms against it).
+    records = [TrialTiming(f"t{i}", "FINISHED", 1000.0, end, 0.1, own_seconds=own)
+               for i, (end, own) in enumerate([(1005.0, 0.5), (1005.2, 0.17), (1005.4, 0.18)])]
+    timing = SweepTiming(started=1000.0, wall_seconds=6.0, finished=3, failed=[],
+                         records=records, ray_start_seconds=0.0, store_setup_seconds=0.0)
+    figures = sweep_figures(3, 0.9, timing)
+    assert figures["own_per_trial_s"] == pytest.approx(0.175)
+    assert figures["own_overhead_per_trial_ms"] == pytest.approx(25.0)
+    assert figures["marginal_overhead_per_trial_ms"] == pytest.approx(-100.0)
+    assert figures["meets_target"] is True
+    slow = [TrialTiming(r.name, r.status, r.start, r.end, 0.1, own_seconds=0.15)
+            for r in records]
+    assert sweep_figures(3, 0.9, SweepTiming(1000.0, 6.0, 3, [], slow, 0.0, 0.0))[
+        "meets_target"] is False  # 50 ms
+    # a trial without its own time (no device_seconds): judged against the loop, as before
+    missing = [*records[:2], TrialTiming("t2", "FINISHED", 1000.0, 1005.4, 0.1)]
+    figures = sweep_figures(3, 0.9, SweepTiming(1000.0, 6.0, 3, [], missing, 0.0, 0.0))
+    assert figures["own_overhead_per_trial_ms"] is None and figures["meets_target"] is True
+    rows = dict(format_sweep_rows_of(sweep_figures(3, 0.9, timing)))
+    assert rows["  steady, less each trial's own time"] == "25.0 ms (meets <= 30 ms)"
+    assert rows["  steady (after the first trial)"] == "-100.0 ms"
+    assert rows["  a trial in its worker / in the plain loop"] == "175.0 ms / 300.0 ms"
+
+
+def format_sweep_rows_of(figures: dict[str, Any]) -> list[tuple[str, str]]:
+    from sweeper.bench.format import _sweep_rows
+
+    return _sweep_rows({"benchmark": "sweep", "trials": 3, "search": "grid",
+                        "threads_per_trial": 1, **figures})
