@@ -1,7 +1,7 @@
 """Ray <-> trainer glue without Ray: a Ray trial's config dict becomes a
 `Trial`, its checkpoint folder a resume state, and each trained epoch's state a folder
 handed to `publish` (which the driver wires to `tune.report`); the baseline's goes
-without one."""
+without one, and the last epoch's holds the weights only (trainers.loop.finished_state)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 from sweeper.driver.worker_process import prepare_worker
 from sweeper.search import kind_of_ray_config
 from sweeper.spec.trials import Trial
-from trainers.loop import CheckpointState, Metrics, fit, save_checkpoint
+from trainers.loop import CheckpointState, Metrics, finished_state, fit, save_checkpoint
 
 STATE_FILE = "state.pt"
 Publish = Callable[[Metrics, Path | None], None]
@@ -35,6 +35,8 @@ def run_trial_in_worker(config: dict[str, Any], publish: Publish,
         if state["epoch"] == 0:  # the initial state: starting over reproduces it exactly
             publish(metrics, None)
             return
+        if state["epoch"] == cfg.train.epochs:  # its encoder is all that is read from it
+            state = finished_state(state)
         with tempfile.TemporaryDirectory(prefix="sweeper-ckpt-") as folder:
             save_checkpoint(state, Path(folder) / STATE_FILE)
             publish(metrics, Path(folder))

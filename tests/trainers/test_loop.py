@@ -18,6 +18,7 @@ from trainers.data import load_dataset, make_synthetic
 from trainers.loop import (
     CheckpointError,
     TrainingDiverged,
+    finished_state,
     fit,
     load_checkpoint,
     save_checkpoint,
@@ -178,6 +179,26 @@ def test_resume_from_checkpoint_gives_the_same_next_loss(method: str, resume_at:
         assert b["knn_top_1_accuracy"] == pytest.approx(a["knn_top_1_accuracy"])
         # The baseline travels in the checkpoint: every epoch carries the epoch-0 value.
         assert b["baseline_top_1_accuracy"] == straight[0]["top_1_accuracy"]
+
+
+def test_a_finished_trials_state_keeps_its_weights_and_refuses_to_continue(
+        tmp_path: Path) -> None:
+    cfg = tiny(epochs=1, optimizer="adamw")
+    states: list[dict] = []
+    fit(cfg, report=lambda m, s: states.append(copy.deepcopy(s)))
+    full, finished = tmp_path / "full.pt", tmp_path / "finished.pt"
+    save_checkpoint(states[-1], full)
+    save_checkpoint(finished_state(states[-1]), finished)
+
+    kept = load_checkpoint(finished)
+    assert set(kept) == {"format", "epoch", "step", "method", "head", "elapsed_seconds",
+                         "baseline_top_1_accuracy", "finished"}
+    assert (kept["epoch"], kept["step"]) == (1, 3)
+    for name, tensor in states[-1]["method"].items():
+        assert torch.equal(kept["method"][name], tensor)
+    assert finished.stat().st_size < full.stat().st_size / 2  # AdamW's two moments are gone
+    with pytest.raises(CheckpointError, match=r"finished trial's .*cannot continue"):
+        fit(cfg, resume=kept)
 
 
 def test_checkpoint_errors_name_the_path(tmp_path: Path) -> None:
