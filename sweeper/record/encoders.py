@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from trainers.config import TrialConfig
-from trainers.loop import load_checkpoint
+from trainers.loop import checkpoint_weights, load_checkpoint
 from trainers.models import ResNet, build_encoder
 
 ARTIFACT_DIR = "encoder"
@@ -27,7 +27,7 @@ _PREFIX = "encoder."  # the encoder's keys in a method's state dict (SimCLR and 
 def export_encoder(checkpoint_file: Path, config: TrialConfig, folder: Path) -> Path:
     """Write the encoder of a trial checkpoint to `folder` (weights + config)."""
     state = load_checkpoint(checkpoint_file)
-    weights = {key[len(_PREFIX):]: value for key, value in state["method"].items()
+    weights = {key[len(_PREFIX):]: value for key, value in checkpoint_weights(state).items()
                if key.startswith(_PREFIX)}
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(weights, folder / WEIGHTS)

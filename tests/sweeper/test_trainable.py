@@ -15,7 +15,7 @@ from sweeper.driver.trainable import STATE_FILE, run_trial_in_worker
 from sweeper.record.encoders import encoder_from_folder, export_encoder
 from sweeper.spec.trials import Trial
 from trainers.config import DatasetConfig, ModelConfig, TrainConfig, TrialConfig
-from trainers.loop import CheckpointError, fit, load_checkpoint
+from trainers.loop import CheckpointError, checkpoint_weights, fit, load_checkpoint
 
 CFG = TrialConfig(
     method="simclr",
@@ -52,4 +52,4 @@ def test_the_last_epochs_checkpoint_holds_the_weights_its_encoder_exports(
 
     encoder = encoder_from_folder(tmp_path / "encoder")
     for name, tensor in encoder.state_dict().items():
-        assert torch.equal(tensor, last["method"][f"encoder.{name}"])
+        assert torch.equal(tensor, checkpoint_weights(last)[f"encoder.{name}"])

@@ -18,6 +18,7 @@ from trainers.data import load_dataset, make_synthetic
 from trainers.loop import (
     CheckpointError,
     TrainingDiverged,
+    checkpoint_weights,
     finished_state,
     fit,
     load_checkpoint,
@@ -194,8 +195,12 @@ def test_a_finished_trials_state_keeps_its_weights_and_refuses_to_continue(
     assert set(kept) == {"format", "epoch", "step", "method", "head", "elapsed_seconds",
                          "baseline_top_1_accuracy", "finished"}
     assert (kept["epoch"], kept["step"]) == (1, 3)
-    for name, tensor in states[-1]["method"].items():
-        assert torch.equal(kept["method"][name], tensor)
+    for part in ("method", "head"):
+        weights = checkpoint_weights(kept, part)
+        assert list(weights) == list(states[-1][part])
+        for name, tensor in states[-1][part].items():
+            assert torch.equal(weights[name], tensor)
+            assert torch.equal(checkpoint_weights(states[-1], part)[name], tensor)
     assert finished.stat().st_size < full.stat().st_size / 2  # AdamW's two moments are gone
     with pytest.raises(CheckpointError, match=r"finished trial's .*cannot continue"):
         fit(cfg, resume=kept)
