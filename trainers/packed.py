@@ -6,6 +6,7 @@ plain data and tensors, so torch.load(weights_only=True) reads it."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -30,10 +31,7 @@ def unpack(packed: Packed) -> dict[str, torch.Tensor]:
     offsets = dict.fromkeys(packed["data"], 0)
     weights: dict[str, torch.Tensor] = {}
     for name, shape, dtype in packed["layout"]:
-        numel = 1
-        for size in shape:
-            numel *= size
-        start = offsets[dtype]
+        start, numel = offsets[dtype], math.prod(shape)
         weights[name] = packed["data"][dtype][start:start + numel].reshape(shape).clone()
         offsets[dtype] = start + numel
     return weights
