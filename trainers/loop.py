@@ -13,13 +13,13 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+# CheckpointError stays importable from here: Tune keeps a failed trial's error pickled.
+from trainers.checkpoint import CHECKPOINT_FORMAT, CheckpointError, CheckpointState, is_finished
 from trainers.config import ModelConfig, TrainConfig, TrialConfig
 from trainers.data import ImageData, check_batch_size, load_dataset
 from trainers.determinism import deterministic, trial_threads
@@ -27,7 +27,6 @@ from trainers.faults import inject_faults
 from trainers.method import SSLMethod, build_method
 from trainers.methods import DEFAULT_VIEWS
 from trainers.optim import build_optimizer
-from trainers.packed import pack, unpack
 from trainers.probe import (
     balanced_subset,
     evaluate_head,
@@ -47,15 +46,8 @@ VIEWS = DEFAULT_VIEWS  # views per training image of the default augmentation (b
 Metrics = dict[str, float]
 # The metrics that time the trial: the only ones a deterministic rerun does not reproduce.
 TIMING_METRICS = frozenset({"images_per_sec", "epoch_seconds", "eval_seconds", "device_seconds"})
-CheckpointState = dict[str, Any]
 ReportFn = Callable[[Metrics, CheckpointState], None]
 
-CHECKPOINT_FORMAT = 2  # 2: elapsed_seconds and baseline_top_1_accuracy
-# A finished trial's checkpoint (finished_state): these keys, the weights packed, and
-# _FINISHED set.
-_FINISHED = "finished"
-_FINISHED_KEYS = ("format", "epoch", "step", "elapsed_seconds", "baseline_top_1_accuracy")
-_WEIGHTS = ("method", "head")
 # The loss is checked for finiteness every this many steps on CUDA (every step on
 # the CPU, where a check costs nothing); the step it first failed at is tracked
 # on the device, so the error still names it exactly.
@@ -64,10 +56,6 @@ _CUDA_CHECK_EVERY = 50
 
 class TrainingDiverged(RuntimeError):
     """The training loss became non-finite; retrying the same config will not help."""
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, unreadable or from a different config."""
 
 
 class TrialInfeasible(RuntimeError):
@@ -371,7 +359,7 @@ def _brief(metrics: Metrics) -> str:
     return " ".join(f"{k}={metrics[k]:.4g}" for k in keys if k in metrics)
 
 
-# --- checkpoints -------------------------------------------------------------
+# --- the training state a checkpoint holds (the file: trainers.checkpoint) -----
 
 def _state(epoch: int, step: int, method: nn.Module, head: nn.Module,
            optimizer: torch.optim.Optimizer, generator: torch.Generator,
@@ -397,29 +385,12 @@ def _state(epoch: int, step: int, method: nn.Module, head: nn.Module,
     return state
 
 
-def finished_state(state: CheckpointState) -> CheckpointState:
-    """What a trial that trained its last epoch keeps: its weights and where it ended.
-    Nothing continues a finished trial, so the optimizer's moments and the RNG states
-    (which only continuing needs) are left out, and the weights are packed
-    (trainers.packed): the bench sweep's trial saves in ~1 ms instead of ~11.5 ms. Its
-    encoder is read from it (`checkpoint_weights`); continuing from it is refused
-    (CheckpointError)."""
-    return {**{key: state[key] for key in _FINISHED_KEYS},
-            **{part: pack(state[part]) for part in _WEIGHTS}, _FINISHED: True}
-
-
-def checkpoint_weights(state: CheckpointState, part: str = "method") -> dict[str, torch.Tensor]:
-    """The state dict of `part` ("method" or "head") in a checkpoint, a finished trial's
-    (packed) or not."""
-    return unpack(state[part]) if state.get(_FINISHED) else dict(state[part])
-
-
 def _restore(state: CheckpointState, method: nn.Module, head: nn.Module,
              optimizer: torch.optim.Optimizer,
              generator: torch.Generator) -> tuple[int, int, _Progress]:
     if state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"unsupported checkpoint format {state.get('format')!r}")
-    if state.get(_FINISHED):
+    if is_finished(state):
         raise CheckpointError(f"the checkpoint is a finished trial's (epoch {state['epoch']}, "
                               "weights only): a trial cannot continue from it")
     try:
@@ -435,32 +406,3 @@ def _restore(state: CheckpointState, method: nn.Module, head: nn.Module,
     if "cuda_rng" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
     return int(state["epoch"]), int(state["step"]), progress
-
-
-def save_checkpoint(state: CheckpointState, path: Path) -> None:
-    """Write atomically: a crash mid-write never leaves a truncated checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(path.suffix + ".partial")
-    torch.save(state, partial)
-    partial.replace(path)
-
-
-def load_checkpoint(path: Path) -> CheckpointState:
-    """Load with weights_only=True: a checkpoint can hold tensors and plain data only."""
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        state: CheckpointState = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a corrupt file
-        raise CheckpointError(f"checkpoint {path} is unreadable or corrupt "
-                              f"({type(exc).__name__}: {_last_line(exc)})") from exc
-    return state
-
-
-def _last_line(exc: BaseException) -> str:
-    """The telling line of torch's message, one line for a run's tag and a summary: its
-    weights-only refusal spans lines of advice (to load with weights_only=False, which a
-    corrupt file needs no more than an untrusted one) before 'Unsupported operand 110'."""
-    lines = [line.strip() for line in str(exc).splitlines()
-             if line.strip() and not line.startswith("Check the documentation")]
-    return lines[-1] if lines else "no detail"

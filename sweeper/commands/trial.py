@@ -14,16 +14,9 @@ from sweeper.commands import read_user_spec
 from sweeper.errors import EXIT_OK, SweeperError
 from sweeper.search import trial_at
 from sweeper.spec.trials import Trial
+from trainers.checkpoint import CheckpointError, CheckpointState
 from trainers.data import DatasetError
-from trainers.loop import (
-    CheckpointError,
-    CheckpointState,
-    DeviceUnavailable,
-    Metrics,
-    TrainingDiverged,
-    TrialInfeasible,
-    fit,
-)
+from trainers.loop import DeviceUnavailable, Metrics, TrainingDiverged, TrialInfeasible, fit
 from trainers.memory import retain_freed_memory
 from trainers.metrics import HEADLINE, TABLE_COLUMNS, short
 

@@ -1,7 +1,7 @@
 """Ray <-> trainer glue without Ray: a Ray trial's config dict becomes a
 `Trial`, its checkpoint folder a resume state, and each trained epoch's state a folder
 handed to `publish` (which the driver wires to `tune.report`); the baseline's goes
-without one, and the last epoch's holds the weights only (trainers.loop.finished_state)."""
+without one, and the last epoch's holds the weights only (trainers.checkpoint.finished_state)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from typing import Any
 from sweeper.driver.worker_process import prepare_worker
 from sweeper.search import kind_of_ray_config
 from sweeper.spec.trials import Trial
-from trainers.loop import CheckpointState, Metrics, finished_state, fit, save_checkpoint
+from trainers.checkpoint import CheckpointState, finished_state, save_checkpoint
+from trainers.loop import Metrics, fit
 
 STATE_FILE = "state.pt"
 Publish = Callable[[Metrics, Path | None], None]

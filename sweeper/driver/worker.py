@@ -20,14 +20,9 @@ from sweeper.driver.repeats import repeat_in
 from sweeper.driver.storage_faults import STORAGE_FAULT_KEY, storage_errno
 from sweeper.driver.trainable import STATE_FILE, run_trial_in_worker, trial_from_ray_config
 from sweeper.record.provenance import trial_provenance
+from trainers.checkpoint import CheckpointError, load_checkpoint
 from trainers.data import DatasetError
-from trainers.loop import (
-    CheckpointError,
-    Metrics,
-    TrainingDiverged,
-    TrialInfeasible,
-    load_checkpoint,
-)
+from trainers.loop import Metrics, TrainingDiverged, TrialInfeasible
 
 FAILURE_KEY = "sweeper_failure"  # a final result saying the trial failed for good
 NODE_KEY = "sweeper_node_id"  # the Ray node a result came from (all nodes may share an IP)

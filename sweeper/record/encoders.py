@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
+from trainers.checkpoint import checkpoint_weights, load_checkpoint
 from trainers.config import TrialConfig
-from trainers.loop import checkpoint_weights, load_checkpoint
 from trainers.models import ResNet, build_encoder
 
 ARTIFACT_DIR = "encoder"

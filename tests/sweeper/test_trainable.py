@@ -14,8 +14,9 @@ from sweeper.driver import trainable
 from sweeper.driver.trainable import STATE_FILE, run_trial_in_worker
 from sweeper.record.encoders import encoder_from_folder, export_encoder
 from sweeper.spec.trials import Trial
+from trainers.checkpoint import CheckpointError, checkpoint_weights, load_checkpoint
 from trainers.config import DatasetConfig, ModelConfig, TrainConfig, TrialConfig
-from trainers.loop import CheckpointError, checkpoint_weights, fit, load_checkpoint
+from trainers.loop import fit
 
 CFG = TrialConfig(
     method="simclr",

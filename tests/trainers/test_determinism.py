@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from trainers.checkpoint import load_checkpoint, save_checkpoint
 from trainers.config import (
     DatasetConfig,
     EvalConfig,
@@ -20,7 +21,7 @@ from trainers.config import (
     TrialConfig,
 )
 from trainers.determinism import CUBLAS_WORKSPACE, deterministic, trial_threads
-from trainers.loop import TIMING_METRICS, Metrics, fit, load_checkpoint, save_checkpoint
+from trainers.loop import TIMING_METRICS, Metrics, fit
 
 CPU = torch.device("cpu")
 

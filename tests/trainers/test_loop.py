@@ -13,17 +13,16 @@ import torch
 
 import trainers.loop
 import trainers.simclr
-from trainers.config import DatasetConfig, EvalConfig, ModelConfig, TrainConfig, TrialConfig
-from trainers.data import load_dataset, make_synthetic
-from trainers.loop import (
+from trainers.checkpoint import (
     CheckpointError,
-    TrainingDiverged,
     checkpoint_weights,
     finished_state,
-    fit,
     load_checkpoint,
     save_checkpoint,
 )
+from trainers.config import DatasetConfig, EvalConfig, ModelConfig, TrainConfig, TrialConfig
+from trainers.data import load_dataset, make_synthetic
+from trainers.loop import TrainingDiverged, fit
 
 
 def tiny(method: str = "simclr", epochs: int = 2, protocol: str = "online_linear",
