@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import itertools
 import json
 import math
 import tempfile
-from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
@@ -27,6 +25,7 @@ from ray.tune.result import AUTO_RESULT_KEYS
 
 from sweeper.driver.checkpoints import forget_checkpoint, why_start_over
 from sweeper.driver.repeats import Repeat, final_metrics, finished_configs, repeat_in
+from sweeper.driver.status_tally import StatusTally
 from sweeper.driver.storage_faults import STORAGE_FAULT_KEY, StorageFault, describe, storage_errno
 from sweeper.driver.trainable import STATE_FILE, trial_from_ray_config
 from sweeper.driver.worker import EARLIER_KEY, FAILURE_KEY, NODE_KEY, PROVENANCE_KEY
@@ -86,6 +85,7 @@ class SweepSession:
         self.earlier: list[RayTrial] = []
         self.recorded_status: dict[str, str] = {}
         self.errors: dict[str, str] = {}
+        self.tally = StatusTally()  # what each progress line counts
         self.workers: dict[str, str] = {}  # Ray trial id -> "host:pid" of its latest worker
         self.code_version = code_version()  # the driver's checkout: the code workers run
         self.provenance: dict[str, dict[str, str]] = {}  # Ray trial id -> its worker's
@@ -277,14 +277,10 @@ class SweepSession:
         """One progress line; `settled` is a trial whose new status Tune sets only
         after the callback returns."""
         self.trials = trials
-        # One pass over every trial: this runs for each line, several per trial.
-        statuses = Counter(t.status for t in itertools.chain(self.earlier, trials))
+        statuses = self.tally.counts((self.earlier, trials), self.recorded_status)
         if settled is not None:  # one of `trials`
             statuses[settled[0].status] -= 1
             statuses[settled[1]] += 1
-        if self.recorded_status:
-            seen = {t.trial_id for t in itertools.chain(self.earlier, trials)}
-            statuses.update(s for key, s in self.recorded_status.items() if key not in seen)
         total = max(statuses.total(), num_trials(self.spec))
         done, running, failed = (statuses[s] for s in
                                  (RayTrial.TERMINATED, RayTrial.RUNNING, RayTrial.ERROR))

@@ -6,9 +6,11 @@ stored sweep, restored."""
 from __future__ import annotations
 
 import pickle
+from dataclasses import dataclass
 from typing import Any
 
 from ray import tune
+from ray.tune.experiment import Trial as RayTrial
 from ray.tune.schedulers import TrialScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
@@ -66,8 +68,8 @@ def _tuner(spec: SweepSpec, storage_path: str, name: str, param_space: dict[str,
             # A fresh worker per trial re-imports torch and the project: ~8 s a trial on
             # two cores. Reusing workers brings the overhead to ~1 s (sweeper bench sweep).
             reuse_actors=True,
-            trial_name_creator=lambda t: trial_name(t, with_seed),
-            trial_dirname_creator=lambda t: f"{trial_name(t, with_seed)}-{t.trial_id}",
+            trial_name_creator=TrialName(with_seed),
+            trial_dirname_creator=TrialDirname(with_seed),
         ),
         run_config=tune.RunConfig(
             name=name,
@@ -78,6 +80,29 @@ def _tuner(spec: SweepSpec, storage_path: str, name: str, param_space: dict[str,
             verbose=0,
         ),
     )
+
+
+# Tune keeps a trial's name creators in the trial's stored state: these pickle by name
+# (part of the storage format), where a lambda would pickle by value, ~1.5 KB a trial each.
+@dataclass(frozen=True)
+class TrialName:
+    """Tune's name for a trial: its run's name."""
+
+    with_seed: bool
+
+    def __call__(self, trial: RayTrial) -> str:
+        return trial_name(trial, self.with_seed)
+
+
+@dataclass(frozen=True)
+class TrialDirname:
+    """Tune's folder name for a trial: its name and Ray trial id."""
+
+    with_seed: bool
+
+    def __call__(self, trial: RayTrial) -> str:
+        # Tune names the trial first: reusing its name spares decoding the config again.
+        return f"{trial.custom_trial_name or trial_name(trial, self.with_seed)}-{trial.trial_id}"
 
 
 def _checkpoints_kept(spec: SweepSpec) -> int:
