@@ -69,3 +69,14 @@ def freeze_startup_objects() -> bool:
     gc.freeze()
     _frozen = True
     return True
+
+
+def set_aside_survivors() -> None:
+    """Collect garbage, then move every object alive now out of the collector's sight, as
+    `freeze_startup_objects` does once at the start. A sweep's driver holds what it
+    learns of each finished trial (Tune's trial, its result) to the end, and Python's
+    full collections walk all of it, more often as it grows: in a 2,000-trial sweep's
+    driver, 21 of them took 3.4 s, mostly while it handed a worker its next trial. Set
+    aside every few hundred trials, what they hold is walked about once."""
+    gc.collect()
+    gc.freeze()

@@ -43,7 +43,10 @@ from sweeper.record.writer import SweepTracker, worker_tags
 from sweeper.search import kind_of, num_trials
 from sweeper.spec.schema import SweepSpec
 from sweeper.spec.trials import Trial, computation_hash
+from trainers.memory import set_aside_survivors
 
+# Finished trials between two set-asides of what the driver holds (trainers.memory).
+SET_ASIDE_EVERY = 250
 # Tune's own keys in a result, and ours that are not metrics: none reaches MLflow.
 _NOT_METRICS = set(AUTO_RESULT_KEYS) | {"done", "trial_id", "experiment_tag",
                                         "should_checkpoint", NODE_KEY, PROVENANCE_KEY,
@@ -86,6 +89,7 @@ class SweepSession:
         self.recorded_status: dict[str, str] = {}
         self.errors: dict[str, str] = {}
         self.tally = StatusTally()  # what each progress line counts
+        self.completed = 0  # trials finished in this process
         self.workers: dict[str, str] = {}  # Ray trial id -> "host:pid" of its latest worker
         self.code_version = code_version()  # the driver's checkout: the code workers run
         self.provenance: dict[str, dict[str, str]] = {}  # Ray trial id -> its worker's
@@ -208,6 +212,9 @@ class SweepSession:
                         (trial, RayTrial.TERMINATED))
             return
         self.tracker.end_trial(self.run_for(trial), "FINISHED")
+        self.completed += 1
+        if self.completed % SET_ASIDE_EVERY == 0:
+            set_aside_survivors()
         if trial.trial_id in self.latest:
             entry = (self.latest[trial.trial_id], self.trial(trial).index,
                      self.names[trial.trial_id])
