@@ -71,12 +71,18 @@ def freeze_startup_objects() -> bool:
     return True
 
 
-def set_aside_survivors() -> None:
+def set_aside_survivors(walk_all: bool = False) -> None:
     """Collect garbage, then move every object alive now out of the collector's sight, as
     `freeze_startup_objects` does once at the start. A sweep's driver holds what it
     learns of each finished trial (Tune's trial, its result) to the end, and Python's
     full collections walk all of it, more often as it grows: in a 2,000-trial sweep's
     driver, 21 of them took 3.4 s, mostly while it handed a worker its next trial. Set
-    aside every few hundred trials, what they hold is walked about once."""
+    aside every few hundred trials, what they hold is walked about once.
+
+    An object set aside that later dies in a reference cycle is not collected; with
+    `walk_all`, everything set aside is collected first too (call it now and then, so
+    that such garbage stays bounded however long the sweep)."""
+    if walk_all:
+        gc.unfreeze()
     gc.collect()
     gc.freeze()

@@ -47,6 +47,8 @@ from trainers.memory import set_aside_survivors
 
 # Finished trials between two set-asides of what the driver holds (trainers.memory).
 SET_ASIDE_EVERY = 250
+# ... and between two walks of everything set aside: cycles that died since are freed.
+WALK_ALL_EVERY = 10 * SET_ASIDE_EVERY
 # Tune's own keys in a result, and ours that are not metrics: none reaches MLflow.
 _NOT_METRICS = set(AUTO_RESULT_KEYS) | {"done", "trial_id", "experiment_tag",
                                         "should_checkpoint", NODE_KEY, PROVENANCE_KEY,
@@ -214,7 +216,7 @@ class SweepSession:
         self.tracker.end_trial(self.run_for(trial), "FINISHED")
         self.completed += 1
         if self.completed % SET_ASIDE_EVERY == 0:
-            set_aside_survivors()
+            set_aside_survivors(walk_all=self.completed % WALK_ALL_EVERY == 0)
         if trial.trial_id in self.latest:
             entry = (self.latest[trial.trial_id], self.trial(trial).index,
                      self.names[trial.trial_id])

@@ -82,6 +82,12 @@ def test_set_aside_survivors_keeps_the_living_out_of_full_collections() -> None:
         gc.collect()
         assert later() is None  # later garbage is collected as before
         assert all(isinstance(h, Cycle) for h in held)
+        died = weakref.ref(held.pop())  # set aside, then garbage in a cycle
+        set_aside_survivors()
+        assert died() is not None  # out of the collector's sight...
+        set_aside_survivors(walk_all=True)
+        assert died() is None  # ...until everything is walked again
+        assert gc.get_freeze_count() >= len(held)
         print("ok")
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
