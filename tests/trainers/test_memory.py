@@ -29,7 +29,6 @@ def test_freed_batches_come_back_without_page_faults() -> None:
 
 @pytest.mark.integration
 def test_startup_objects_are_frozen_once_and_later_garbage_is_still_collected() -> None:
-    # In a fresh interpreter: freezing is process-wide and cannot be undone for a test.
     script = textwrap.dedent("""
         import gc
         import weakref
@@ -53,15 +52,11 @@ def test_startup_objects_are_frozen_once_and_later_garbage_is_still_collected() 
         assert later() is None  # a trial's garbage is collected as before
         print("ok")
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         check=False)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "ok"
+    assert_runs_fresh(script)
 
 
 @pytest.mark.integration
 def test_set_aside_survivors_keeps_the_living_out_of_full_collections() -> None:
-    # In a fresh interpreter: freezing is process-wide and cannot be undone for a test.
     script = textwrap.dedent("""
         import gc
         import weakref
@@ -90,6 +85,12 @@ def test_set_aside_survivors_keeps_the_living_out_of_full_collections() -> None:
         assert gc.get_freeze_count() >= len(held)
         print("ok")
     """)
+    assert_runs_fresh(script)
+
+
+def assert_runs_fresh(script: str) -> None:
+    """Run `script` in a fresh interpreter (freezing is process-wide and cannot be undone
+    for a test); it prints "ok" once its own assertions pass."""
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          check=False)
     assert out.returncode == 0, out.stderr
