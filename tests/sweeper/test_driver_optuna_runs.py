@@ -47,3 +47,22 @@ def test_sweeper_run_of_an_optuna_sweep_leaves_one_finished_run_per_trial(
         assert sorted(m.step for m in client.get_metric_history(run_id, "steps")) == [0, 1]
     parent = runs[runs["tags.sweeper.kind"] == "sweep"].iloc[0]
     assert parent["status"] == "FINISHED" and parent["metrics.trials_finished"] == TRIALS
+
+    # Tune's snapshot keeps of each result what its scheduler, searcher and a resume
+    # read (the spec's metric, the epoch, its own keys); the rest is in MLflow only.
+    last_results = tune_last_results(workdir / "results" / "many")
+    assert len(last_results) == TRIALS
+    for last in last_results:
+        assert {"top_1_accuracy", "epoch", "training_iteration", "done"} <= last.keys()
+        assert not last.keys() & {"loss", "top_5_accuracy", "knn_top_1_accuracy",
+                                  "sweeper_provenance", "sweeper_earlier", "sweeper_node_id"}
+    assert trials["metrics.loss"].notna().all() and trials["metrics.top_5_accuracy"].notna().all()
+
+
+def tune_last_results(experiment: Path) -> list[dict[str, object]]:
+    """Each trial's last result as Tune's latest experiment snapshot stores it."""
+    import json
+
+    snapshot = max(experiment.glob("experiment_state-*.json"))
+    return [json.loads(metadata)["last_result"]
+            for _, metadata in json.loads(snapshot.read_text())["trial_data"]]
