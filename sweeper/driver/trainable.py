@@ -14,6 +14,7 @@ from sweeper.driver.worker_process import prepare_worker
 from sweeper.search import kind_of_ray_config
 from sweeper.spec.trials import Trial
 from trainers.checkpoint import CheckpointState, finished_state, save_checkpoint
+from trainers.config import TrialConfig
 from trainers.loop import Metrics, fit
 
 STATE_FILE = "state.pt"
@@ -26,10 +27,9 @@ def trial_from_ray_config(config: dict[str, Any], number: int | None = None) -> 
     return kind_of_ray_config(config).decode(config, number)
 
 
-def run_trial_in_worker(config: dict[str, Any], publish: Publish,
+def run_trial_in_worker(cfg: TrialConfig, publish: Publish,
                         resume: CheckpointState | None) -> Metrics:
     """Train one trial inside a Ray worker, continuing from `resume` if given."""
-    cfg = trial_from_ray_config(config).config
     prepare_worker(cfg)
 
     def report(metrics: Metrics, state: CheckpointState) -> None:

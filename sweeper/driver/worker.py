@@ -92,7 +92,7 @@ def _run_trial(config: dict[str, Any]) -> None:
         if checkpoint is not None:  # read now: the folder may be pruned later
             with checkpoint.as_directory() as folder:
                 resume = load_checkpoint(Path(folder) / STATE_FILE)
-        run_trial_in_worker(config, hold.report, resume)
+        run_trial_in_worker(cfg, hold.report, resume)
     except (TrainingDiverged, TrialInfeasible, DatasetError, CheckpointError) as exc:
         # A retry would fail the same way: say so first (the driver then turns Tune's
         # retries off for this trial), then fail, so that Tune records the trial as

@@ -13,7 +13,6 @@ import torch
 from sweeper.driver import trainable
 from sweeper.driver.trainable import STATE_FILE, run_trial_in_worker
 from sweeper.record.encoders import encoder_from_folder, export_encoder
-from sweeper.spec.trials import Trial
 from trainers.checkpoint import CheckpointError, checkpoint_weights, load_checkpoint
 from trainers.config import DatasetConfig, ModelConfig, TrainConfig, TrialConfig
 from trainers.loop import fit
@@ -28,7 +27,6 @@ CFG = TrialConfig(
 
 def test_the_last_epochs_checkpoint_holds_the_weights_its_encoder_exports(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(trainable, "trial_from_ray_config", lambda config: Trial(0, {}, CFG))
     monkeypatch.setattr(trainable, "prepare_worker", lambda cfg: None)  # no gc.freeze here
     published: list[tuple[int, dict[str, Any] | None]] = []
 
@@ -39,7 +37,7 @@ def test_the_last_epochs_checkpoint_holds_the_weights_its_encoder_exports(
             export_encoder(folder / STATE_FILE, CFG, tmp_path / "encoder")
         published.append((int(metrics["epoch"]), state))
 
-    run_trial_in_worker({}, publish, None)
+    run_trial_in_worker(CFG, publish, None)
     assert [(epoch, state is None) for epoch, state in published] == [
         (0, True), (1, False), (2, False)]
     middle, last = published[1][1], published[2][1]

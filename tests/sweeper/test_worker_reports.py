@@ -36,7 +36,7 @@ def test_only_the_last_epochs_result_says_done(
         tmp_path: Path) -> None:
     monkeypatch.setattr(worker, "trial_from_ray_config", lambda config: trial_of(epochs))
 
-    def trains(config: dict[str, Any], publish: Any, resume: Any) -> None:
+    def trains(cfg: Any, publish: Any, resume: Any) -> None:
         publish({"epoch": 0, "top_1_accuracy": 0.1}, None)  # the baseline: held
         for epoch in range(1, epochs + 1):
             publish({"epoch": epoch, "top_1_accuracy": 0.1 + epoch}, tmp_path)
@@ -53,7 +53,7 @@ def test_a_trial_stopped_before_its_last_epoch_never_says_done(
         tmp_path: Path) -> None:
     monkeypatch.setattr(worker, "trial_from_ray_config", lambda config: trial_of(4))
 
-    def trains(config: dict[str, Any], publish: Any, resume: Any) -> None:
+    def trains(cfg: Any, publish: Any, resume: Any) -> None:
         publish({"epoch": 1}, tmp_path)
         publish({"epoch": 2}, tmp_path)  # ASHA stops it here: Tune decides, not the worker
 
