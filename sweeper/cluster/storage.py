@@ -33,7 +33,7 @@ def sweep_location(storage: str | Path, name: str) -> str:
 
 
 @contextlib.contextmanager
-def _opened(location: str) -> Iterator[tuple[Any, str]]:
+def opened(location: str) -> Iterator[tuple[Any, str]]:
     """pyarrow's filesystem and path for `location`; its errors become StorageError."""
     import pyarrow
     import pyarrow.fs as pafs
@@ -54,7 +54,7 @@ def check_bucket(storage: str | Path) -> None:
     from pyarrow.fs import FileType
 
     root = resolve(storage)
-    with _opened(root) as (fs, path):
+    with opened(root) as (fs, path):
         bucket = path.split("/", 1)[0]
         found = fs.get_file_info(bucket).type == FileType.Directory
     if not found:
@@ -88,7 +88,7 @@ def holds_files(location: str) -> bool:
     """Whether the folder at `location` exists and is not empty."""
     from pyarrow.fs import FileSelector, FileType
 
-    with _opened(location) as (fs, path):
+    with opened(location) as (fs, path):
         kind = fs.get_file_info(path).type
         if kind == FileType.NotFound:
             return False

@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -44,6 +45,13 @@ def init_ray(address: str | None) -> bool:
 
 def shutdown_ray() -> None:
     ray.shutdown()
+
+
+def ray_temp_root() -> Path:
+    """The temp folder of the Ray node this driver runs on: where every Ray session on
+    this machine (a killed driver's among them) kept its files."""
+    node: Any = ray._private.worker._global_node  # set by ray.init (Tune reads it too)
+    return Path(node.get_temp_dir_path())
 
 
 @contextlib.contextmanager

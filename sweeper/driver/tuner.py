@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pickle
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
 from ray import tune
 from ray.tune.experiment import Trial as RayTrial
@@ -16,8 +16,10 @@ from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from sweeper.driver.events import TrackingCallback, trial_name
+from sweeper.driver.ray_instance import ray_temp_root
 from sweeper.driver.repeat_search import RepeatSearch
 from sweeper.driver.schedulers import QuickASHAScheduler, QuickFIFOScheduler
+from sweeper.driver.snapshot_check import SnapshotCutShort, mend_snapshot
 from sweeper.driver.warm_start import WarmStart
 from sweeper.driver.worker import ray_trainable
 from sweeper.errors import SweeperError
@@ -116,12 +118,24 @@ def _checkpoints_kept(spec: SweepSpec) -> int:
     return 2 if max_epochs(spec) <= 1 else 1
 
 
-def restored_tuner(spec: SweepSpec, folder: str, retry_failed: bool) -> tune.Tuner:
+def restored_tuner(spec: SweepSpec, folder: str, retry_failed: bool,
+                   progress: TextIO) -> tune.Tuner:
     """The stored sweep at `folder`, to continue: unfinished trials resume from their
-    last checkpoint; failed ones stay failed unless `retry_failed`."""
+    last checkpoint; failed ones stay failed unless `retry_failed`. Its snapshot is
+    checked first (and mended where a killed driver cut it short): Tune would otherwise
+    start the sweep afresh over its record."""
     try:
+        mended = mend_snapshot(folder, [ray_temp_root()])
+        if mended:
+            print(f"mended Tune's snapshot in {folder}, cut short when its driver was killed: "
+                  f"{', '.join(mended)} put back from that driver's staging copy",
+                  file=progress, flush=True)
         return tune.Tuner.restore(folder, _with_resources(spec), resume_unfinished=True,
                                   resume_errored=retry_failed, restart_errored=False)
+    except SnapshotCutShort as exc:
+        raise SweepStateUnreadable(f"cannot resume the sweep stored at {folder}: {exc}; "
+                                   "its MLflow runs are untouched: start a new sweep with "
+                                   "--name") from None
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError) as exc:
         raise SweepStateUnreadable(
             f"cannot resume the sweep stored at {folder}: its Tune state does not load "

@@ -2,6 +2,9 @@
 runs they must leave in MLflow."""
 
 import io
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -165,15 +168,12 @@ def test_dry_run_lists_every_trial() -> None:
     assert len(lines) == 9 and "bs8-t0.2-seed0" in lines[1]
 
 
-@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM", "SIGKILL"])
-def test_interrupted_driver_then_resume_finishes_with_one_run_per_trial(
-        workdir: Path, stop: str) -> None:
-    import signal
-    import subprocess
-    import sys
-
+def stopped_after_its_first_trial(workdir: Path, name: str, stop: str
+                                  ) -> tuple[list[str], subprocess.CompletedProcess[str]]:
+    """`sweeper run` of 3 one-at-a-time trials, sent `stop` once the first has finished:
+    the command, and the stopped driver (its stderr as stdout)."""
     spec_path = workdir / "spec.yaml"
-    spec_path.write_text(tiny_sweep("interrupted", "search:\n  params:\n"
+    spec_path.write_text(tiny_sweep(name, "search:\n  params:\n"
                                     "    temperature: [0.2, 0.5, 0.8]\n", epochs=3,
                                     concurrent=1))
     command = [sys.executable, "-m", "sweeper.cli", "run", str(spec_path)]
@@ -186,7 +186,15 @@ def test_interrupted_driver_then_resume_finishes_with_one_run_per_trial(
             driver.send_signal(getattr(signal, stop))
             break
     _, rest = driver.communicate(timeout=120)
-    output = "".join(seen) + rest
+    return command, subprocess.CompletedProcess(command, driver.returncode,
+                                                "".join(seen) + rest)
+
+
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM", "SIGKILL"])
+def test_interrupted_driver_then_resume_finishes_with_one_run_per_trial(
+        workdir: Path, stop: str) -> None:
+    command, driver = stopped_after_its_first_trial(workdir, "interrupted", stop)
+    output = driver.stdout
     if stop == "SIGKILL":  # no chance to clean up: the resume must cope
         assert driver.returncode == -signal.SIGKILL
     else:
@@ -215,11 +223,46 @@ def test_interrupted_driver_then_resume_finishes_with_one_run_per_trial(
     assert client.get_metric_history(before.info.run_id, "loss") == history
 
 
+def test_a_snapshot_cut_short_by_a_killed_driver_is_mended_from_its_staging_copy(
+        workdir: Path) -> None:
+    import os
+
+    command, killed = stopped_after_its_first_trial(workdir, "cutshort", "SIGKILL")
+    assert killed.returncode == -signal.SIGKILL
+    # The kill landing mid-copy: Tune's snapshot in the sweep's folder cut short.
+    stored = max((workdir / "results" / "cutshort").glob("experiment_state-*.json"))
+    whole = stored.read_bytes()
+    stored.write_bytes(whole[:len(whole) // 2])
+    ray_temp = Path(os.environ.get("RAY_TMPDIR", "/tmp")) / "ray"
+    staging = sorted({found.resolve() for found in ray_temp.glob(  # session_latest: a link
+        f"session_*/artifacts/*/cutshort/driver_artifacts/{stored.name}")})
+    assert staging, "the killed driver's staging copy"
+    aside = [copy.rename(copy.with_name(copy.name + ".aside")) for copy in staging]
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    before = runs_of(uri, "cutshort")[["run_id", "status"]]
+
+    refused = subprocess.run([*command, "--resume"], cwd=workdir, capture_output=True,
+                             text=True, timeout=300)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert f"is cut short ({stored.name}: its driver was killed" in refused.stderr
+    assert "--name" in refused.stderr
+    assert stored.read_bytes() == whole[:len(whole) // 2]  # left as it was found
+    assert runs_of(uri, "cutshort")[["run_id", "status"]].equals(before)  # nor any run
+
+    for copy, moved in zip(staging, aside, strict=True):
+        moved.rename(copy)
+    resumed = subprocess.run([*command, "--resume"], cwd=workdir, capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "mended Tune's snapshot" in resumed.stderr and stored.name in resumed.stderr
+    trials = runs_of(uri, "cutshort").query("`tags.sweeper.kind` == 'trial'")
+    assert len(trials) == 3 and set(trials["status"]) == {"FINISHED"}
+    assert trials["tags.sweeper.config_hash"].nunique() == 3
+
+
 def test_diverged_and_out_of_memory_trials_fail_at_once_and_the_sweep_goes_on(
         workdir: Path) -> None:
     import os
-    import subprocess
-    import sys
 
     # trainers.faults: lr 0.03 gets NaN weights, width 8 a 2**62-byte allocation that the
     # CPU allocator refuses at once. Neither is retried.
@@ -253,9 +296,6 @@ def test_diverged_and_out_of_memory_trials_fail_at_once_and_the_sweep_goes_on(
 def test_a_killed_trial_worker_is_retried_from_its_checkpoint_in_its_own_run(
         workdir: Path) -> None:
     import os
-    import signal
-    import subprocess
-    import sys
     import time
 
     spec_path = workdir / "spec.yaml"
