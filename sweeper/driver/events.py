@@ -371,11 +371,14 @@ class TrackingCallback(tune.Callback):
             session.stop_if_storage_failed()  # Tune stops its trials, then re-raises
 
     def get_state(self) -> dict[str, Any] | None:
-        # Tune asks for it while it saves its experiment snapshot, before the snapshot
-        # goes to the sweep's storage: what a resume restores is never ahead of MLflow.
+        # Tune asks for it while it saves its experiment snapshot, after its own state and
+        # before the snapshot goes to the sweep's storage: what a resume restores is never
+        # ahead of MLflow. What it returns marks the settle done: Tune writes it last
+        # (callback-states-*.pkl), so a staged snapshot whose mark is older than its
+        # experiment state was cut off before MLflow had it all (driver.snapshot_check).
         if (session := _ACTIVE.get()) is not None:
             session.tracker.settle()
-        return None
+        return {"settled": True}
 
     def on_experiment_end(self, trials: list[RayTrial], **info: Any) -> None:
         if (session := _ACTIVE.get()) is not None:

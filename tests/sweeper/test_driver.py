@@ -2,9 +2,12 @@
 runs they must leave in MLflow."""
 
 import io
+import os
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
@@ -168,10 +171,12 @@ def test_dry_run_lists_every_trial() -> None:
     assert len(lines) == 9 and "bs8-t0.2-seed0" in lines[1]
 
 
-def stopped_after_its_first_trial(workdir: Path, name: str, stop: str
-                                  ) -> tuple[list[str], subprocess.CompletedProcess[str]]:
-    """`sweeper run` of 3 one-at-a-time trials, sent `stop` once the first has finished:
-    the command, and the stopped driver (its stderr as stdout)."""
+def stopped_after_its_first_trial(
+        workdir: Path, name: str, stop: str | Callable[[subprocess.Popen[str]], None]
+) -> tuple[list[str], subprocess.CompletedProcess[str]]:
+    """`sweeper run` of 3 one-at-a-time trials, sent `stop` (a signal's name, or what
+    stops it) once the first has finished: the command, and the stopped driver (its
+    stderr as stdout)."""
     spec_path = workdir / "spec.yaml"
     spec_path.write_text(tiny_sweep(name, "search:\n  params:\n"
                                     "    temperature: [0.2, 0.5, 0.8]\n", epochs=3,
@@ -183,7 +188,10 @@ def stopped_after_its_first_trial(workdir: Path, name: str, stop: str
     for line in driver.stderr:  # wait for the first trial to finish, then press Ctrl-C
         seen.append(line)
         if "1/3 done" in line and "finished" in line:
-            driver.send_signal(getattr(signal, stop))
+            if isinstance(stop, str):
+                driver.send_signal(getattr(signal, stop))
+            else:
+                stop(driver)
             break
     _, rest = driver.communicate(timeout=120)
     return command, subprocess.CompletedProcess(command, driver.returncode,
@@ -223,18 +231,52 @@ def test_interrupted_driver_then_resume_finishes_with_one_run_per_trial(
     assert client.get_metric_history(before.info.run_id, "loss") == history
 
 
+RAY_TEMP = Path(os.environ.get("RAY_TMPDIR", "/tmp")) / "ray"
+
+
+def killed_once_its_snapshot_is_stored(folder: Path) -> Callable[[subprocess.Popen[str]], None]:
+    """SIGKILL the driver at a moment (it is frozen with SIGSTOP while each is checked)
+    when its last snapshot is staged, settled and copied whole into `folder`: the state a
+    kill during the next copy leaves, once the test cuts that copy short."""
+    def stored_as_staged() -> bool:
+        stored = {path.name: path.read_bytes() for path in folder.glob("*.json")}
+        stored.update((path.name, path.read_bytes()) for path in folder.glob("*.pkl"))
+        for staging in RAY_TEMP.glob(f"session_*/artifacts/*/{folder.name}/driver_artifacts"):
+            staged = {path.name: path for path in staging.iterdir() if path.is_file()}
+            states = [name for name in staged if name.startswith("experiment_state-")]
+            marks = [name for name in staged if name.startswith("callback-states-")]
+            if (states and marks and staged[marks[0]].stat().st_mtime_ns
+                    >= staged[states[0]].stat().st_mtime_ns
+                    and all(stored.get(name) == path.read_bytes()
+                            for name, path in staged.items())):
+                return True
+        return False
+
+    def kill(driver: subprocess.Popen[str]) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            driver.send_signal(signal.SIGSTOP)
+            if stored_as_staged():
+                driver.kill()
+                return
+            driver.send_signal(signal.SIGCONT)
+            time.sleep(0.05)
+        driver.kill()
+        raise AssertionError("the driver's snapshot was never stored as staged")
+    return kill
+
+
 def test_a_snapshot_cut_short_by_a_killed_driver_is_mended_from_its_staging_copy(
         workdir: Path) -> None:
-    import os
-
-    command, killed = stopped_after_its_first_trial(workdir, "cutshort", "SIGKILL")
+    folder = workdir / "results" / "cutshort"
+    command, killed = stopped_after_its_first_trial(
+        workdir, "cutshort", killed_once_its_snapshot_is_stored(folder))
     assert killed.returncode == -signal.SIGKILL
     # The kill landing mid-copy: Tune's snapshot in the sweep's folder cut short.
-    stored = max((workdir / "results" / "cutshort").glob("experiment_state-*.json"))
+    stored = max(folder.glob("experiment_state-*.json"))
     whole = stored.read_bytes()
     stored.write_bytes(whole[:len(whole) // 2])
-    ray_temp = Path(os.environ.get("RAY_TMPDIR", "/tmp")) / "ray"
-    staging = sorted({found.resolve() for found in ray_temp.glob(  # session_latest: a link
+    staging = sorted({found.resolve() for found in RAY_TEMP.glob(  # session_latest: a link
         f"session_*/artifacts/*/cutshort/driver_artifacts/{stored.name}")})
     assert staging, "the killed driver's staging copy"
     aside = [copy.rename(copy.with_name(copy.name + ".aside")) for copy in staging]
@@ -262,8 +304,6 @@ def test_a_snapshot_cut_short_by_a_killed_driver_is_mended_from_its_staging_copy
 
 def test_diverged_and_out_of_memory_trials_fail_at_once_and_the_sweep_goes_on(
         workdir: Path) -> None:
-    import os
-
     # trainers.faults: lr 0.03 gets NaN weights, width 8 a 2**62-byte allocation that the
     # CPU allocator refuses at once. Neither is retried.
     (workdir / "spec.yaml").write_text(tiny_sweep(
@@ -295,9 +335,6 @@ def test_diverged_and_out_of_memory_trials_fail_at_once_and_the_sweep_goes_on(
 
 def test_a_killed_trial_worker_is_retried_from_its_checkpoint_in_its_own_run(
         workdir: Path) -> None:
-    import os
-    import time
-
     spec_path = workdir / "spec.yaml"
     spec_path.write_text(tiny_sweep("killed", "search:\n  params:\n    temperature: [0.2]\n",
                                     epochs=5).replace("synthetic_train_size: 48",

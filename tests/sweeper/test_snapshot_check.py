@@ -12,6 +12,7 @@ from sweeper.driver.snapshot_check import SnapshotCutShort, is_whole, mend_snaps
 
 STATE = json.dumps({"trial_data": [["{}", "{}"]] * 50, "runner_data": {"_iteration": 7}})
 SEARCHER = pickle.dumps({"study": list(range(500)), "name": "x" * 300})
+MARK = "callback-states-2026-12-04_10-00-00.pkl"  # sweeper's callback state: the settle done
 
 
 class Detonator:
@@ -67,9 +68,12 @@ def test_a_whole_snapshot_is_left_as_it_is(tmp_path: Path) -> None:
 
 
 def staged_snapshot(temp_root: Path, session: str, experiment: str, files: dict[str, bytes],
-                    mtime: float) -> None:
+                    mtime: float, settled: bool = True) -> None:
+    """A staged snapshot; `settled`: with sweeper's mark, written after the state."""
     for name, data in files.items():
         staging_copy(temp_root, session, experiment, name, data, mtime)
+    mark = MARK, pickle.dumps({0: {"settled": True}})
+    staging_copy(temp_root, session, experiment, *mark, mtime + (1 if settled else -1))
 
 
 def test_a_cut_short_file_puts_back_the_newest_whole_staged_snapshot(tmp_path: Path) -> None:
@@ -84,15 +88,28 @@ def test_a_cut_short_file_puts_back_the_newest_whole_staged_snapshot(tmp_path: P
     staged_snapshot(temp_root, "a", "sweep", {state: STATE.encode()}, 1_000)
     staged_snapshot(temp_root, "b", "sweep", later, 2_000)
     staged_snapshot(temp_root, "c", "sweep", {**later, searcher: later[searcher][:9]}, 3_000)
-    staged_snapshot(temp_root, "d", "sweep", {searcher: later[searcher]}, 3_500)  # no state
-    staged_snapshot(temp_root, "e", "other", {state: b"{}"}, 4_000)  # another sweep's
+    staged_snapshot(temp_root, "d", "sweep", later, 3_200, settled=False)  # MLflow behind
+    staged_snapshot(temp_root, "e", "sweep", {searcher: later[searcher]}, 3_500)  # no state
+    staged_snapshot(temp_root, "f", "other", {state: b"{}"}, 4_000)  # another sweep's
     (temp_root / "session_latest").symlink_to(temp_root / "session_c")
 
-    assert mend_snapshot(str(folder), [temp_root]) == [grid, state, searcher]
+    assert mend_snapshot(str(folder), [temp_root]) == [grid, MARK, state, searcher]
     assert {name: (folder / name).read_bytes() for name in later} == later
     assert (folder / "tuner.pkl").read_bytes() == pickle.dumps({"tuner": 1})
     assert sorted(path.name for path in folder.iterdir()) == [
-        grid, state, searcher, "trial-1", "tuner.pkl"]
+        grid, MARK, state, searcher, "trial-1", "tuner.pkl"]
+
+
+def test_a_snapshot_staged_by_a_save_that_never_settled_is_not_put_back(
+        tmp_path: Path) -> None:
+    folder = stored_sweep(tmp_path)
+    state = "experiment_state-2026-12-04_10-00-00.json"
+    (folder / state).write_text("")
+    staged_snapshot(tmp_path / "ray", "a", "sweep", {state: STATE.encode()}, 1_000,
+                    settled=False)
+    with pytest.raises(SnapshotCutShort, match=f"\\({state}: its driver was killed"):
+        mend_snapshot(str(folder), [tmp_path / "ray"])
+    assert (folder / state).read_text() == ""
 
 
 @pytest.mark.parametrize("name", ["searcher-state-2026-12-04_10-00-00.pkl",
@@ -104,8 +121,7 @@ def test_a_cut_short_file_without_a_whole_copy_refuses_and_changes_nothing(
     before = {path.name: path.read_bytes() for path in folder.iterdir() if path.is_file()}
     staging_copy(tmp_path / "ray", "a", "sweep", name, SEARCHER[:200], 1_000)
 
-    with pytest.raises(SnapshotCutShort, match=f"snapshot in the sweep's folder .* is cut "
-                                               f"short \\({name}: "):
+    with pytest.raises(SnapshotCutShort, match=f"snapshot there is cut short \\({name}: "):
         mend_snapshot(str(folder), [tmp_path / "ray"])
     assert {path.name: path.read_bytes() for path in folder.iterdir()
             if path.is_file()} == before
