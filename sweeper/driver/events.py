@@ -24,6 +24,7 @@ from ray.tune.experiment import Trial as RayTrial
 from ray.tune.result import AUTO_RESULT_KEYS
 
 from sweeper.driver.checkpoints import forget_checkpoint, why_start_over
+from sweeper.driver.final_state import final_checkpoint
 from sweeper.driver.repeats import Repeat, final_metrics, finished_configs, repeat_in
 from sweeper.driver.status_tally import StatusTally
 from sweeper.driver.storage_faults import STORAGE_FAULT_KEY, StorageFault, describe, storage_errno
@@ -273,12 +274,16 @@ class SweepSession:
         self._print(trials, f"{self.name_of(trial)} failed; retrying from its last checkpoint")
 
     def keep_encoder(self, trial: RayTrial) -> None:
-        """Put the trial's final encoder (from its last checkpoint) into its run."""
+        """Put the trial's final encoder into its run: from its last state, stored by its
+        worker (sweeper.driver.final_state) or else Tune's last checkpoint of it."""
         run_id = self.run_for(trial)
-        if trial.checkpoint is None or self.tracker.has_encoder(run_id):
+        if self.tracker.has_encoder(run_id):
+            return
+        source = final_checkpoint(trial) or trial.checkpoint
+        if source is None:
             return
         with tempfile.TemporaryDirectory(prefix="sweeper-encoder-") as scratch, \
-                trial.checkpoint.as_directory() as folder:
+                source.as_directory() as folder:
             self.tracker.log_encoder(run_id, export_encoder(
                 Path(folder) / STATE_FILE, self.trial(trial).config, Path(scratch) / "encoder"))
 

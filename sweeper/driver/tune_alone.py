@@ -1,13 +1,13 @@
 """A sweep's trials through Tune alone, for `sweeper bench sweep --tune-floor`: the
 sweep's Tuner (its searcher, scheduler, checkpoints kept and reused workers) over a
 trainable that reports what a quick 1-epoch trial reports (its first epoch with its
-baseline, and a checkpoint: sweeper.driver.baseline_hold; marked its last) but trains
-nothing, with no MLflow session bound (the tracking callback does nothing)."""
+baseline: sweeper.driver.baseline_hold; marked its last; no checkpoint, as its last
+state is stored beside Tune's: sweeper.driver.final_state) but trains nothing, with no
+MLflow session bound (the tracking callback does nothing)."""
 
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -19,8 +19,6 @@ from sweeper.driver.warm_start import WarmStart
 from sweeper.driver.worker import DONE_KEY, EARLIER_KEY
 from sweeper.spec.schema import SweepSpec
 
-# About a bench trial's checkpoint (its tiny model's weights and optimizer state).
-CHECKPOINT_BYTES = 64 * 1024
 _ENDED = "bench_ended"  # when the trial's last report left it, seconds since the epoch
 
 
@@ -30,11 +28,8 @@ def trial_ends(spec: SweepSpec, folder: Path) -> list[float]:
     metric = spec.metric
 
     def reports_only(config: dict[str, Any]) -> None:
-        with tempfile.TemporaryDirectory(prefix="sweeper-floor-") as scratch:
-            Path(scratch, "state.pt").write_bytes(bytes(CHECKPOINT_BYTES))
-            tune.report({"epoch": 1, metric: 0.25, _ENDED: time.time(), DONE_KEY: True,
-                         EARLIER_KEY: json.dumps([{"epoch": 0, metric: 0.1}])},
-                        checkpoint=tune.Checkpoint.from_directory(scratch))
+        tune.report({"epoch": 1, metric: 0.25, _ENDED: time.time(), DONE_KEY: True,
+                     EARLIER_KEY: json.dumps([{"epoch": 0, metric: 0.1}])})
 
     results = new_tuner(spec, str(folder), WarmStart(), reports_only).fit()
     finished = [results[i] for i in range(len(results))]

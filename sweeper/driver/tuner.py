@@ -77,7 +77,9 @@ def _tuner(spec: SweepSpec, storage_path: str, name: str, param_space: dict[str,
             name=name,
             storage_path=storage_path,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=_checkpoints_kept(spec)),
+            # A trial's latest checkpoint only: each holds its whole training state. A trial
+            # of one epoch makes none (sweeper.driver.final_state), so it forces no snapshot.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             callbacks=[TrackingCallback()],
             verbose=0,
         ),
@@ -105,17 +107,6 @@ class TrialDirname:
     def __call__(self, trial: RayTrial) -> str:
         # Tune names the trial first: reusing its name spares decoding the config again.
         return f"{trial.custom_trial_name or trial_name(trial, self.with_seed)}-{trial.trial_id}"
-
-
-def _checkpoints_kept(spec: SweepSpec) -> int:
-    """A trial's checkpoints Tune keeps: its latest, as every checkpoint holds the whole
-    training state. Tune snapshots the whole experiment (~23 KB per trial, 46 MB at 2,000
-    trials) whenever a trial has made `num_to_keep` checkpoints since the last snapshot,
-    so that the snapshot never names a deleted checkpoint. A trial of one epoch makes one
-    (its trained state; the baseline has none): keeping 2 forces no snapshot (Tune then
-    snapshots every 30 s: sweeper.cluster.driver_process); with one kept, each such
-    trial forced one."""
-    return 2 if max_epochs(spec) <= 1 else 1
 
 
 def restored_tuner(spec: SweepSpec, folder: str, retry_failed: bool,

@@ -15,6 +15,7 @@ import ray
 from ray import tune
 
 from sweeper.driver.baseline_hold import BaselineHold
+from sweeper.driver.final_state import store_final_state
 from sweeper.driver.handover import quick_handovers
 from sweeper.driver.repeats import repeat_in
 from sweeper.driver.storage_faults import STORAGE_FAULT_KEY, storage_errno
@@ -57,9 +58,11 @@ def _run_trial(config: dict[str, Any]) -> None:
         return
     cfg = trial_from_ray_config(config).config
     told = False
+    checkpoint = tune.get_checkpoint()
+    tune_holds_one = checkpoint is not None  # a state of this trial, for Tune to replace
 
     def send(metrics: Metrics, folder: Path | None, earlier: list[Metrics]) -> None:
-        nonlocal told
+        nonlocal told, tune_holds_one
         extra: dict[str, Any] = {NODE_KEY: node_id}
         if metrics.get("epoch") == cfg.train.epochs:  # Tune stops the trial (its thread) after it
             extra[DONE_KEY] = True
@@ -69,6 +72,10 @@ def _run_trial(config: dict[str, Any]) -> None:
         try:
             if folder is not None:  # the upload of a checkpoint is what fails
                 _inject_storage_fault(int(metrics.get("epoch", 0)))
+                if DONE_KEY in extra and not tune_holds_one:  # sweeper.driver.final_state
+                    store_final_state(folder / STATE_FILE)
+                    folder = None
+                tune_holds_one = tune_holds_one or folder is not None
             tune.report({**metrics, **extra, **({EARLIER_KEY: json.dumps(earlier)}
                                                 if earlier else {})},
                         checkpoint=None if folder is None
@@ -88,7 +95,6 @@ def _run_trial(config: dict[str, Any]) -> None:
     hold = BaselineHold(send)
     try:
         resume = None
-        checkpoint = tune.get_checkpoint()
         if checkpoint is not None:  # read now: the folder may be pruned later
             with checkpoint.as_directory() as folder:
                 resume = load_checkpoint(Path(folder) / STATE_FILE)

@@ -10,8 +10,12 @@ from pathlib import Path
 
 import mlflow
 import pytest
+import torch
 
+import sweeper
 from sweeper.bench.sweep import bench_spec_text
+from sweeper.driver.final_state import FINAL_FOLDER
+from sweeper.driver.trainable import STATE_FILE
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -57,6 +61,19 @@ def test_sweeper_run_of_an_optuna_sweep_leaves_one_finished_run_per_trial(
         assert not last.keys() & {"loss", "top_5_accuracy", "knn_top_1_accuracy",
                                   "sweeper_provenance", "sweeper_earlier", "sweeper_node_id"}
     assert trials["metrics.loss"].notna().all() and trials["metrics.top_5_accuracy"].notna().all()
+
+    # One epoch a trial: each worker stored its last state beside Tune's checkpoints, of
+    # which Tune holds none; the best trial's encoder (save_encoders: best) came from it.
+    folders = [f for f in (workdir / "results" / "many").iterdir() if f.is_dir()]
+    assert len(folders) == TRIALS
+    assert all((f / FINAL_FOLDER / STATE_FILE).is_file() for f in folders)
+    assert not list((workdir / "results" / "many").glob("*/checkpoint_*"))
+    with_encoder = [r for r in trials["run_id"] if client.list_artifacts(r, "encoder")]
+    assert len(with_encoder) == 1
+    best = trials[trials["run_id"] == with_encoder[0]].iloc[0]
+    assert best["metrics.top_1_accuracy"] == trials["metrics.top_1_accuracy"].max()
+    encoder = sweeper.load_encoder(with_encoder[0], uri)
+    assert encoder(torch.rand(2, 3, 32, 32)).shape == (2, encoder.feature_dim)
 
 
 def tune_last_results(experiment: Path) -> list[dict[str, object]]:
