@@ -5,6 +5,7 @@ The last state goes through Tune only where Tune holds an earlier one to replace
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from types import SimpleNamespace
@@ -37,19 +38,24 @@ def trial_of(epochs: int) -> Any:
     return SimpleNamespace(config=SimpleNamespace(train=SimpleNamespace(epochs=epochs)))
 
 
+def run_trial(monkeypatch: pytest.MonkeyPatch, epochs: int,
+              trains: Callable[[Any, Any, Any], None]) -> None:
+    """The worker's trial of `epochs` epochs, its training replaced by `trains`."""
+    monkeypatch.setattr(worker, "trial_from_ray_config", lambda config: trial_of(epochs))
+    monkeypatch.setattr(worker, "run_trial_in_worker", trains)
+    worker._run_trial({})
+
+
 @pytest.mark.parametrize("epochs", [1, 3])
 def test_only_the_last_epochs_result_says_done(
         epochs: int, reports: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path) -> None:
-    monkeypatch.setattr(worker, "trial_from_ray_config", lambda config: trial_of(epochs))
-
     def trains(cfg: Any, publish: Any, resume: Any) -> None:
         publish({"epoch": 0, "top_1_accuracy": 0.1}, None)  # the baseline: held
         for epoch in range(1, epochs + 1):
             publish({"epoch": epoch, "top_1_accuracy": 0.1 + epoch}, tmp_path)
 
-    monkeypatch.setattr(worker, "run_trial_in_worker", trains)
-    worker._run_trial({})
+    run_trial(monkeypatch, epochs, trains)
     results = [r for r in reports if "epoch" in r]
     assert [r["epoch"] for r in results] == list(range(1, epochs + 1))
     assert [r.get(worker.DONE_KEY, False) for r in results] == [False] * (epochs - 1) + [True]
@@ -59,14 +65,11 @@ def test_only_the_last_epochs_result_says_done(
 def test_a_one_epoch_trials_last_state_is_stored_beside_tune_not_reported_through_it(
         reports: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path) -> None:
-    monkeypatch.setattr(worker, "trial_from_ray_config", lambda config: trial_of(1))
-
     def trains(cfg: Any, publish: Any, resume: Any) -> None:
         publish({"epoch": 0}, None)
         publish({"epoch": 1}, tmp_path)
 
-    monkeypatch.setattr(worker, "run_trial_in_worker", trains)
-    worker._run_trial({})
+    run_trial(monkeypatch, 1, trains)
     assert [r.get("stored") for r in reports] == [tmp_path / worker.STATE_FILE, None]
     assert reports[1]["epoch"] == 1 and reports[1]["checkpoint"] is False
 
@@ -74,21 +77,17 @@ def test_a_one_epoch_trials_last_state_is_stored_beside_tune_not_reported_throug
 def test_a_last_epoch_after_one_tune_holds_goes_through_tune_which_replaces_it(
         reports: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path) -> None:
-    monkeypatch.setattr(worker, "trial_from_ray_config", lambda config: trial_of(3))
-
     def trains(cfg: Any, publish: Any, resume: Any) -> None:
         publish({"epoch": 2}, tmp_path)
         publish({"epoch": 3}, tmp_path)
 
-    monkeypatch.setattr(worker, "run_trial_in_worker", trains)
-    worker._run_trial({})
+    run_trial(monkeypatch, 3, trains)
     assert [(r["epoch"], r["checkpoint"]) for r in reports] == [(2, True), (3, True)]
 
 
 def test_a_trial_resumed_from_tunes_checkpoint_reports_its_last_epoch_through_tune(
         reports: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path) -> None:
-    monkeypatch.setattr(worker, "trial_from_ray_config", lambda config: trial_of(3))
     monkeypatch.setattr(worker.tune, "get_checkpoint",
                         lambda: SimpleNamespace(as_directory=lambda: nullcontext(tmp_path)))
     monkeypatch.setattr(worker, "load_checkpoint", lambda path: {"epoch": 2})
@@ -97,22 +96,18 @@ def test_a_trial_resumed_from_tunes_checkpoint_reports_its_last_epoch_through_tu
         assert resume == {"epoch": 2}
         publish({"epoch": 3}, tmp_path)
 
-    monkeypatch.setattr(worker, "run_trial_in_worker", trains)
-    worker._run_trial({})
+    run_trial(monkeypatch, 3, trains)
     assert [(r["epoch"], r["checkpoint"]) for r in reports] == [(3, True)]
 
 
 def test_a_trial_stopped_before_its_last_epoch_never_says_done(
         reports: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path) -> None:
-    monkeypatch.setattr(worker, "trial_from_ray_config", lambda config: trial_of(4))
-
     def trains(cfg: Any, publish: Any, resume: Any) -> None:
         publish({"epoch": 1}, tmp_path)
         publish({"epoch": 2}, tmp_path)  # ASHA stops it here: Tune decides, not the worker
 
-    monkeypatch.setattr(worker, "run_trial_in_worker", trains)
-    worker._run_trial({})
+    run_trial(monkeypatch, 4, trains)
     assert [worker.DONE_KEY in r for r in reports] == [False, False]
 
 
