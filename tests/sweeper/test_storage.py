@@ -164,8 +164,11 @@ def test_a_sweep_keeps_its_results_in_s3_and_resumes_from_there(s3_endpoint: str
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="sweeps")["Contents"]]
     assert all(key.startswith("results/") for key in keys), keys  # "results/": a folder marker
     assert any(key.startswith("results/s3sweep/experiment_state-") for key in keys), keys
-    # Each trial's checkpoint went to the bucket, not to a local folder.
-    assert len({key.split("/")[2] for key in keys if "/checkpoint_" in key}) == 2, keys
+    # Each trial's last state (one epoch: stored beside Tune's checkpoints, of which it
+    # has none) went to the bucket, not to a local folder.
+    assert len({key.split("/")[2] for key in keys
+                if key.endswith("/final_state/state.pt")}) == 2, keys
+    assert not [key for key in keys if "/checkpoint_" in key], keys
     assert not (workdir / "results").exists()
 
     again = sweeper("--storage", "s3://sweeps/results")
