@@ -48,10 +48,9 @@ def final_checkpoint(trial: RayTrial) -> tune.Checkpoint | None:
     if storage is None:
         return None
     fs, folder = storage.storage_filesystem, _final_folder(storage.trial_fs_path)
-    try:
-        if fs.get_file_info(f"{folder}/{STATE_FILE}").type != FileType.File:
-            return None
-    except OSError:
+    # A storage that cannot be read raises here, as Tune's checkpoint would when read: an
+    # encoder is never skipped without a word.
+    if fs.get_file_info(f"{folder}/{STATE_FILE}").type != FileType.File:
         return None
     return tune.Checkpoint(path=folder, filesystem=fs)
 

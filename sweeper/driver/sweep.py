@@ -104,8 +104,7 @@ def run_sweep(spec: SweepSpec, spec_text: str, options: SweepOptions,
     check_resources(spec)
     # Restoring only reads the stored state (and may refuse it); a new Tuner writes its
     # own, so it is built once the sweep is opened.
-    restored = [(stage, restored_tuner(spec, stage.folder, options.retry_failed,
-                                               progress))
+    restored = [(stage, restored_tuner(spec, stage.folder, options.retry_failed, progress))
                 for stage in stages]
     tracker.open_sweep(spec_text, summary(spec), num_trials(spec), storage=folder,
                        params={"warm_start_trials": str(len(warm.points))},
